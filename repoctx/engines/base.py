@@ -1,0 +1,69 @@
+"""The engine interface: prompt in, streamed text out, cancellable, with counts and timings.
+
+Engines are synchronous and thread-safe per call; shells run them in worker threads.
+A `CancelToken` set by the caller must stop generation at the next token: the abort has
+to reach the engine, not only the client.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import Callable, Protocol
+
+from ..tokenizer import Tokenizer
+
+
+class EngineError(RuntimeError):
+    """An engine could not produce a completion (missing model, dead endpoint, timeout)."""
+
+
+class CancelToken:
+    def __init__(self) -> None:
+        self._event = threading.Event()
+
+    def cancel(self) -> None:
+        self._event.set()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._event.is_set()
+
+
+@dataclass
+class GenerationRequest:
+    prompt: str
+    max_tokens: int = 64
+    stop: list[str] = field(default_factory=list)
+    temperature: float = 0.0
+    timeout_s: float = 30.0
+
+
+@dataclass
+class GenerationResult:
+    text: str
+    prompt_tokens: int
+    completion_tokens: int
+    reused_prompt_tokens: int = 0  # prompt tokens served from the KV cache of an earlier request
+    finish_reason: str = "stop"  # "stop" | "length" | "cancelled"
+    timings_ms: dict[str, float] = field(default_factory=dict)  # prefill, first_token, total
+
+    @property
+    def kv_reuse(self) -> float:
+        return self.reused_prompt_tokens / self.prompt_tokens if self.prompt_tokens else 0.0
+
+
+class Engine(Protocol):
+    name: str
+    tokenizer: Tokenizer
+    context_window: int  # tokens the engine accepts (prompt + completion), after any RoPE extension
+    model_name: str  # what prompt-format detection reads (file name, architecture, chat template hints)
+
+    def generate(
+        self,
+        request: GenerationRequest,
+        cancel: CancelToken | None = None,
+        on_text: Callable[[str], None] | None = None,
+    ) -> GenerationResult: ...
+
+    def close(self) -> None: ...
