@@ -1,0 +1,246 @@
+"""Fit the retrievers' candidates into an exact token budget, in a stable order.
+
+Steps, each a small function:
+1. `deduplicate`: drop candidates already visible in the prompt's own window of the
+   current file, and overlapping ranges of the same file (the better-ranked one wins;
+   a lower-ranked one that mostly shows new lines is trimmed to them).
+2. `fuse`: reciprocal rank fusion across sources, so a definition that two sources
+   agree on rises above a single big lexical hit.
+3. `select`: each source first gets its quota of the budget (definitions are not crowded
+   out), then the remainder goes by fused rank. A candidate that does not fit is
+   compressed to its skeleton (signatures and docstrings) before it is given up.
+   A snippet chosen for the previous keystroke gets a bonus, so that small score jitter
+   does not swap context (hysteresis).
+4. `order`: snippets kept from the previous layout keep their relative order at the
+   front; new ones follow, least relevant first, so the most relevant text sits closest
+   to the cursor and the front of the prompt stays byte-identical while the user types,
+   which is what lets an engine reuse its KV cache.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+
+from .compress import skeleton
+from .parsing import language_for_path
+from .tokenizer import Tokenizer, truncate_to_tokens
+from .types import AssembledContext, Snippet
+
+STICKY_BONUS = 1.5  # fused-score multiplier for snippets chosen on the previous keystroke
+MIN_USEFUL_TOKENS = 24  # below this a truncated snippet is noise
+
+
+@dataclass
+class Layout:
+    """What was chosen for one document last time: keys in prompt order and the rendered text."""
+
+    keys: list[tuple[str, int, int]] = field(default_factory=list)
+    rendered: str = ""
+
+
+@dataclass(frozen=True)
+class VisibleWindow:
+    """The part of the current file that the prompt already shows (prefix/suffix lines)."""
+
+    path: str
+    start_line: int
+    end_line: int
+    text: str = ""
+
+
+def deduplicate(
+    candidates: list[Snippet], visible: VisibleWindow | None, already: list[Snippet] | None = None
+) -> list[Snippet]:
+    """Candidates not shown by `visible` nor by a better one (earlier in the list or in `already`)."""
+    kept: list[Snippet] = []
+    better = list(already or [])
+    for snippet in candidates:
+        if visible is not None:
+            if snippet.path == visible.path and snippet.start_line >= visible.start_line and snippet.end_line <= visible.end_line:
+                continue
+            if visible.text and snippet.text.strip() and snippet.text.strip() in visible.text:
+                continue
+        trimmed: Snippet | None = snippet
+        for other in better:
+            if trimmed is None:
+                break
+            trimmed = _trim_against(trimmed, other)
+        if trimmed is not None and trimmed.text.strip():
+            kept.append(trimmed)
+            better.append(trimmed)
+    return kept
+
+
+def _trim_against(snippet: Snippet, better: Snippet) -> Snippet | None:
+    if snippet.path != better.path or snippet.end_line <= better.start_line or snippet.start_line >= better.end_line:
+        return snippet
+    if snippet.start_line >= better.start_line and snippet.end_line <= better.end_line:
+        return None  # fully shown already
+    lines = snippet.text.split("\n")
+    if len(lines) != snippet.end_line - snippet.start_line:
+        return None  # compressed text: its lines cannot be cut by range
+    new_before = max(0, better.start_line - snippet.start_line)
+    new_after = max(0, snippet.end_line - better.end_line)
+    if new_before + new_after < len(lines) / 2:
+        return None
+    if new_before >= new_after:
+        return replace(snippet, end_line=snippet.start_line + new_before, text="\n".join(lines[:new_before]))
+    start = snippet.end_line - new_after
+    return replace(snippet, start_line=start, text="\n".join(lines[-new_after:]))
+
+
+def fuse(ranked: dict[str, list[Snippet]], rrf_k: float) -> list[tuple[Snippet, float]]:
+    """Reciprocal rank fusion; a range offered by several sources is scored once, summed."""
+    fused: dict[tuple[str, int, int], float] = {}
+    first: dict[tuple[str, int, int], Snippet] = {}
+    for source in sorted(ranked):
+        for rank, snippet in enumerate(ranked[source]):
+            fused[snippet.key] = fused.get(snippet.key, 0.0) + 1.0 / (rrf_k + rank + 1)
+            first.setdefault(snippet.key, snippet)
+    items = [(first[key], score) for key, score in fused.items()]
+    items.sort(key=lambda item: (-item[1], item[0].key))
+    return items
+
+
+def assemble(
+    ranked: dict[str, list[Snippet]],
+    *,
+    tokenizer: Tokenizer,
+    budget: int,
+    quotas: dict[str, float],
+    rrf_k: float = 60.0,
+    visible: VisibleWindow | None = None,
+    previous: Layout | None = None,
+    render: Callable[[list[Snippet]], str] | None = None,
+) -> tuple[AssembledContext, Layout]:
+    """Choose and order snippets whose rendered form costs at most `budget` tokens."""
+    started = time.perf_counter()
+    render = render or render_plain
+    previous = previous or Layout()
+    sticky = set(previous.keys)
+
+    deduped = {source: deduplicate(items, visible) for source, items in ranked.items()}
+    # Deduplicate across sources too, in fused order, so one range is never shown twice.
+    fused = []
+    kept: list[Snippet] = []
+    for snippet, score in fuse(deduped, rrf_k):
+        trimmed = deduplicate([snippet], None, already=kept)
+        if trimmed:
+            kept.append(trimmed[0])
+            fused.append((trimmed[0], score * (STICKY_BONUS if snippet.key in sticky else 1.0)))
+    fused.sort(key=lambda item: (-item[1], item[0].key))
+
+    chosen: list[tuple[Snippet, float, int]] = []  # snippet, fused score, tokens
+    used = 0
+    taken: set[tuple[str, int, int]] = set()
+    overhead = _block_overhead(tokenizer, render)
+
+    def try_take(snippet: Snippet, score: float, limit: int) -> int:
+        fitted = _fit(snippet, limit - overhead(snippet), tokenizer)
+        if fitted is None:
+            return 0
+        cost = tokenizer.count(fitted.text) + overhead(fitted)
+        chosen.append((fitted, score, cost))
+        taken.add(snippet.key)
+        return cost
+
+    # Quotas first: each source's own best candidates, in its own rank order.
+    for source, share in sorted(quotas.items()):
+        allowance = int(budget * share)
+        spent = 0
+        for snippet, score in fused:
+            if snippet.source != source or snippet.key in taken:
+                continue
+            room = min(allowance - spent, budget - used)
+            if room < MIN_USEFUL_TOKENS:
+                break
+            cost = try_take(snippet, score, room)
+            spent += cost
+            used += cost
+    # The remainder by fused rank.
+    for snippet, score in fused:
+        if budget - used < MIN_USEFUL_TOKENS:
+            break
+        if snippet.key in taken:
+            continue
+        used += try_take(snippet, score, budget - used)
+
+    ordered = order(chosen, previous)
+    rendered = render(ordered)
+    # Block overheads were counted one by one; the joined text is the truth. Drop from
+    # the least relevant end until it fits exactly.
+    total = tokenizer.count(rendered) if ordered else 0
+    while ordered and total > budget:
+        weakest = min(ordered, key=lambda s: next(score for snip, score, _ in chosen if snip.key == s.key))
+        ordered.remove(weakest)
+        rendered = render(ordered)
+        total = tokenizer.count(rendered) if ordered else 0
+
+    stable = stable_fraction(previous.rendered, rendered, tokenizer) if previous.rendered else 0.0
+    context = AssembledContext(
+        snippets=ordered,
+        used_tokens=total,
+        budget=budget,
+        timings_ms={"assemble": (time.perf_counter() - started) * 1000},
+        stable_fraction=stable,
+    )
+    return context, Layout(keys=[s.key for s in ordered], rendered=rendered)
+
+
+def _fit(snippet: Snippet, room: int, tokenizer: Tokenizer) -> Snippet | None:
+    """The snippet itself, else its skeleton, else its head cut at a line boundary."""
+    if room < MIN_USEFUL_TOKENS:
+        return None
+    if tokenizer.count(snippet.text) <= room:
+        return snippet
+    language = language_for_path(snippet.path)
+    if language:
+        compressed = skeleton(snippet.text, language)
+        if compressed and compressed != snippet.text and tokenizer.count(compressed) <= room:
+            return replace(snippet, text=compressed, reason=(snippet.reason + " (skeleton)").strip())
+    head = truncate_to_tokens(tokenizer, snippet.text, room)
+    if "\n" in head:
+        head = head[: head.rfind("\n")]
+    if tokenizer.count(head) < MIN_USEFUL_TOKENS:
+        return None
+    lines = head.count("\n") + 1
+    return replace(snippet, text=head, end_line=snippet.start_line + lines, reason=(snippet.reason + " (truncated)").strip())
+
+
+def order(chosen: list[tuple[Snippet, float, int]], previous: Layout) -> list[Snippet]:
+    """Previous keys keep their order at the front; new snippets follow, most relevant last."""
+    position = {key: i for i, key in enumerate(previous.keys)}
+    kept = sorted((item for item in chosen if item[0].key in position), key=lambda item: position[item[0].key])
+    new = sorted((item for item in chosen if item[0].key not in position), key=lambda item: (item[1], item[0].key))
+    return [item[0] for item in kept] + [item[0] for item in new]
+
+
+def stable_fraction(before: str, after: str, tokenizer: Tokenizer) -> float:
+    """Share of the new context's tokens that sit in a prefix identical to the previous context."""
+    if not after:
+        return 1.0 if not before else 0.0
+    common = 0
+    limit = min(len(before), len(after))
+    while common < limit and before[common] == after[common]:
+        common += 1
+    total = tokenizer.count(after)
+    return min(1.0, tokenizer.count(after[:common]) / total) if total else 1.0
+
+
+def render_plain(snippets: list[Snippet]) -> str:
+    """A model-neutral rendering used for counting when no prompt format is given."""
+    return "".join(f"# {s.path}\n{s.text}\n" for s in snippets)
+
+
+def _block_overhead(tokenizer: Tokenizer, render: Callable[[list[Snippet]], str]) -> Callable[[Snippet], int]:
+    cache: dict[str, int] = {}
+
+    def overhead(snippet: Snippet) -> int:
+        if snippet.path not in cache:
+            empty = replace(snippet, text="")
+            cache[snippet.path] = tokenizer.count(render([empty]))
+        return cache[snippet.path]
+
+    return overhead
