@@ -28,6 +28,9 @@ from .parsing import language_for_path
 from .tokenizer import Tokenizer, truncate_to_tokens
 from .types import AssembledContext, Snippet
 
+# Ties in fused score go to the source that knows more about the code: a definition found
+# through an import beats the lexical window that happens to contain it.
+SOURCE_PRIORITY = {"imports": 0, "typed_hole": 1, "recent": 2, "lexical": 3, "dense": 4}
 STICKY_BONUS = 1.5  # fused-score multiplier for snippets chosen on the previous keystroke
 MIN_USEFUL_TOKENS = 24  # below this a truncated snippet is noise
 
@@ -100,8 +103,13 @@ def fuse(ranked: dict[str, list[Snippet]], rrf_k: float) -> list[tuple[Snippet, 
             fused[snippet.key] = fused.get(snippet.key, 0.0) + 1.0 / (rrf_k + rank + 1)
             first.setdefault(snippet.key, snippet)
     items = [(first[key], score) for key, score in fused.items()]
-    items.sort(key=lambda item: (-item[1], item[0].key))
+    items.sort(key=_rank_key)
     return items
+
+
+def _rank_key(item: tuple[Snippet, float]):
+    snippet, score = item
+    return (-round(score, 12), SOURCE_PRIORITY.get(snippet.source, 9), snippet.key)
 
 
 def assemble(
@@ -130,15 +138,15 @@ def assemble(
         if trimmed:
             kept.append(trimmed[0])
             fused.append((trimmed[0], score * (STICKY_BONUS if snippet.key in sticky else 1.0)))
-    fused.sort(key=lambda item: (-item[1], item[0].key))
+    fused.sort(key=_rank_key)
 
     chosen: list[tuple[Snippet, float, int]] = []  # snippet, fused score, tokens
     used = 0
     taken: set[tuple[str, int, int]] = set()
     overhead = _block_overhead(tokenizer, render)
 
-    def try_take(snippet: Snippet, score: float, limit: int) -> int:
-        fitted = _fit(snippet, limit - overhead(snippet), tokenizer)
+    def try_take(snippet: Snippet, score: float, limit: int, truncate: bool) -> int:
+        fitted = _fit(snippet, limit - overhead(snippet), tokenizer, truncate)
         if fitted is None:
             return 0
         cost = tokenizer.count(fitted.text) + overhead(fitted)
@@ -156,7 +164,7 @@ def assemble(
             room = min(allowance - spent, budget - used)
             if room < MIN_USEFUL_TOKENS:
                 break
-            cost = try_take(snippet, score, room)
+            cost = try_take(snippet, score, room, truncate=False)
             spent += cost
             used += cost
     # The remainder by fused rank.
@@ -165,7 +173,7 @@ def assemble(
             break
         if snippet.key in taken:
             continue
-        used += try_take(snippet, score, budget - used)
+        used += try_take(snippet, score, budget - used, truncate=True)
 
     ordered = order(chosen, previous)
     rendered = render(ordered)
@@ -189,8 +197,8 @@ def assemble(
     return context, Layout(keys=[s.key for s in ordered], rendered=rendered)
 
 
-def _fit(snippet: Snippet, room: int, tokenizer: Tokenizer) -> Snippet | None:
-    """The snippet itself, else its skeleton, else its head cut at a line boundary."""
+def _fit(snippet: Snippet, room: int, tokenizer: Tokenizer, truncate: bool = True) -> Snippet | None:
+    """The snippet itself, else its skeleton, else (when allowed) its head cut at a line boundary."""
     if room < MIN_USEFUL_TOKENS:
         return None
     if tokenizer.count(snippet.text) <= room:
@@ -200,6 +208,8 @@ def _fit(snippet: Snippet, room: int, tokenizer: Tokenizer) -> Snippet | None:
         compressed = skeleton(snippet.text, language)
         if compressed and compressed != snippet.text and tokenizer.count(compressed) <= room:
             return replace(snippet, text=compressed, reason=(snippet.reason + " (skeleton)").strip())
+    if not truncate:
+        return None
     head = truncate_to_tokens(tokenizer, snippet.text, room)
     if "\n" in head:
         head = head[: head.rfind("\n")]

@@ -57,9 +57,12 @@ def test_quota_keeps_definitions_when_lexical_hits_are_big():
     tokenizer = ByteTokenizer()
     definition = snip("shop/tax.py", 10, "def total_with_tax(net: float) -> float:\n    return net * 1.2", "imports", 0.1)
     lexical = lexical_hits(n=10, lines=60)
-    context, _ = assemble({"lexical": lexical, "imports": [definition]}, tokenizer=tokenizer, budget=1500, quotas={"imports": 0.3, "lexical": 0.3})
-    assert any(s.symbol is None and s.path == "shop/tax.py" for s in context.snippets)
-    without_quota, _ = assemble({"lexical": lexical, "imports": [definition]}, tokenizer=tokenizer, budget=1500, quotas={})
+    # Two sources agree on the big lexical windows, so they outrank the definition in fusion.
+    dense = [Snippet(s.path, s.start_line, s.end_line, s.text, source="dense") for s in lexical]
+    ranked = {"lexical": lexical, "dense": dense, "imports": [definition]}
+    context, _ = assemble(ranked, tokenizer=tokenizer, budget=1500, quotas={"imports": 0.3, "lexical": 0.3})
+    assert any(s.path == "shop/tax.py" for s in context.snippets)
+    without_quota, _ = assemble(ranked, tokenizer=tokenizer, budget=1500, quotas={})
     assert all(s.path != "shop/tax.py" for s in without_quota.snippets)
 
 

@@ -1,0 +1,1 @@
+"""A small shop: prices live in shop.pricing, orders in shop.checkout."""

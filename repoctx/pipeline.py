@@ -1,0 +1,365 @@
+"""The pipeline, wired: `RepoContext` answers "what context for this cursor", `Completer`
+turns it into a completion. Every shell (CLI, LSP server, HTTP service, benchmarks)
+uses these two classes and nothing below them.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .assembler import Layout, VisibleWindow, assemble, render_plain
+from .config import Config
+from .index import Index, IndexStats
+from .parsing import identifiers_before, language_for_path, parse_file
+from .resolve import ModuleResolver
+from .retrievers import RetrievalRequest
+from .retrievers.definitions import DefinitionFinder
+from .retrievers.imports import ImportRetriever
+from .retrievers.lexical import BM25Index, jaccard_search, query_text, to_snippets
+from .retrievers.recent import EditLog, RecentEditsRetriever
+from .retrievers.typed_hole import TypedHoleRetriever
+from .tokenizer import ByteTokenizer, Tokenizer
+from .types import AssembledContext, Cursor, Snippet
+from .workspace import Workspace
+
+MAX_LAYOUTS = 64  # per-document layouts kept for keystroke stability
+
+
+@dataclass
+class PromptWindow:
+    """The part of the current file that goes into the prompt around the cursor."""
+
+    prefix: str
+    suffix: str
+    start_line: int
+    end_line: int
+
+
+def prompt_window(cursor: Cursor, tokenizer: Tokenizer, prefix_tokens: int, suffix_tokens: int) -> PromptWindow:
+    """Whole lines of prefix and suffix within their token budgets (the cursor line always whole)."""
+    prefix, suffix = cursor.prefix, cursor.suffix
+    before = prefix.split("\n")
+    after = suffix.split("\n")
+    kept_before = [before[-1]]
+    spent = tokenizer.count(before[-1])
+    for line in reversed(before[:-1]):
+        cost = tokenizer.count(line) + 1
+        if spent + cost > prefix_tokens:
+            break
+        kept_before.append(line)
+        spent += cost
+    kept_after = [after[0]]
+    spent = tokenizer.count(after[0])
+    for line in after[1:]:
+        cost = tokenizer.count(line) + 1
+        if spent + cost > suffix_tokens:
+            break
+        kept_after.append(line)
+        spent += cost
+    start = cursor.line - (len(kept_before) - 1)
+    end = cursor.line + len(kept_after)
+    return PromptWindow("\n".join(reversed(kept_before)), "\n".join(kept_after), start, end)
+
+
+class RepoContext:
+    """Workspace + index + retrievers + assembler for one repository."""
+
+    def __init__(self, root: str | Path, config: Config | None = None, tokenizer: Tokenizer | None = None) -> None:
+        self.config = config or Config()
+        self.tokenizer = tokenizer or ByteTokenizer()
+        self.workspace = Workspace(root, self.config)
+        self.index = Index(self.workspace, self.config)
+        self.edits = EditLog()
+        self.bm25 = BM25Index(self.config.index.chunk_lines, self.config.index.chunk_stride)
+        self.dense = None
+        self._resolver_generation = -1
+        self._resolver: ModuleResolver | None = None
+        self._lexical_generation = -1
+        self._layouts: OrderedDict[str, Layout] = OrderedDict()
+        self._lock = threading.RLock()
+        self._pool = ThreadPoolExecutor(max_workers=6, thread_name_prefix="repoctx-retrieve")
+        self.notes: list[str] = list(self.workspace.notes)
+
+    # -- indexing ---------------------------------------------------------------
+    def build_index(self, progress: Callable[[int, int, str], None] | None = None) -> IndexStats:
+        stats = self.index.update(progress)
+        self.notes.extend(stats.notes)
+        self._refresh_lexical(full=True)
+        return stats
+
+    def build_vectors(self, progress: Callable[[int, int], None] | None = None) -> int:
+        """Embed chunks for dense retrieval (slow: run it in the background)."""
+        from .retrievers.dense import DenseIndex, load_embedder
+
+        embedder = load_embedder(self.config.index.embedder)
+        if embedder is None:
+            self.notes.append("dense retrieval off: no embedder installed (pip install 'repoctx[embed]')")
+            return 0
+        dense = self.dense or DenseIndex(embedder, self.config.index_dir(self.workspace.root))
+        count = dense.build(self.index.all_chunks(), progress)
+        self.dense = dense
+        return count
+
+    def _refresh_lexical(self, full: bool = False) -> None:
+        with self._lock:
+            if full:
+                for path in self.index.paths():
+                    self.bm25.set_file(path, self.index.text_of(path))
+                self.bm25.rebuild()
+                self._lexical_generation = self.index.generation
+                return
+            changed, generation = self.index.changed_since(self._lexical_generation)
+            for path in changed:
+                self.bm25.set_file(path, self.index.text_of(path))
+            self._lexical_generation = generation
+
+    def set_buffer(self, path: str, text: str, edited_line: int | None = None) -> None:
+        """An editor buffer changed: overlay it and re-index that one file."""
+        with self._lock:
+            self.workspace.set_buffer(path, text)
+            self.index.update_file(path, text)
+            if edited_line is not None:
+                self.edits.record(path, edited_line)
+
+    def close_buffer(self, path: str) -> None:
+        with self._lock:
+            self.workspace.close_buffer(path)
+            self._layouts.pop(path, None)
+
+    def resolver(self) -> ModuleResolver:
+        if self._resolver is None or self._resolver_generation != self.index.generation:
+            paths = self.index.paths()
+            go_module = None
+            gomod = self.workspace.root / "go.mod"
+            if gomod.is_file():
+                for line in gomod.read_text(errors="replace").splitlines():
+                    if line.startswith("module "):
+                        go_module = line.split()[1]
+                        break
+            self._resolver = ModuleResolver(paths, go_module)
+            self._resolver_generation = self.index.generation
+        return self._resolver
+
+    # -- retrieval ---------------------------------------------------------------
+    def _retrievers(self) -> dict[str, Callable[[RetrievalRequest], list[Snippet]]]:
+        finder = DefinitionFinder(self.index, self.resolver())
+        retrievers: dict[str, Callable[[RetrievalRequest], list[Snippet]]] = {
+            "imports": ImportRetriever(finder),
+            "typed_hole": TypedHoleRetriever(finder),
+            "lexical": self._lexical,
+            "recent": RecentEditsRetriever(self.edits, self.index.text_of),
+        }
+        if self.dense is not None:
+            from .retrievers.dense import DenseRetriever
+
+            retrievers["dense"] = DenseRetriever(self.dense)
+        return retrievers
+
+    def _lexical(self, request: RetrievalRequest) -> list[Snippet]:
+        exclude = (request.cursor.path, *request.visible_lines)
+        if self.config.retrieval.lexical_method == "jaccard":
+            files = {p: self.index.text_of(p) or "" for p in self.index.paths()}
+            hits = jaccard_search(
+                files, request.query, request.top_k, self.config.index.chunk_lines, self.config.index.chunk_stride, exclude
+            )
+            return to_snippets(hits, "lexical")
+        if self._lexical_generation != self.index.generation:
+            self._refresh_lexical()
+        return to_snippets(self.bm25.search(request.query, request.top_k, exclude), "lexical")
+
+    def request_for(self, cursor: Cursor, window: PromptWindow) -> RetrievalRequest:
+        language = cursor.language or language_for_path(cursor.path)
+        parsed = parse_file(cursor.path, cursor.text, language) if language else None
+        near = identifiers_before(cursor.text, language, cursor.line, cursor.column, self.config.retrieval.query_lines) if language else []
+        return RetrievalRequest(
+            cursor=cursor,
+            language=language,
+            imports=parsed.imports if parsed else [],
+            near_identifiers=near,
+            query=query_text(cursor, self.config.retrieval.query_lines),
+            top_k=self.config.retrieval.top_k,
+            visible_lines=(window.start_line, window.end_line),
+        )
+
+    def retrieve(self, request: RetrievalRequest, sources: list[str] | None = None) -> tuple[dict[str, list[Snippet]], dict[str, float], list[str]]:
+        """Run each enabled source under its own time limit; late or failing sources are dropped."""
+        wanted = sources if sources is not None else self.config.retrieval.sources
+        available = self._retrievers()
+        limits = self.config.retrieval.time_limit_ms
+        started = time.perf_counter()
+        futures = {}
+        for name in wanted:
+            if name in available:
+                futures[name] = self._pool.submit(_timed, available[name], request)
+        results: dict[str, list[Snippet]] = {}
+        timings: dict[str, float] = {}
+        notes: list[str] = []
+        for name, future in futures.items():
+            deadline = started + limits.get(name, 50.0) / 1000
+            try:
+                snippets, elapsed = future.result(timeout=max(0.0, deadline - time.perf_counter()))
+                results[name] = snippets
+                timings[name] = elapsed
+            except FutureTimeout:
+                notes.append(f"{name}: over its {limits.get(name, 50.0):.0f} ms limit, skipped")
+                timings[name] = (time.perf_counter() - started) * 1000
+            except Exception as exc:  # a retriever bug must not cost the completion
+                notes.append(f"{name}: failed: {type(exc).__name__}: {exc}")
+        return results, timings, notes
+
+    def context(
+        self,
+        cursor: Cursor,
+        budget: int | None = None,
+        render: Callable[[list[Snippet]], str] | None = None,
+        sources: list[str] | None = None,
+        window: PromptWindow | None = None,
+    ) -> AssembledContext:
+        started = time.perf_counter()
+        assembly = self.config.assembly
+        if window is None:
+            window = prompt_window(cursor, self.tokenizer, assembly.prefix_tokens, assembly.suffix_tokens)
+        request = self.request_for(cursor, window)
+        parsed_ms = (time.perf_counter() - started) * 1000
+        ranked, timings, notes = self.retrieve(request, sources)
+        quotas = {k: v for k, v in assembly.quotas.items() if k in ranked}
+        with self._lock:
+            previous = self._layouts.get(cursor.path)
+        visible = VisibleWindow(cursor.path, window.start_line, window.end_line, window.prefix + window.suffix)
+        context, layout = assemble(
+            ranked,
+            tokenizer=self.tokenizer,
+            budget=assembly.budget if budget is None else budget,
+            quotas=quotas,
+            rrf_k=assembly.rrf_k,
+            visible=visible,
+            previous=previous,
+            render=render or render_plain,
+        )
+        with self._lock:
+            self._layouts[cursor.path] = layout
+            self._layouts.move_to_end(cursor.path)
+            while len(self._layouts) > MAX_LAYOUTS:
+                self._layouts.popitem(last=False)
+        context.timings_ms = {"parse": parsed_ms, **{f"retrieve.{k}": v for k, v in timings.items()}, **context.timings_ms}
+        context.timings_ms["total"] = (time.perf_counter() - started) * 1000
+        context.notes = notes
+        return context
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        self.index.close()
+
+
+def _timed(function, request):
+    started = time.perf_counter()
+    result = function(request)
+    return result, (time.perf_counter() - started) * 1000
+
+
+@dataclass
+class Completion:
+    text: str
+    context: AssembledContext
+    prompt: str
+    prompt_tokens: int
+    completion_tokens: int
+    reused_prompt_tokens: int
+    finish_reason: str
+    timings_ms: dict[str, float] = field(default_factory=dict)
+    multiline: bool = False
+
+
+class Completer:
+    """Context + prompt format + engine + post-processing, for one repository."""
+
+    def __init__(self, repo: RepoContext, engine, config: Config | None = None) -> None:
+        from .prompt import detect_template
+
+        self.repo = repo
+        self.engine = engine
+        self.config = config or repo.config
+        self.template = detect_template(
+            engine.model_name, getattr(engine, "metadata", None), override=self.config.engine.template,
+            vocab_has=getattr(engine, "vocab_has", None),
+        )
+        # Budgets are exact only in the tokens of the model that reads the prompt.
+        repo.tokenizer = engine.tokenizer
+
+    @classmethod
+    def open(cls, root: str | Path, config: Config | None = None) -> "Completer":
+        from .engines import create_engine
+
+        config = config or Config()
+        engine = create_engine(config.engine, needed_window=_needed_window(config))
+        return cls(RepoContext(root, config, engine.tokenizer), engine, config)
+
+    def render_context(self, snippets: list[Snippet]) -> str:
+        from .prompt import render_context
+
+        return render_context(self.template, snippets, repo_name=self.repo.workspace.root.name)
+
+    def prompt_for(self, cursor: Cursor, budget: int | None = None) -> tuple[str, AssembledContext, PromptWindow]:
+        """The exact prompt for a cursor: window-fitted prefix/suffix and the context that fits beside them."""
+        from .prompt import render_prompt
+
+        assembly = self.config.assembly
+        tokenizer = self.engine.tokenizer
+        room = self.engine.context_window - self.config.engine.max_tokens
+        window = prompt_window(cursor, tokenizer, min(assembly.prefix_tokens, room // 2), min(assembly.suffix_tokens, room // 4))
+        language = cursor.language or language_for_path(cursor.path)
+        bare = render_prompt(self.template, path=cursor.path, prefix=window.prefix, suffix=window.suffix, snippets=[],
+                             repo_name=self.repo.workspace.root.name, language=language)
+        wanted = assembly.budget if budget is None else budget
+        budget = max(0, min(wanted, room - tokenizer.count(bare)))
+        context = self.repo.context(cursor, budget=budget, render=self.render_context, window=window)
+        prompt = render_prompt(self.template, path=cursor.path, prefix=window.prefix, suffix=window.suffix,
+                               snippets=context.snippets, repo_name=self.repo.workspace.root.name, language=language)
+        return prompt, context, window
+
+    def complete(self, cursor: Cursor, cancel=None, on_text: Callable[[str], None] | None = None, budget: int | None = None) -> Completion:
+        from .engines.base import GenerationRequest
+        from .postprocess import multiline_wanted, postprocess, stop_sequences
+
+        started = time.perf_counter()
+        prompt, context, window = self.prompt_for(cursor, budget)
+        context_ms = (time.perf_counter() - started) * 1000
+        language = cursor.language or language_for_path(cursor.path)
+        mode = self.config.completion.multiline
+        multiline = mode == "always" or (mode == "auto" and multiline_wanted(window.prefix, window.suffix, language))
+        request = GenerationRequest(
+            prompt=prompt,
+            max_tokens=self.config.engine.max_tokens,
+            stop=stop_sequences(self.template, multiline),
+            temperature=self.config.engine.temperature,
+            timeout_s=self.config.engine.timeout_s,
+        )
+        result = self.engine.generate(request, cancel=cancel, on_text=on_text)
+        text = postprocess(result.text, prefix=window.prefix, suffix=window.suffix, language=language,
+                           multiline=multiline, max_lines=self.config.completion.max_lines)
+        timings = {"context": context_ms, **{f"engine.{k}": v for k, v in result.timings_ms.items()}}
+        timings["total"] = (time.perf_counter() - started) * 1000
+        return Completion(
+            text=text, context=context, prompt=prompt, prompt_tokens=result.prompt_tokens,
+            completion_tokens=result.completion_tokens, reused_prompt_tokens=result.reused_prompt_tokens,
+            finish_reason=result.finish_reason, timings_ms=timings, multiline=multiline,
+        )
+
+    def close(self) -> None:
+        self.repo.close()
+        self.engine.close()
+
+
+def _needed_window(config: Config) -> int | None:
+    """The window a full prompt needs; beyond the model's native one the RoPE policy decides."""
+    if config.engine.context_window:
+        return config.engine.context_window
+    a = config.assembly
+    return a.budget + a.prefix_tokens + a.suffix_tokens + config.engine.max_tokens + 64

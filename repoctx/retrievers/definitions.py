@@ -1,0 +1,140 @@
+"""Definition lookups shared by the import and typed-hole retrievers.
+
+`DefinitionFinder` answers "where is the definition of this name, as seen from this
+file": through the file's imports (following re-exports a few modules deep, e.g.
+``pkg/__init__.py`` re-exporting ``pkg/impl/core.py``), then by a repository-wide
+name lookup for what a language brings into scope without an import (Go packages,
+C# namespaces, Java packages, Python star imports).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from ..index import Index
+from ..resolve import ModuleResolver
+from ..types import Definition, ImportBinding, Snippet
+
+REEXPORT_DEPTH = 3
+_TYPE_KINDS = {"class", "interface", "struct", "enum", "trait", "type_alias", "record"}
+
+
+@dataclass
+class FileView:
+    """The current file's imports as parsed from the live buffer."""
+
+    path: str
+    imports: list[ImportBinding]
+
+    def binding_for(self, local: str) -> tuple[ImportBinding, str] | None:
+        for binding in self.imports:
+            if local in binding.names:
+                return binding, binding.names[local]
+        return None
+
+    def module_aliases(self) -> dict[str, ImportBinding]:
+        """Names bound to whole modules: ``import a.b as m`` -> {"m": ...}; ``import os.path`` -> {"os.path": ...}."""
+        out: dict[str, ImportBinding] = {}
+        for binding in self.imports:
+            if binding.wildcard:
+                continue
+            if not binding.names:
+                module = binding.module
+                for sep in ("/", "::"):
+                    if sep in module and binding.language in ("go", "rust"):
+                        module = module.rsplit(sep, 1)[-1]
+                out[module] = binding
+            for local, imported in binding.names.items():
+                if imported in ("*", binding.module) or binding.language in ("go",):
+                    out[local] = binding
+        return out
+
+
+class DefinitionFinder:
+    def __init__(self, index: Index, resolver: ModuleResolver) -> None:
+        self.index = index
+        self.resolver = resolver
+        self._lines: dict[str, tuple[int, list[str]]] = {}
+
+    def lines_of(self, path: str) -> list[str]:
+        cached = self._lines.get(path)
+        if cached and cached[0] == self.index.generation:
+            return cached[1]
+        text = self.index.text_of(path) or ""
+        lines = text.split("\n")
+        self._lines[path] = (self.index.generation, lines)
+        return lines
+
+    def snippet(self, definition: Definition, source: str, score: float, reason: str) -> Snippet:
+        lines = self.lines_of(definition.path)
+        text = "\n".join(lines[definition.start_line : definition.end_line])
+        return Snippet(
+            definition.path, definition.start_line, definition.end_line, text,
+            source=source, score=score, symbol=definition.qualified_name, reason=reason,
+        )
+
+    def through_import(self, importer: str, binding: ImportBinding, name: str, depth: int = 0) -> list[Definition]:
+        """Definitions of `name` imported by `binding`, following re-exports."""
+        found: list[Definition] = []
+        for path in self.resolver.resolve(importer, binding, member=name):
+            if path == importer:
+                continue
+            top = [d for d in self.index.definitions_in(path) if d.name == name and d.parent is None]
+            if top:
+                found.extend(top)
+                continue
+            if depth >= REEXPORT_DEPTH:
+                continue
+            for inner in self.index.imports_in(path):
+                if name in inner.names:
+                    found.extend(self.through_import(path, inner, inner.names[name], depth + 1))
+                elif inner.wildcard:
+                    found.extend(self.through_import(path, inner, name, depth + 1))
+        return found
+
+    def module_members(self, importer: str, binding: ImportBinding, member: str) -> list[Definition]:
+        """`member` of a module bound as a whole (``m.func`` after ``import pkg.m as m``)."""
+        found: list[Definition] = []
+        for path in self.resolver.resolve(importer, binding):
+            found.extend(d for d in self.index.definitions_in(path) if d.name == member and d.parent is None)
+        if not found:
+            found = self.through_import(importer, binding, member)
+        return found
+
+    def find(self, view: FileView, name: str, types_only: bool = False) -> list[Definition]:
+        """The definitions `name` refers to from `view`'s file, best first."""
+        bound = view.binding_for(name)
+        found: list[Definition] = []
+        if bound is not None:
+            binding, imported = bound
+            found = self.through_import(view.path, binding, imported)
+        if not found:
+            for binding in view.imports:
+                if binding.wildcard or (not binding.names and binding.language in ("c_sharp", "java")):
+                    found.extend(self.module_members(view.path, binding, name))
+        if not found:
+            candidates = [d for d in self.index.definitions_named(name) if d.parent is None]
+            # Prefer the current file's own package/directory, then anything.
+            directory = view.path.rsplit("/", 1)[0] if "/" in view.path else ""
+            candidates.sort(key=lambda d: (not d.path.startswith(directory), d.path == view.path, d.path, d.start_line))
+            found = candidates[:3]
+        if types_only:
+            found = [d for d in found if d.kind in _TYPE_KINDS] or found
+        return found
+
+    def members(self, definition: Definition) -> list[Definition]:
+        return [d for d in self.index.definitions_in(definition.path) if d.parent == definition.name]
+
+
+_MEMBER_USE = "{}\\.([A-Za-z_][A-Za-z0-9_]*)"
+
+
+def member_uses(text: str, local: str) -> list[str]:
+    """Names used as ``local.name`` in `text`, last use first."""
+    pattern = re.compile(r"(?<![\w.])" + _MEMBER_USE.format(re.escape(local)))
+    names = pattern.findall(text)
+    seen: dict[str, None] = {}
+    for name in reversed(names):
+        seen.setdefault(name, None)
+    return list(seen)
