@@ -1,0 +1,39 @@
+"""Helpers for retriever tests: a RepoContext over a real git repo and a cursor at a marker."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from repoctx.config import Config
+from repoctx.pipeline import RepoContext
+from repoctx.types import Cursor
+from tests.helpers import make_repo
+
+MARK = "<|>"
+
+
+def open_repo(tmp_path: Path, files: dict[str, str], **config) -> tuple[RepoContext, dict[str, Cursor]]:
+    """Commit `files` (the marker removed) and return the context plus a cursor for each file holding the marker."""
+    cursors: dict[str, Cursor] = {}
+    clean: dict[str, str] = {}
+    for path, text in files.items():
+        if MARK in text:
+            offset = text.index(MARK)
+            text = text.replace(MARK, "")
+            line = text.count("\n", 0, offset)
+            column = offset - (text.rfind("\n", 0, offset) + 1)
+            cursors[path] = Cursor(path=path, text=text, line=line, column=column)
+        clean[path] = text
+    root = make_repo(tmp_path, clean)
+    repo = RepoContext(root, Config.from_dict({"index": {"location": str(tmp_path / "index")}, **config}))
+    repo.build_index()
+    return repo, cursors
+
+
+def retrieve(repo: RepoContext, cursor: Cursor, source: str):
+    from repoctx.pipeline import prompt_window
+
+    window = prompt_window(cursor, repo.tokenizer, repo.config.assembly.prefix_tokens, repo.config.assembly.suffix_tokens)
+    results, _, notes = repo.retrieve(repo.request_for(cursor, window), [source])
+    assert not notes, notes
+    return results.get(source, [])
