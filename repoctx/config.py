@@ -68,7 +68,7 @@ class RetrievalConfig:
     query_lines: int = 10
     """Lines before the cursor used as the lexical/dense query."""
     time_limit_ms: dict[str, float] = field(
-        default_factory=lambda: {"imports": 30.0, "typed_hole": 30.0, "lexical": 30.0, "dense": 30.0, "recent": 10.0}
+        default_factory=lambda: {"imports": 30.0, "typed_hole": 30.0, "lexical": 30.0, "dense": 60.0, "recent": 10.0}
     )
     """Per-source time limit; a source that runs over is dropped for that request."""
     top_k: int = 20

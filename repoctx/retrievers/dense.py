@@ -137,6 +137,7 @@ class DenseIndex:
             index.add(np.stack([self._vectors[_hash(r[3])] for r in refs]))
         with self._lock:
             self._index, self._refs = index, refs
+        self.embedder.embed(["warm up"])  # the first call pays one-off set-up; keep it off the hot path
         if missing:
             self._save()
         return len(missing)
