@@ -96,27 +96,9 @@ def cmd_index(args) -> int:
 
 
 def _context_json(context, tokenizer) -> dict:
-    return {
-        "snippets": [
-            {
-                "path": s.path,
-                "start_line": s.start_line + 1,
-                "end_line": s.end_line,
-                "source": s.source,
-                "score": round(s.score, 4),
-                "tokens": tokenizer.count(s.text),
-                "symbol": s.symbol,
-                "reason": s.reason,
-                "text": s.text,
-            }
-            for s in context.snippets
-        ],
-        "used_tokens": context.used_tokens,
-        "budget": context.budget,
-        "stable_fraction": round(context.stable_fraction, 4),
-        "timings_ms": {k: round(v, 3) for k, v in context.timings_ms.items()},
-        "notes": context.notes,
-    }
+    from .pipeline import context_to_json
+
+    return context_to_json(context, tokenizer, one_based=True)
 
 
 def cmd_context(args) -> int:

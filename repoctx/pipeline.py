@@ -221,14 +221,20 @@ class RepoContext:
         render: Callable[[list[Snippet]], str] | None = None,
         sources: list[str] | None = None,
         window: PromptWindow | None = None,
+        ranked: dict[str, list[Snippet]] | None = None,
     ) -> AssembledContext:
+        """Assemble context for `cursor`. `sources` narrows the retrievers (ablations); `ranked`
+        replaces them with candidates chosen elsewhere (baselines, oracles), still fitted to the budget."""
         started = time.perf_counter()
         assembly = self.config.assembly
         if window is None:
             window = prompt_window(cursor, self.tokenizer, assembly.prefix_tokens, assembly.suffix_tokens)
         request = self.request_for(cursor, window)
         parsed_ms = (time.perf_counter() - started) * 1000
-        ranked, timings, notes = self.retrieve(request, sources)
+        if ranked is None:
+            ranked, timings, notes = self.retrieve(request, sources)
+        else:
+            timings, notes = {}, []
         quotas = {k: v for k, v in assembly.quotas.items() if k in ranked}
         with self._lock:
             previous = self._layouts.get(cursor.path)
@@ -256,6 +262,35 @@ class RepoContext:
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
         self.index.close()
+
+
+def context_to_json(context: AssembledContext, tokenizer: Tokenizer, one_based: bool = False) -> dict:
+    """An `AssembledContext` as plain JSON data (the CLI's `--json` and the LSP `repoctx/context`).
+
+    Lines are the library's (0-based, `end_line` exclusive) unless `one_based`, which gives the
+    1-based inclusive lines compilers print; `end_line` is the same number either way.
+    """
+    return {
+        "snippets": [
+            {
+                "path": s.path,
+                "start_line": s.start_line + 1 if one_based else s.start_line,
+                "end_line": s.end_line,
+                "source": s.source,
+                "score": round(s.score, 4),
+                "tokens": tokenizer.count(s.text),
+                "symbol": s.symbol,
+                "reason": s.reason,
+                "text": s.text,
+            }
+            for s in context.snippets
+        ],
+        "used_tokens": context.used_tokens,
+        "budget": context.budget,
+        "stable_fraction": round(context.stable_fraction, 4),
+        "timings_ms": {k: round(v, 3) for k, v in context.timings_ms.items()},
+        "notes": list(context.notes),
+    }
 
 
 def _timed(function, request):
@@ -306,7 +341,10 @@ class Completer:
 
         return render_context(self.template, snippets, repo_name=self.repo.workspace.root.name)
 
-    def prompt_for(self, cursor: Cursor, budget: int | None = None) -> tuple[str, AssembledContext, PromptWindow]:
+    def prompt_for(
+        self, cursor: Cursor, budget: int | None = None, sources: list[str] | None = None,
+        ranked: dict[str, list[Snippet]] | None = None,
+    ) -> tuple[str, AssembledContext, PromptWindow]:
         """The exact prompt for a cursor: window-fitted prefix/suffix and the context that fits beside them."""
         from .prompt import render_prompt
 
@@ -319,17 +357,20 @@ class Completer:
                              repo_name=self.repo.workspace.root.name, language=language)
         wanted = assembly.budget if budget is None else budget
         budget = max(0, min(wanted, room - tokenizer.count(bare)))
-        context = self.repo.context(cursor, budget=budget, render=self.render_context, window=window)
+        context = self.repo.context(cursor, budget=budget, render=self.render_context, window=window, sources=sources, ranked=ranked)
         prompt = render_prompt(self.template, path=cursor.path, prefix=window.prefix, suffix=window.suffix,
                                snippets=context.snippets, repo_name=self.repo.workspace.root.name, language=language)
         return prompt, context, window
 
-    def complete(self, cursor: Cursor, cancel=None, on_text: Callable[[str], None] | None = None, budget: int | None = None) -> Completion:
+    def complete(
+        self, cursor: Cursor, cancel=None, on_text: Callable[[str], None] | None = None, budget: int | None = None,
+        sources: list[str] | None = None, ranked: dict[str, list[Snippet]] | None = None,
+    ) -> Completion:
         from .engines.base import GenerationRequest
         from .postprocess import multiline_wanted, postprocess, stop_sequences
 
         started = time.perf_counter()
-        prompt, context, window = self.prompt_for(cursor, budget)
+        prompt, context, window = self.prompt_for(cursor, budget, sources, ranked)
         context_ms = (time.perf_counter() - started) * 1000
         language = cursor.language or language_for_path(cursor.path)
         mode = self.config.completion.multiline
