@@ -1,0 +1,220 @@
+-- The client against a server over stdio, typed into a second Neovim.
+--
+-- By default the server is editors/testing/fake_repoctx.py (canned answers, no model). With
+-- REPOCTX_NVIM_SERVER=/path/to/repoctx the same cases run against the real `repoctx lsp`;
+-- REPOCTX_NVIM_INIT_OPTIONS (JSON) and REPOCTX_NVIM_TIMEOUT_MS tune that run.
+local t = require('helpers')
+local Child = require('child')
+
+local here = vim.fn.fnamemodify(debug.getinfo(1, 'S').source:sub(2), ':p:h')
+local fake = vim.fn.fnamemodify(here .. '/../../testing/fake_repoctx.py', ':p')
+local real = vim.env.REPOCTX_NVIM_SERVER ~= nil and vim.env.REPOCTX_NVIM_SERVER ~= ''
+local timeout = tonumber(vim.env.REPOCTX_NVIM_TIMEOUT_MS) or (real and 300000 or 10000)
+
+local FILES = {
+  ['pkg/__init__.py'] = '',
+  ['pkg/util.py'] = table.concat({
+    'import re',
+    '',
+    '',
+    'def slugify(title: str, separator: str = "-") -> str:',
+    '    words = re.findall(r"[a-z0-9]+", title.lower())',
+    '    return separator.join(words)',
+    '',
+  }, '\n'),
+  ['pkg/main.py'] = table.concat({
+    'from pkg.util import slugify',
+    '',
+    '',
+    'def article_url(title: str) -> str:',
+    '    slug =',
+    '',
+  }, '\n'),
+}
+
+local function python()
+  for _, name in ipairs({ 'python3', 'python' }) do
+    if vim.fn.executable(name) == 1 then
+      return vim.fn.exepath(name)
+    end
+  end
+end
+
+local function make_repo()
+  local root = vim.fn.tempname()
+  for path, text in pairs(FILES) do
+    vim.fn.mkdir(vim.fs.dirname(root .. '/' .. path), 'p')
+    vim.fn.writefile(vim.split(text, '\n', { plain = true }), root .. '/' .. path, 'b')
+  end
+  local git = { 'git', '-c', 'user.name=repoctx test', '-c', 'user.email=test@example.invalid' }
+  for _, args in ipairs({ { 'init', '-q' }, { 'add', '.' }, { 'commit', '-q', '-m', 'initial' } }) do
+    local result = vim.system(vim.list_extend(vim.deepcopy(git), args), { cwd = root }):wait()
+    assert(result.code == 0, 'git ' .. args[1] .. ' failed: ' .. (result.stderr or ''))
+  end
+  return root
+end
+
+local function requirements()
+  if vim.fn.executable('git') ~= 1 then
+    pending('git is not installed')
+  end
+  if not real and not python() then
+    pending('python3 is needed for the fake server')
+  end
+end
+
+--- A child Neovim editing pkg/main.py of a fresh repository, attached to the server.
+local function session(env, setup_extra)
+  requirements()
+  local root = make_repo()
+  local log = vim.fn.tempname()
+  local child = Child.start({ cwd = root, env = vim.tbl_extend('force', { FAKE_REPOCTX_LOG = log }, env or {}) })
+  local cmd = real and { vim.env.REPOCTX_NVIM_SERVER, 'lsp' } or { python(), fake, 'lsp' }
+  local init_options = vim.env.REPOCTX_NVIM_INIT_OPTIONS and vim.json.decode(vim.env.REPOCTX_NVIM_INIT_OPTIONS) or vim.empty_dict()
+  local ok, err = pcall(function()
+    child:lua([[
+      local cmd, init_options, extra = ...
+      require('repoctx').setup(vim.tbl_extend('force', { cmd = cmd, init_options = init_options, debounce_ms = 20 }, extra))
+      vim.cmd.edit('pkg/main.py')
+    ]], cmd, init_options, setup_extra or vim.empty_dict())
+    child:wait([[(function()
+      local client = vim.lsp.get_clients({ name = 'repoctx', bufnr = 0 })[1]
+      return client ~= nil and client.initialized and require('repoctx').state.attached[vim.api.nvim_get_current_buf()]
+    end)()]], timeout, 'the repoctx client to attach')
+  end)
+  if not ok then
+    child:stop()
+    error(err, 0)
+  end
+  return child, root, log
+end
+
+local function log_entries(log)
+  local entries = {}
+  if vim.fn.filereadable(log) == 1 then
+    for _, line in ipairs(vim.fn.readfile(log)) do
+      entries[#entries + 1] = vim.json.decode(line)
+    end
+  end
+  return entries
+end
+
+describe('with the server', function()
+  it('shows a suggestion after typing and <Tab> inserts it', function()
+    local child, _, log = session()
+    local ok, err = pcall(function()
+      -- Wait for the end of indexing, then type a space after `slug =`.
+      child:wait([[(require('repoctx').status() or {}).state == 'ready']], timeout, 'repoctx/status ready')
+      child:input('5GA ')
+      local text = child:wait([[(function()
+        local s = require('repoctx.ghost').get(0)
+        return s and s.text
+      end)()]], timeout, 'ghost text')
+      if not real then
+        t.eq('compute_slug(value)\n    return slug', text)
+      end
+      local mark = child:lua([[
+        local marks = vim.api.nvim_buf_get_extmarks(0, require('repoctx.ghost').ns, 0, -1, { details = true })
+        return marks[1]
+      ]])
+      t.eq(4, mark[2], 'extmark row')
+      t.eq(#'    slug = ', mark[3], 'extmark column')
+      t.eq(vim.split(text, '\n', { plain = true })[1], mark[4].virt_text[1][1])
+
+      child:input('<Tab>')
+      local expected = vim.split('    slug = ' .. text, '\n', { plain = true })
+      child:wait(('vim.api.nvim_buf_get_lines(0, 4, 5, false)[1] == %q'):format(expected[1]), 2000, 'accepted text')
+      t.eq(expected, child:lua('return vim.api.nvim_buf_get_lines(0, 4, 4 + ..., false)', #expected))
+      local cursor = child:lua('return vim.api.nvim_win_get_cursor(0)')
+      t.eq({ 4 + #expected, #expected[#expected] }, cursor, 'cursor after the suggestion')
+      t.eq('i', child:lua('return vim.api.nvim_get_mode().mode'), 'still in Insert mode')
+
+      if not real then
+        local requests = vim.tbl_filter(function(entry)
+          return entry.method == 'textDocument/inlineCompletion'
+        end, log_entries(log))
+        t.truthy(#requests >= 1, 'an inline completion request')
+        t.eq({ line = 4, character = 11 }, requests[1].params.position)
+        t.eq(2, requests[1].params.context.triggerKind, 'automatic trigger')
+      end
+      t.matches('^repoctx', child:lua([[return require('repoctx').statusline()]]))
+    end)
+    child:stop()
+    assert(ok, err)
+  end)
+
+  it('cancels the request in flight when typing goes on', function()
+    if real then
+      pending('needs the fake server delay')
+    end
+    local child, _, log = session({ FAKE_REPOCTX_DELAY_MS = '500' })
+    local ok, err = pcall(function()
+      child:input('5GA ')
+      child:wait([[next(require('repoctx').state.pending) ~= nil]], 2000, 'a request in flight')
+      child:input('x')
+      vim.wait(700)
+      local methods = vim.tbl_map(function(entry)
+        return entry.method
+      end, log_entries(log))
+      t.truthy(vim.tbl_contains(methods, '$/cancelRequest'), 'a $/cancelRequest in ' .. vim.inspect(methods))
+    end)
+    child:stop()
+    assert(ok, err)
+  end)
+
+  it(':RepoctxContext shows the context in a markdown split', function()
+    local child = session()
+    local ok, err = pcall(function()
+      child:wait([[(require('repoctx').status() or {}).state == 'ready']], timeout, 'repoctx/status ready')
+      child:lua([[vim.api.nvim_win_set_cursor(0, { 5, 10 })]])
+      child:lua([[vim.cmd('RepoctxContext')]])
+      child:wait([[vim.api.nvim_buf_get_name(0):match('repoctx://context') ~= nil]], timeout, 'the context split')
+      local lines = child:lua([[return vim.api.nvim_buf_get_lines(0, 0, -1, false)]])
+      local text = table.concat(lines, '\n')
+      t.matches('^# repoctx context', text)
+      t.matches('For `pkg/main%.py`, line 5', text)
+      t.matches('pkg/util%.py', text)
+      t.eq('markdown', child:lua('return vim.bo.filetype'))
+      t.eq(2, child:lua('return #vim.api.nvim_list_wins()'), 'a split')
+    end)
+    child:stop()
+    assert(ok, err)
+  end)
+
+  it(':checkhealth repoctx reports the attached client', function()
+    local child = session()
+    local ok, err = pcall(function()
+      child:lua([[vim.cmd('checkhealth repoctx')]])
+      local text = table.concat(child:lua([[return vim.api.nvim_buf_get_lines(0, 0, -1, false)]]), '\n')
+      t.matches('OK Neovim 0%.1', text)
+      t.matches('OK setup%(%) was called', text)
+      t.matches('OK Server command found', text)
+      t.matches('OK Client %d+ attached %(root [^)]+%) to: [^\n]*main%.py', text)
+      t.matches('OK No errors', text)
+    end)
+    child:stop()
+    assert(ok, err)
+  end)
+
+  it('sends settings changes with workspace/didChangeConfiguration', function()
+    if real then
+      pending('checks the fake server log')
+    end
+    local child, _, log = session()
+    local ok, err = pcall(function()
+      child:lua([[require('repoctx').update_settings({ completion = { maxLines = 1 } })]])
+      child:input('5GA ')
+      local text = child:wait([[(function()
+        local s = require('repoctx.ghost').get(0)
+        return s and s.text
+      end)()]], timeout, 'ghost text')
+      t.eq('compute_slug(value)', text, 'one line')
+      local changes = vim.tbl_filter(function(entry)
+        return entry.method == 'workspace/didChangeConfiguration'
+      end, log_entries(log))
+      t.eq({ repoctx = { completion = { maxLines = 1 } } }, changes[#changes] and changes[#changes].params.settings)
+    end)
+    child:stop()
+    assert(ok, err)
+  end)
+end)
