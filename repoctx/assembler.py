@@ -20,6 +20,7 @@ Steps, each a small function:
 from __future__ import annotations
 
 import time
+from functools import lru_cache
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
@@ -203,9 +204,9 @@ def _fit(snippet: Snippet, room: int, tokenizer: Tokenizer, truncate: bool = Tru
         return None
     if tokenizer.count(snippet.text) <= room:
         return snippet
-    language = language_for_path(snippet.path)
-    if language:
-        compressed = skeleton(snippet.text, language)
+    language = language_for_path(snippet.path) if snippet.symbol else None
+    if language:  # only whole definitions have a skeleton worth showing; windows are cut instead
+        compressed = _skeleton(snippet.text, language)
         if compressed and compressed != snippet.text and tokenizer.count(compressed) <= room:
             return replace(snippet, text=compressed, reason=(snippet.reason + " (skeleton)").strip())
     if not truncate:
@@ -217,6 +218,11 @@ def _fit(snippet: Snippet, room: int, tokenizer: Tokenizer, truncate: bool = Tru
         return None
     lines = head.count("\n") + 1
     return replace(snippet, text=head, end_line=snippet.start_line + lines, reason=(snippet.reason + " (truncated)").strip())
+
+
+@lru_cache(maxsize=1024)
+def _skeleton(text: str, language: str) -> str:
+    return skeleton(text, language)
 
 
 def order(chosen: list[tuple[Snippet, float, int]], previous: Layout) -> list[Snippet]:

@@ -176,12 +176,16 @@ class RepoContext:
 
     def request_for(self, cursor: Cursor, window: PromptWindow) -> RetrievalRequest:
         language = cursor.language or language_for_path(cursor.path)
-        parsed = parse_file(cursor.path, cursor.text, language) if language else None
+        # The index parsed this buffer when it last changed; parse again only if it differs.
+        if self.index.text_of(cursor.path) == cursor.text:
+            imports = self.index.imports_in(cursor.path)
+        else:
+            imports = parse_file(cursor.path, cursor.text, language).imports if language else []
         near = identifiers_before(cursor.text, language, cursor.line, cursor.column, self.config.retrieval.query_lines) if language else []
         return RetrievalRequest(
             cursor=cursor,
             language=language,
-            imports=parsed.imports if parsed else [],
+            imports=imports,
             near_identifiers=near,
             query=query_text(cursor, self.config.retrieval.query_lines),
             top_k=self.config.retrieval.top_k,

@@ -9,6 +9,7 @@ Lines are 0-based and end-exclusive inside the library; the CLI converts to the
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 
 
 @dataclass(frozen=True)
@@ -78,7 +79,7 @@ class Cursor:
     column: int  # 0-based, in characters; the cursor sits before this column
     language: str | None = None
 
-    @property
+    @cached_property
     def offset(self) -> int:
         lines = self.text.split("\n")
         line = min(self.line, len(lines) - 1) if lines else 0
