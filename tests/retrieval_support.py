@@ -25,7 +25,10 @@ def open_repo(tmp_path: Path, files: dict[str, str], **config) -> tuple[RepoCont
             cursors[path] = Cursor(path=path, text=text, line=line, column=column)
         clean[path] = text
     root = make_repo(tmp_path, clean)
-    repo = RepoContext(root, Config.from_dict({"index": {"location": str(tmp_path / "index")}, **config}))
+    # What is retrieved is under test here, not how fast: no source may be dropped for time.
+    config.setdefault("retrieval", {"time_limit_ms": {name: 10_000.0 for name in ("imports", "typed_hole", "lexical", "dense", "recent")}})
+    config.setdefault("index", {"location": str(tmp_path / "index")})
+    repo = RepoContext(root, Config.from_dict(config))
     repo.build_index()
     return repo, cursors
 

@@ -22,8 +22,8 @@ def real_tokenizer():
     return LlamaCppTokenizer(str(smollm_path()))
 
 
-def snip(path, start, text, source, score=1.0):
-    return Snippet(path, start, start + text.count("\n") + 1, text, source=source, score=score)
+def snip(path, start, text, source, score=1.0, symbol=None):
+    return Snippet(path, start, start + text.count("\n") + 1, text, source=source, score=score, symbol=symbol)
 
 
 def lexical_hits(n=6, lines=30):
@@ -69,7 +69,7 @@ def test_quota_keeps_definitions_when_lexical_hits_are_big():
 def test_big_class_is_compressed_to_its_skeleton():
     tokenizer = ByteTokenizer()
     budget = len(BIG_CLASS) // 2
-    context, _ = assemble({"imports": [snip("shop/calc.py", 0, BIG_CLASS, "imports")]}, tokenizer=tokenizer, budget=budget, quotas={"imports": 1.0})
+    context, _ = assemble({"imports": [snip("shop/calc.py", 0, BIG_CLASS, "imports", symbol="PriceCalculator")]}, tokenizer=tokenizer, budget=budget, quotas={"imports": 1.0})
     [chosen] = context.snippets
     assert "skeleton" in chosen.reason
     assert all(f"def method_{i}(self, net: float, qty: int = 1) -> float:" in chosen.text for i in range(8))

@@ -1,0 +1,340 @@
+"""The language server's scheduling logic, without any protocol: LRU, debounce, cancellation,
+single flight, type-ahead and in-flight reuse."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from lsp_server.scheduler import Job, LRUCache, Scheduler, ServedEngine, current_job, typeahead, wait_until
+from repoctx.engines.base import CancelToken, GenerationRequest, GenerationResult
+from tests.lsp_support import ScriptedEngine
+
+
+# -- LRU ---------------------------------------------------------------------------------------
+
+
+def test_lru_evicts_least_recently_used():
+    cache: LRUCache[str, int] = LRUCache(2)
+    cache.put("a", 1)
+    cache.put("b", 2)
+    assert cache.get("a") == 1  # "a" is now the most recent
+    cache.put("c", 3)
+    assert "b" not in cache and cache.get("a") == 1 and cache.get("c") == 3
+    assert len(cache) == 2
+
+
+def test_lru_resize_and_zero_size():
+    cache: LRUCache[int, int] = LRUCache(10)
+    for i in range(10):
+        cache.put(i, i)
+    cache.resize(3)
+    assert cache.keys() == [7, 8, 9]
+    cache.resize(0)
+    cache.put(1, 1)
+    assert len(cache) == 0 and cache.get(1) is None
+
+
+def test_lru_stays_bounded_under_many_keys():
+    cache: LRUCache[int, bytes] = LRUCache(16)
+    for i in range(10_000):
+        cache.put(i, b"x")
+    assert len(cache) == 16
+
+
+# -- waiting -------------------------------------------------------------------------------------
+
+
+def test_wait_until_reaches_the_deadline():
+    started = time.monotonic()
+    assert wait_until(started + 0.05, CancelToken()) is True
+    assert time.monotonic() - started >= 0.049
+
+
+def test_wait_until_stops_at_once_when_cancelled():
+    token = CancelToken()
+    threading.Timer(0.03, token.cancel).start()
+    started = time.monotonic()
+    assert wait_until(started + 5.0, token) is False
+    assert time.monotonic() - started < 1.0
+
+
+# -- type-ahead ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "prefix, suffix, expected",
+    [
+        ("x = fo", "\n", "o(bar)"),  # typed "fo" of "foo(bar)"
+        ("x = ", "\n", "foo(bar)"),  # nothing typed: the whole completion again
+        ("x = foo(bar)", "\n", None),  # typed all of it: nothing left to offer
+        ("x = fx", "\n", None),  # typed something else
+        ("x = fo", ")\n", None),  # the text after the cursor changed
+        ("y = fo", "\n", None),  # an edit before the cursor
+    ],
+)
+def test_typeahead(prefix, suffix, expected):
+    assert typeahead("x = ", "\n", "foo(bar)", prefix, suffix) == expected
+
+
+def test_job_may_answer_follows_the_streamed_text():
+    job = Job("doc", "x = ", "\n", not_before=0.0)
+    assert job.may_answer("x = ", "\n")  # the same place: wait for it
+    assert not job.may_answer("x = f", "\n")  # nothing streamed yet: a new job is as cheap
+    job.on_text("foo(")
+    assert job.may_answer("x = ", "\n")
+    assert job.may_answer("x = fo", "\n")
+    assert job.may_answer("x = foo(b", "\n")  # beyond what streamed so far, may still match
+    assert not job.may_answer("x = g", "\n")
+    assert not job.may_answer("x = fo", "")
+
+
+# -- the served engine ---------------------------------------------------------------------------
+
+
+def _request(prompt: str = "p") -> GenerationRequest:
+    return GenerationRequest(prompt=prompt, max_tokens=8, stop=["\n"])
+
+
+def test_served_engine_caches_by_exact_request():
+    inner = ScriptedEngine("foo()")
+    served = ServedEngine(inner, cache_size=4)
+    first = served.generate(_request("a"))
+    seen: list[str] = []
+    second = served.generate(_request("a"), on_text=seen.append)
+    assert first.text == second.text == "foo()" and seen == ["foo()"]
+    assert inner.calls == 1
+    served.generate(_request("b"))
+    served.generate(GenerationRequest(prompt="a", max_tokens=9, stop=["\n"]))  # other limits: other key
+    assert inner.calls == 3
+
+
+def test_served_engine_does_not_cache_cancelled_generations():
+    inner = ScriptedEngine("a" * 200, token_ms=5)
+    served = ServedEngine(inner, cache_size=4)
+    token = CancelToken()
+    threading.Timer(0.05, token.cancel).start()
+    result = served.generate(_request("a"), cancel=token)
+    assert result.finish_reason == "cancelled"
+    assert inner.log[-1]["after_cancel"] <= 1 and inner.log[-1]["emitted"] < inner.log[-1]["planned"]
+    served.generate(_request("a"))
+    assert inner.calls == 2
+
+
+def test_served_engine_proxies_engine_attributes():
+    inner = ScriptedEngine()
+    served = ServedEngine(inner)
+    assert served.tokenizer is inner.tokenizer and served.context_window == inner.context_window
+    assert served.model_name == "scripted"
+    assert getattr(served, "metadata", None) is None
+
+
+def test_served_engine_is_single_flight():
+    active = {"now": 0, "max": 0}
+    lock = threading.Lock()
+
+    class Probe(ScriptedEngine):
+        def generate(self, request, cancel=None, on_text=None):
+            with lock:
+                active["now"] += 1
+                active["max"] = max(active["max"], active["now"])
+            time.sleep(0.02)
+            with lock:
+                active["now"] -= 1
+            return GenerationResult("x", 1, 1)
+
+    served = ServedEngine(Probe(), cache_size=0)
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(lambda i: served.generate(_request(str(i))), range(8)))
+    assert active["max"] == 1
+
+
+# -- the scheduler -------------------------------------------------------------------------------
+
+
+class FakeRunner:
+    """A job function like the server's: optional context time, then the served engine."""
+
+    def __init__(self, engine: ServedEngine, context_s: float = 0.0, fail: bool = False) -> None:
+        self.engine = engine
+        self.context_s = context_s
+        self.fail = fail
+        self.jobs: list[Job] = []
+
+    def __call__(self, job: Job):
+        assert current_job() is job
+        self.jobs.append(job)
+        time.sleep(self.context_s)
+        if self.fail:
+            raise RuntimeError("boom")
+        result = self.engine.generate(_request(job.prefix), cancel=job.token, on_text=job.on_text)
+        return result.text, result
+
+
+def _scheduler(debounce_ms: float = 0.0) -> tuple[Scheduler, ThreadPoolExecutor]:
+    executor = ThreadPoolExecutor(1)
+    return Scheduler(executor, debounce_ms=debounce_ms), executor
+
+
+def test_newer_request_cancels_the_older_generation():
+    inner = ScriptedEngine("z" * 400, token_ms=5)
+    runner = FakeRunner(ServedEngine(inner, 0))
+    scheduler, executor = _scheduler()
+
+    async def scenario():
+        first = asyncio.ensure_future(scheduler.complete("doc", "a", "", runner))
+        await asyncio.sleep(0.1)
+        second = asyncio.ensure_future(scheduler.complete("doc", "ab", "", runner))
+        return await first, await second
+
+    first, second = asyncio.run(scenario())
+    executor.shutdown()
+    assert first.source == "cancelled" and first.text == ""
+    assert second.source == "engine" and second.text == "z" * 400
+    stopped = inner.log[0]
+    assert stopped["finish"] == "cancelled" and stopped["emitted"] < stopped["planned"]
+    assert stopped["after_cancel"] <= 1
+
+
+def test_documents_do_not_cancel_each_other():
+    inner = ScriptedEngine("abc", token_ms=20)
+    runner = FakeRunner(ServedEngine(inner, 0))
+    scheduler, executor = _scheduler()
+
+    async def scenario():
+        return await asyncio.gather(scheduler.complete("one", "x", "", runner), scheduler.complete("two", "y", "", runner))
+
+    results = asyncio.run(scenario())
+    executor.shutdown()
+    assert [r.source for r in results] == ["engine", "engine"]
+
+
+def test_typeahead_reuses_the_finished_completion():
+    inner = ScriptedEngine("foo(bar)")
+    runner = FakeRunner(ServedEngine(inner, 0))
+    scheduler, executor = _scheduler()
+
+    async def scenario():
+        first = await scheduler.complete("doc", "x = ", "\n", runner)
+        typed = await scheduler.complete("doc", "x = fo", "\n", runner)
+        other = await scheduler.complete("doc", "x = q", "\n", runner)
+        return first, typed, other
+
+    first, typed, other = asyncio.run(scenario())
+    executor.shutdown()
+    assert first.text == "foo(bar)"
+    assert typed.source == "typeahead" and typed.text == "o(bar)"
+    assert other.source == "engine"
+    assert inner.calls == 2
+
+
+def test_inflight_generation_answers_matching_typing():
+    inner = ScriptedEngine("foo(bar)", token_ms=80)  # two pieces: "foo(" then "bar)"
+    runner = FakeRunner(ServedEngine(inner, 0))
+    scheduler, executor = _scheduler()
+
+    async def scenario():
+        first = asyncio.ensure_future(scheduler.complete("doc", "x = ", "\n", runner))
+        await asyncio.sleep(0.12)  # "foo(" has streamed
+        typed = await scheduler.complete("doc", "x = fo", "\n", runner)
+        return await first, typed
+
+    first, typed = asyncio.run(scenario())
+    executor.shutdown()
+    assert first.text == "foo(bar)"
+    assert typed.source == "inflight" and typed.text == "o(bar)"
+    assert inner.calls == 1
+
+
+def test_debounce_lets_only_the_last_keystroke_reach_the_engine():
+    inner = ScriptedEngine("done")
+    runner = FakeRunner(ServedEngine(inner, 0))
+    scheduler, executor = _scheduler(debounce_ms=80)
+
+    async def scenario():
+        tasks = []
+        for i in range(5):  # keystrokes 20 ms apart, each a new request
+            tasks.append(asyncio.ensure_future(scheduler.complete("doc", "k" * (i + 1), "", runner)))
+            await asyncio.sleep(0.02)
+        return await asyncio.gather(*tasks)
+
+    started = time.monotonic()
+    results = asyncio.run(scenario())
+    elapsed = time.monotonic() - started
+    executor.shutdown()
+    assert [r.source for r in results] == ["cancelled"] * 4 + ["engine"]
+    assert inner.calls == 1  # the superseded jobs were cancelled during their debounce wait
+    assert elapsed >= 0.08 + 0.08 - 0.01  # the last request waited its debounce
+    assert results[-1].timings_ms["debounce_wait"] > 40
+
+
+def test_debounce_is_skipped_on_a_cache_hit():
+    inner = ScriptedEngine("done")
+    served = ServedEngine(inner, 8)
+    runner = FakeRunner(served)
+    scheduler, executor = _scheduler(debounce_ms=300)
+
+    async def scenario():
+        await scheduler.complete("doc", "same", "", runner)
+        scheduler.records.clear()  # no type-ahead: force a second job with the same prompt
+        started = time.monotonic()
+        outcome = await scheduler.complete("doc", "same", "", runner)
+        return outcome, time.monotonic() - started
+
+    outcome, elapsed = asyncio.run(scenario())
+    executor.shutdown()
+    assert outcome.text == "done" and inner.calls == 1 and elapsed < 0.2
+
+
+def test_a_cancelled_waiter_cancels_the_engine():
+    inner = ScriptedEngine("w" * 400, token_ms=5)
+    runner = FakeRunner(ServedEngine(inner, 0))
+    scheduler, executor = _scheduler()
+
+    async def scenario():
+        task = asyncio.ensure_future(scheduler.complete("doc", "a", "", runner))
+        await asyncio.sleep(0.1)
+        task.cancel()  # what pygls does on $/cancelRequest
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        await asyncio.sleep(0.1)
+
+    asyncio.run(scenario())
+    executor.shutdown()
+    assert inner.log[0]["finish"] == "cancelled" and inner.log[0]["after_cancel"] <= 1
+
+
+def test_a_failing_job_is_an_error_outcome():
+    runner = FakeRunner(ServedEngine(ScriptedEngine(), 0), fail=True)
+    scheduler, executor = _scheduler()
+    outcome = asyncio.run(scheduler.complete("doc", "a", "", runner))
+    executor.shutdown()
+    assert outcome.source == "error" and isinstance(outcome.error, RuntimeError)
+
+
+def test_forget_drops_document_state():
+    runner = FakeRunner(ServedEngine(ScriptedEngine("x()"), 0))
+    scheduler, executor = _scheduler()
+    asyncio.run(scheduler.complete("doc", "a", "", runner))
+    assert "doc" in scheduler.records
+    scheduler.forget("doc")
+    executor.shutdown()
+    assert "doc" not in scheduler.records and not scheduler.jobs
+
+
+def test_records_stay_bounded_with_many_documents():
+    executor = ThreadPoolExecutor(1)
+    scheduler = Scheduler(executor, max_documents=8)
+    runner = FakeRunner(ServedEngine(ScriptedEngine("x()"), 0))
+
+    async def scenario():
+        for i in range(50):
+            await scheduler.complete(f"doc{i}", "a", "", runner)
+
+    asyncio.run(scenario())
+    executor.shutdown()
+    assert len(scheduler.records) == 8 and not scheduler.jobs

@@ -1,0 +1,45 @@
+"""A source that runs over its time limit is dropped for that request; the others still count."""
+
+import time
+
+from tests.retrieval_support import open_repo
+
+
+def test_slow_source_is_dropped_and_reported(tmp_path):
+    files = {
+        "shop/pricing.py": "class PriceCalculator:\n    def total_with_tax(self, net):\n        return net * 1.2\n",
+        "app.py": "from shop.pricing import PriceCalculator\ncalc = PriceCalculator()\ncalc.<|>\n",
+    }
+    repo, cursors = open_repo(tmp_path, files, retrieval={"time_limit_ms": {"lexical": 20.0, "imports": 5_000.0}})
+    fast = repo._retrievers
+
+    def with_a_slow_lexical():
+        retrievers = fast()
+        def slow(request):
+            time.sleep(1.0)
+            return []
+        retrievers["lexical"] = slow
+        return retrievers
+
+    repo._retrievers = with_a_slow_lexical
+    started = time.perf_counter()
+    context = repo.context(cursors["app.py"], sources=["imports", "lexical"])
+    elapsed = time.perf_counter() - started
+    assert elapsed < 0.5, elapsed
+    assert any("lexical" in note and "limit" in note for note in context.notes)
+    assert any(s.symbol == "PriceCalculator" for s in context.snippets)
+
+
+def test_failing_source_is_reported_not_raised(tmp_path):
+    files = {"a.py": "x = 1\n", "b.py": "y = <|>\n"}
+    repo, cursors = open_repo(tmp_path, files)
+    fast = repo._retrievers
+
+    def broken():
+        retrievers = fast()
+        retrievers["lexical"] = lambda request: 1 / 0
+        return retrievers
+
+    repo._retrievers = broken
+    context = repo.context(cursors["b.py"])
+    assert any("lexical: failed: ZeroDivisionError" in note for note in context.notes)
