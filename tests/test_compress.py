@@ -399,3 +399,29 @@ def test_broken_buffer_still_compresses():
     out = skeleton(text, "python")
     assert "def total(self) -> int:" in out
     assert "return sum(self.stock.values())" not in out
+
+
+@pytest.mark.parametrize(
+    "language, member, expected",
+    [
+        (
+            "typescript",
+            "  /** Loads. */\n  async load(id: string): Promise<Item> {\n    return this.api.get(id);\n  }",
+            "  /** Loads. */\n  async load(id: string): Promise<Item> { ... }",
+        ),
+        (
+            "java",
+            "    @Override\n    public int add(int a, int b) {\n        return a + b;\n    }",
+            "    @Override\n    public int add(int a, int b) { ... }",
+        ),
+        ("rust", "    pub fn new() -> Self {\n        Self { items: vec![] }\n    }", "    pub fn new() -> Self { ... }"),
+        (
+            "python",
+            "    def total(self) -> int:\n        \"\"\"All units.\"\"\"\n        return 1",
+            "    def total(self) -> int:\n        \"\"\"All units.\"\"\"\n        ...",
+        ),
+    ],
+)
+def test_a_method_cut_out_of_its_class(language, member, expected):
+    # the assembler hands over a definition's own text, e.g. one method
+    assert skeleton(member, language) == expected
