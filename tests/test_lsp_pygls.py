@@ -15,7 +15,14 @@ from lsprotocol import types
 from pygls.exceptions import JsonRpcException
 
 from tests.helpers import make_repo
-from tests.lsp_support import LspSession, file_uri, inline_params, plain, read_stats, scripted_options
+from tests.lsp_support import (
+    LspSession,
+    file_uri,
+    inline_params,
+    plain,
+    read_stats,
+    scripted_options,
+)
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "shop" / "shop"
 MAX_FILE_BYTES = 50_000
@@ -99,10 +106,11 @@ def test_context_request_shows_the_definition_from_another_file(session, repo):
     for snippet in result["snippets"]:
         assert set(snippet) >= {"path", "start_line", "end_line", "source", "score", "tokens", "text"}
         assert 0 <= snippet["start_line"] < snippet["end_line"] and snippet["tokens"] > 0
-    # 0-based lines, as everywhere in LSP: the class starts on line index 3 of pricing.py.
+    # 0-based lines, end exclusive, as everywhere in LSP: `class PriceCalculator:` is line index 3.
     lines = (repo / "shop/pricing.py").read_text().split("\n")
-    first = min(pricing, key=lambda s: s["start_line"])
-    assert lines[first["start_line"]].strip() in first["text"].split("\n")[0].strip() or first["start_line"] >= 0
+    whole = [s for s in pricing if s["symbol"] == "PriceCalculator"]
+    assert whole and lines[whole[0]["start_line"]] == "class PriceCalculator:" == whole[0]["text"].split("\n")[0]
+    assert whole[0]["end_line"] == len(lines) - 1  # the class runs to the end of the file
     assert isinstance(result["timings_ms"].get("total"), float)
 
 
@@ -202,10 +210,12 @@ def test_binary_and_huge_documents(session, repo):
     huge_open = session.open(repo / "big/huge_buffer.py", huge_text)
     assert session.inline(huge_open, 3, 2) == []
     assert session.context(huge_open, 3, 2)["snippets"] == []
-    messages = " ".join(log["message"] for log in _logs_since(session, count))
-    assert session.wait_for(lambda: "binary" in " ".join(l["message"] for l in _logs_since(session, count)), 5)
-    assert "binary" in " ".join(l["message"] for l in _logs_since(session, count))
-    assert "larger than" in " ".join(l["message"] for l in _logs_since(session, count)) or "huge" in messages
+
+    def logged(*words: str) -> bool:
+        text = " ".join(log["message"] for log in _logs_since(session, count))
+        return all(word in text for word in words)
+
+    assert session.wait_for(lambda: logged("logo.py", "other.py", "binary", "generated_table.py", "huge", "larger than"), 5)
 
 
 def test_engine_failure_is_an_empty_answer_and_a_logged_error(session, repo):
@@ -254,7 +264,7 @@ def test_configuration_changes(session, repo):
     assert session.wait_for(lambda: any("noSuchKey" in m["message"] for m in session.shown[count:]), 5)
     # A new engine script: the engine reloads and answers with it.
     session.notify(types.WORKSPACE_DID_CHANGE_CONFIGURATION, types.DidChangeConfigurationParams(
-        settings={"repoctx": {"engine": {"extra": {"rules": [], "script": "reloaded()", "failMarker": "never"}}}}))
+        settings={"repoctx": {"engine": {"extra": {"rules": [], "script": "reloaded()", "fail_marker": "never"}}}}))
     text = "x = \n"
     uri = session.open(repo / "shop/reload.py", text)
     assert session.wait_for(lambda: session.statuses[-1]["state"] == "ready", 10)
@@ -338,3 +348,65 @@ def test_repoctx_lsp_command_over_tcp_flag_parses():
 def test_inline_params_helper_round_trip():
     params = inline_params("file:///x.py", 1, 2)
     assert plain(params)["position"] == {"line": 1, "character": 2}
+
+
+def test_tcp_transport(repo):
+    """`--tcp`: the same server on a socket (initialize, then shutdown/exit)."""
+    import asyncio
+    import json
+    import socket
+    import subprocess
+    import sys
+
+    from tests.lsp_support import ROOT
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen([sys.executable, "-m", "lsp_server", "--tcp", "--port", str(port),
+                               "--engine-factory", "tests.lsp_support:scripted_engine"],
+                              cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    async def talk() -> dict:
+        for _ in range(100):
+            try:
+                reader, writer = await asyncio.open_connection("127.0.0.1", port)
+                break
+            except OSError:
+                await asyncio.sleep(0.1)
+        else:
+            raise AssertionError("the TCP server never listened")
+
+        async def send(message: dict) -> None:
+            body = json.dumps(message).encode()
+            writer.write(b"Content-Length: %d\r\n\r\n" % len(body) + body)
+            await writer.drain()
+
+        async def receive(msg_id: int) -> dict:
+            while True:
+                length = 0
+                while (line := await reader.readline()) not in (b"\r\n", b""):
+                    if line.lower().startswith(b"content-length:"):
+                        length = int(line.split(b":")[1])
+                message = json.loads(await reader.readexactly(length))
+                if message.get("id") == msg_id and "method" not in message:
+                    return message
+
+        await send({"jsonrpc": "2.0", "id": 1, "method": "initialize",
+                    "params": {"processId": None, "rootUri": file_uri(repo), "capabilities": {}}})
+        answer = await receive(1)
+        await send({"jsonrpc": "2.0", "id": 2, "method": "shutdown"})
+        await receive(2)
+        await send({"jsonrpc": "2.0", "method": "exit"})
+        writer.close()
+        return answer
+
+    try:
+        answer = asyncio.run(asyncio.wait_for(talk(), 60))
+        assert answer["result"]["capabilities"]["inlineCompletionProvider"] is not None
+    finally:
+        try:
+            server.wait(15)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            raise

@@ -10,10 +10,17 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from lsp_server.scheduler import Job, LRUCache, Scheduler, ServedEngine, current_job, typeahead, wait_until
+from lsp_server.scheduler import (
+    Job,
+    LRUCache,
+    Scheduler,
+    ServedEngine,
+    current_job,
+    typeahead,
+    wait_until,
+)
 from repoctx.engines.base import CancelToken, GenerationRequest, GenerationResult
 from tests.lsp_support import ScriptedEngine
-
 
 # -- LRU ---------------------------------------------------------------------------------------
 

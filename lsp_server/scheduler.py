@@ -1,0 +1,374 @@
+"""When and whether the language server asks the engine: protocol-free, so it can be unit-tested.
+
+* `LRUCache`: a small bounded, thread-safe least-recently-used map.
+* `ServedEngine`: the engine as the server uses it. One generation at a time (the engine is
+  single-flight), an LRU cache of results keyed by the exact request (prompt, stops, limits),
+  and the debounce wait: a generation does not start before the job's `not_before` time, and a
+  job cancelled during the wait never reaches the engine.
+* `Scheduler`: one completion job per document. A newer request for a document cancels the
+  older job (its `CancelToken` reaches the engine) unless the older job can answer it: when the
+  user typed characters that the in-flight or just-finished completion predicted, the rest of
+  that completion is the answer and no new generation starts. Jobs run in a worker executor,
+  never on the event loop; a cancelled waiter (`$/cancelRequest`) cancels the job once nobody
+  else waits for it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
+from concurrent.futures import Executor
+from dataclasses import dataclass, field, replace
+from typing import Any, Generic, TypeVar
+
+from repoctx.engines.base import CancelToken, GenerationRequest, GenerationResult
+
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
+
+_local = threading.local()
+
+
+class LRUCache(Generic[K, V]):
+    """At most `size` entries; the least recently used one goes first. Thread-safe."""
+
+    def __init__(self, size: int) -> None:
+        self._size = max(0, int(size))
+        self._items: OrderedDict[K, V] = OrderedDict()
+        self._lock = threading.Lock()
+        self.hits = 0
+        self.misses = 0
+
+    @property
+    def size(self) -> int:
+        return self._size
+
+    def get(self, key: K) -> V | None:
+        with self._lock:
+            try:
+                value = self._items[key]
+            except KeyError:
+                self.misses += 1
+                return None
+            self._items.move_to_end(key)
+            self.hits += 1
+            return value
+
+    def put(self, key: K, value: V) -> None:
+        with self._lock:
+            if self._size == 0:
+                return
+            self._items[key] = value
+            self._items.move_to_end(key)
+            while len(self._items) > self._size:
+                self._items.popitem(last=False)
+
+    def pop(self, key: K) -> V | None:
+        with self._lock:
+            return self._items.pop(key, None)
+
+    def resize(self, size: int) -> None:
+        with self._lock:
+            self._size = max(0, int(size))
+            while len(self._items) > self._size:
+                self._items.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+
+    def keys(self) -> list[K]:
+        with self._lock:
+            return list(self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._items
+
+
+def wait_until(deadline: float, cancel: CancelToken | None, clock: Callable[[], float] = time.monotonic) -> bool:
+    """Sleep until `clock()` reaches `deadline`; False as soon as `cancel` is set (True otherwise)."""
+    event = getattr(cancel, "_event", None)
+    while True:
+        if cancel is not None and cancel.cancelled:
+            return False
+        remaining = deadline - clock()
+        if remaining <= 0:
+            return True
+        if isinstance(event, threading.Event):
+            if event.wait(remaining):
+                return False
+        else:
+            time.sleep(min(remaining, 0.005))
+
+
+# -- type-ahead -------------------------------------------------------------------------------
+
+
+def typeahead(old_prefix: str, old_suffix: str, text: str, prefix: str, suffix: str) -> str | None:
+    """The rest of completion `text` (offered at `old_prefix|old_suffix`) now that the buffer
+    reads `prefix|suffix`, when the only edit since is typing a start of `text`; else None."""
+    if not text or suffix != old_suffix or not prefix.startswith(old_prefix):
+        return None
+    typed = prefix[len(old_prefix):]
+    if len(typed) >= len(text) or not text.startswith(typed):
+        return None
+    return text[len(typed):]
+
+
+@dataclass
+class Outcome:
+    """What a completion request gets."""
+
+    text: str
+    source: str  # "engine" | "typeahead" | "inflight" | "cancelled" | "error"
+    payload: Any = None  # what the job's function returned beside the text (the pipeline's Completion)
+    error: BaseException | None = None
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class Job:
+    """One generation for one document at one buffer state."""
+
+    key: Hashable
+    prefix: str
+    suffix: str
+    not_before: float  # monotonic time before which the engine must not start (debounce)
+    token: CancelToken = field(default_factory=CancelToken)
+    created: float = field(default_factory=time.monotonic)
+    future: asyncio.Future | None = None
+    waiters: int = 0
+    streamed: list[str] = field(default_factory=list)
+    debounce_wait_ms: float = 0.0
+    queue_ms: float = 0.0
+
+    @property
+    def done(self) -> bool:
+        return self.future is not None and self.future.done()
+
+    def on_text(self, piece: str) -> None:
+        self.streamed.append(piece)
+
+    def streamed_text(self) -> str:
+        return "".join(self.streamed)
+
+    def wait_debounce(self, clock: Callable[[], float] = time.monotonic) -> bool:
+        """Block until the debounce time has passed; False when the job was cancelled meanwhile."""
+        started = clock()
+        ok = wait_until(self.not_before, self.token, clock)
+        self.debounce_wait_ms += (clock() - started) * 1000
+        return ok
+
+    def may_answer(self, prefix: str, suffix: str) -> bool:
+        """Whether this in-flight job may still hold the answer for the buffer `prefix|suffix`:
+        the same place, or the user typed what the job has streamed so far (or the start of it)."""
+        if suffix != self.suffix or not prefix.startswith(self.prefix):
+            return False
+        typed = prefix[len(self.prefix):]
+        if not typed:
+            return True
+        streamed = self.streamed_text()
+        if not streamed:  # still debouncing or reading the prompt: a new job costs nothing more
+            return False
+        return streamed.startswith(typed) or (typed.startswith(streamed) and "\n" not in typed[len(streamed):])
+
+
+def current_job() -> Job | None:
+    """The job the calling worker thread is running, if any."""
+    return getattr(_local, "job", None)
+
+
+# -- the engine as served ---------------------------------------------------------------------
+
+
+class ServedEngine:
+    """Wraps an `Engine`: single-flight, LRU-cached by exact request, debounced per job.
+
+    Everything else (`tokenizer`, `context_window`, `model_name`, `metadata`, ...) is the
+    wrapped engine's, so `repoctx.pipeline.Completer` can use this object as its engine.
+    """
+
+    def __init__(self, engine: Any, cache_size: int = 256) -> None:
+        self.engine = engine
+        self.cache: LRUCache[tuple, GenerationResult] = LRUCache(cache_size)
+        self._lock = threading.Lock()
+        self.generations = 0
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "engine":  # not set yet (during unpickling or a failed __init__)
+            raise AttributeError(name)
+        return getattr(self.engine, name)
+
+    @staticmethod
+    def cache_key(request: GenerationRequest) -> tuple:
+        return (request.prompt, request.max_tokens, tuple(request.stop), request.temperature)
+
+    def generate(
+        self,
+        request: GenerationRequest,
+        cancel: CancelToken | None = None,
+        on_text: Callable[[str], None] | None = None,
+    ) -> GenerationResult:
+        started = time.perf_counter()
+        key = self.cache_key(request)
+        hit = self.cache.get(key)
+        if hit is not None:
+            if on_text is not None and hit.text:
+                on_text(hit.text)
+            elapsed = (time.perf_counter() - started) * 1000
+            return replace(hit, reused_prompt_tokens=hit.prompt_tokens, timings_ms={"cache": elapsed, "total": elapsed})
+        job = current_job()
+        if job is not None and not job.wait_debounce():
+            return _cancelled(request)
+        with self._lock:
+            if cancel is not None and cancel.cancelled:
+                return _cancelled(request)
+            self.generations += 1
+            result = self.engine.generate(request, cancel, on_text)
+        if result.finish_reason != "cancelled":
+            self.cache.put(key, result)
+        return result
+
+    def close(self) -> None:
+        self.cache.clear()
+        self.engine.close()
+
+
+def _cancelled(request: GenerationRequest) -> GenerationResult:
+    return GenerationResult("", 0, 0, 0, "cancelled", {"total": 0.0})
+
+
+# -- per-document scheduling ------------------------------------------------------------------
+
+
+@dataclass
+class _Record:
+    prefix: str
+    suffix: str
+    text: str
+
+
+Runner = Callable[[Job], tuple[str, Any]]
+"""Runs in the worker thread: produce the completion text (and a payload) for a job, honouring
+`job.token`; `ServedEngine` calls `job.wait_debounce()` before the engine starts."""
+
+
+class Scheduler:
+    """Completion jobs per document (see the module docstring)."""
+
+    def __init__(
+        self,
+        executor: Executor,
+        debounce_ms: Callable[[], float] | float = 0.0,
+        max_documents: int = 256,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.executor = executor
+        self._debounce = debounce_ms if callable(debounce_ms) else (lambda: float(debounce_ms))
+        self.clock = clock
+        self.jobs: dict[Hashable, Job] = {}  # in flight only
+        self.records: LRUCache[Hashable, _Record] = LRUCache(max_documents)
+        self._sequence = itertools.count(1)
+        self._latest: dict[Hashable, int] = {}
+        self.stats = {"engine": 0, "typeahead": 0, "inflight": 0, "cancelled": 0, "error": 0}
+
+    async def complete(self, key: Hashable, prefix: str, suffix: str, run: Runner) -> Outcome:
+        """The completion for document `key` at `prefix|suffix` (the whole buffer around the cursor)."""
+        number = next(self._sequence)
+        self._latest[key] = number
+        record = self.records.get(key)
+        if record is not None:
+            rest = typeahead(record.prefix, record.suffix, record.text, prefix, suffix)
+            if rest is not None:
+                self._cancel_other(key, prefix, suffix)
+                return self._count(Outcome(rest, "typeahead"))
+        job = self.jobs.get(key)
+        if job is not None and not job.done:
+            if job.may_answer(prefix, suffix):
+                outcome = await self._wait(job)
+                if outcome.source in ("engine", "inflight"):
+                    rest = typeahead(job.prefix, job.suffix, outcome.text, prefix, suffix)
+                    if rest is not None:
+                        return self._count(replace(outcome, text=rest, source="inflight"))
+                    if not outcome.text and job.prefix == prefix:
+                        return self._count(replace(outcome, source="inflight"))
+                if self._latest.get(key) != number:
+                    return self._count(Outcome("", "cancelled"))
+            else:
+                job.token.cancel()
+        job = Job(key, prefix, suffix, not_before=self.clock() + self._debounce() / 1000)
+        self.jobs[key] = job
+        loop = asyncio.get_running_loop()
+        submitted = self.clock()
+
+        def work() -> Outcome:
+            job.queue_ms = (self.clock() - submitted) * 1000
+            if job.token.cancelled:
+                return Outcome("", "cancelled")
+            _local.job = job
+            try:
+                text, payload = run(job)
+            except Exception as exc:  # reported to the client by the caller; the server lives on
+                return Outcome("", "error", error=exc)
+            finally:
+                _local.job = None
+            if job.token.cancelled:
+                return Outcome("", "cancelled", payload)
+            return Outcome(text, "engine", payload)
+
+        job.future = loop.run_in_executor(self.executor, work)
+        job.future.add_done_callback(lambda future: self._finished(job, future))
+        return self._count(await self._wait(job))
+
+    async def _wait(self, job: Job) -> Outcome:
+        assert job.future is not None
+        job.waiters += 1
+        try:
+            outcome = await asyncio.shield(job.future)
+        finally:
+            job.waiters -= 1
+            if job.waiters <= 0 and not job.future.done():
+                job.token.cancel()  # nobody wants it any more ($/cancelRequest): stop the engine
+        outcome.timings_ms = {**outcome.timings_ms, "debounce_wait": job.debounce_wait_ms, "queue": job.queue_ms}
+        return outcome
+
+    def _finished(self, job: Job, future: asyncio.Future) -> None:
+        if self.jobs.get(job.key) is job:
+            del self.jobs[job.key]
+        if future.cancelled() or future.exception() is not None:
+            return
+        outcome: Outcome = future.result()
+        if outcome.source == "engine":
+            self.records.put(job.key, _Record(job.prefix, job.suffix, outcome.text))
+
+    def _cancel_other(self, key: Hashable, prefix: str, suffix: str) -> None:
+        job = self.jobs.get(key)
+        if job is not None and not job.done and not job.may_answer(prefix, suffix):
+            job.token.cancel()
+
+    def _count(self, outcome: Outcome) -> Outcome:
+        self.stats[outcome.source] = self.stats.get(outcome.source, 0) + 1
+        return outcome
+
+    def forget(self, key: Hashable) -> None:
+        """The document closed: cancel its job and drop what was kept for it."""
+        job = self.jobs.pop(key, None)
+        if job is not None:
+            job.token.cancel()
+        self.records.pop(key)
+        self._latest.pop(key, None)
+
+    def clear(self) -> None:
+        """Forget finished completions (the engine or the settings changed)."""
+        self.records.clear()
+
+    def cancel_all(self) -> None:
+        for job in list(self.jobs.values()):
+            job.token.cancel()

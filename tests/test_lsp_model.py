@@ -1,0 +1,62 @@
+"""End to end with the real embedded model: `repoctx lsp` over stdio, Qwen2.5-Coder-0.5B through
+llama.cpp, the example shop repository; the ghost text at `calc.` names the method defined in
+another file."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import make_repo
+from tests.lsp_support import LspSession
+
+pytestmark = [pytest.mark.model, pytest.mark.slow]
+
+SHOP = Path(__file__).resolve().parent.parent / "examples" / "shop"
+MODEL = "qwen2.5-coder-0.5b"
+
+
+def _model_missing() -> str | None:
+    try:
+        import llama_cpp  # noqa: F401
+    except ImportError:
+        return "llama-cpp-python is not installed (pip install 'repoctx[model]')"
+    try:
+        from repoctx.models import resolve_model
+
+        resolve_model(MODEL)
+    except Exception as exc:  # ModelError with the pip hint
+        return f"the {MODEL} model is not installed (pip install 'repoctx[model]'): {exc}"
+    return None
+
+
+@pytest.fixture(scope="module")
+def shop(tmp_path_factory) -> Path:
+    files = {path.relative_to(SHOP).as_posix(): path.read_text() for path in SHOP.rglob("*.py")}
+    return make_repo(tmp_path_factory.mktemp("shop"), files)
+
+
+def test_real_model_completes_with_the_cross_file_method(shop):
+    missing = _model_missing()
+    if missing:
+        pytest.skip(missing)
+    checkout = shop / "shop" / "checkout.py"
+    text = checkout.read_text()
+    lines = text.split("\n")
+    line = next(i for i, item in enumerate(lines) if item.strip() == "return calc.")
+    lsp = LspSession(command=[sys.executable, "-m", "repoctx.cli", "lsp"])
+    try:
+        lsp.initialize(shop, {"engine": {"model": MODEL}, "index": {"embedder": "none"}}, wait_ready=True, timeout=600)
+        assert lsp.statuses[-1]["state"] == "ready", lsp.statuses[-1]
+        uri = lsp.open(checkout, text)
+        texts = lsp.inline(uri, line, len(lines[line]), timeout=300)
+        assert texts and "total_with_tax" in texts[0], (texts, lsp.stderr_text())
+        context = lsp.context(uri, line, len(lines[line]), timeout=120)
+        assert any(s["path"] == "shop/pricing.py" and "total_with_tax" in s["text"] for s in context["snippets"])
+    finally:
+        code = lsp.stop(timeout=60)
+        shutil.rmtree(shop / ".repoctx", ignore_errors=True)
+    assert code == 0, lsp.stderr_text()
