@@ -11,17 +11,22 @@ import pytest
 
 pytest.importorskip("llama_cpp", reason="llama-cpp-python is not installed (pip install 'repoctx[model]')")
 
-from repoctx import models  # noqa: E402
-from repoctx.config import EngineConfig  # noqa: E402
-from repoctx.engines import create_engine  # noqa: E402
-from repoctx.engines.base import CancelToken, EngineError, GenerationRequest  # noqa: E402
-from repoctx.engines.llamacpp import LlamaCppEngine, measure_threads, thread_candidates  # noqa: E402
-from repoctx.models import ModelError, ModelSpec, resolve_model  # noqa: E402
-from repoctx.tokenizer import LlamaCppTokenizer  # noqa: E402
+from repoctx import models
+from repoctx.config import EngineConfig
+from repoctx.engines import create_engine
+from repoctx.engines.base import CancelToken, EngineError, GenerationRequest
+from repoctx.engines.llamacpp import (
+    LlamaCppEngine,
+    measure_threads,
+    pick_thread_count,
+    thread_candidates,
+)
+from repoctx.models import ModelError, ModelSpec, resolve_model
+from repoctx.tokenizer import LlamaCppTokenizer
 
 
 def _req(prompt: str, **kwargs: object) -> GenerationRequest:
-    """A request with a timeout long enough for a busy shared machine (timeouts are tested apart)."""
+    """A request with a timeout long enough for a busy machine (timeouts are tested apart)."""
     kwargs.setdefault("timeout_s", 300.0)
     return GenerationRequest(prompt, **kwargs)
 
@@ -46,8 +51,8 @@ LONG_PREFIX = pathlib.Path(__file__).resolve().parents[1].joinpath("repoctx", "c
 @pytest.fixture(scope="module")
 def smol() -> LlamaCppEngine:
     spec = resolve_model("smollm2-135m")
-    # one thread: the shared test machine is often oversubscribed, where llama.cpp's spinning
-    # threads slow down badly; the automatic choice is tested on its own below
+    # one thread: steady timings on a busy machine, where llama.cpp's spinning threads slow
+    # down badly; the automatic choice is tested on its own below
     engine = LlamaCppEngine(spec, EngineConfig(model="smollm2-135m", threads=1), n_ctx=2048)
     yield engine
     engine.close()
@@ -199,9 +204,8 @@ def test_one_generation_at_a_time(smol):
     for thread in threads:
         thread.join()
     assert len(results) == 2 and results[0].text == results[1].text
-    with smol._lock:  # someone else holds the model past our timeout
-        with pytest.raises(EngineError, match="busy"):
-            smol.generate(_req(CODE_PROMPT, max_tokens=4, timeout_s=0.2))
+    with smol._lock, pytest.raises(EngineError, match="busy"):  # the model is held past our timeout
+        smol.generate(_req(CODE_PROMPT, max_tokens=4, timeout_s=0.2))
 
 
 @needs_smollm
@@ -232,8 +236,9 @@ def test_thread_count_measured_once_and_cached(tmp_path, monkeypatch, smol):
     record = models.load_cached_choice("llamacpp-threads", f"{models.model_key(spec)}:cpus={cpus}")
     assert record["threads"] == chosen
     assert sorted(int(n) for n in record["timings_ms"]) == thread_candidates(cpus)
-    fastest = min(record["timings_ms"], key=lambda n: record["timings_ms"][n]["total_ms"])
-    assert int(fastest) == chosen
+    totals = {int(n): t["total_ms"] for n, t in record["timings_ms"].items()}
+    assert totals[chosen] <= min(totals.values()) * 1.1
+    assert all(totals[n] > min(totals.values()) * 1.1 for n in totals if n < chosen)
     start = time.perf_counter()
     assert measure_threads(spec) == chosen  # from the cache: no model load, no timing runs
     assert time.perf_counter() - start < 0.5
@@ -245,6 +250,13 @@ def test_thread_count_measured_once_and_cached(tmp_path, monkeypatch, smol):
         automatic.close()
     # the engine still generates after the measurement reset its state
     assert smol.generate(_req(CODE_PROMPT, max_tokens=3)).completion_tokens == 3
+
+
+def test_pick_thread_count_prefers_fewer_threads_unless_clearly_faster():
+    assert pick_thread_count({1: 100.0, 2: 60.0}) == 2
+    assert pick_thread_count({1: 100.0, 2: 95.0}) == 1  # 5% is not worth a second thread
+    assert pick_thread_count({1: 300.0, 2: 100.0, 3: 105.0, 4: 99.0}) == 2
+    assert pick_thread_count({1: 50.0, 2: 400.0}) == 1
 
 
 def test_thread_candidates():

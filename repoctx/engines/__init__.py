@@ -1,0 +1,162 @@
+"""Engines: `create_engine` is the one factory; the engine modules are imported only when chosen.
+
+kinds: "llamacpp" (embedded, CPU, the default), "transformers", "vllm" (GPU, optional) and
+"http" (any OpenAI-compatible /v1/completions server). The RoPE policy (`repoctx.rope`) is
+applied here when the window a caller needs exceeds the model's native window.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from .base import CancelToken, Engine, EngineError, GenerationRequest, GenerationResult
+
+__all__ = [
+    "CancelToken",
+    "Deadline",
+    "Engine",
+    "EngineError",
+    "GenerationRequest",
+    "GenerationResult",
+    "StopStream",
+    "create_engine",
+    "rope_decision",
+]
+
+ENGINE_KINDS = ("llamacpp", "transformers", "vllm", "http")
+
+
+def create_engine(config: Any, needed_window: int | None = None) -> Engine:
+    """Build the engine `config` (an `EngineConfig`) asks for.
+
+    `needed_window` is the number of tokens (prompt + completion) the caller wants to fit;
+    when it (or `config.context_window`) exceeds the model's native window the RoPE policy
+    decides whether and how to extend it, and the engine is built with those settings.
+    """
+    kind = (config.kind or "llamacpp").strip().lower()
+    if kind == "http":
+        from .http import HttpEngine
+
+        return HttpEngine(config)
+    if kind not in ENGINE_KINDS:
+        raise EngineError(f"unknown engine kind {config.kind!r}; known kinds: {', '.join(ENGINE_KINDS)}")
+
+    from ..models import resolve_model
+
+    spec = resolve_model(config.model)
+    wanted = max(needed_window or 0, config.context_window or 0)
+    decision = rope_decision(spec.native_window, wanted, config, kind) if wanted > spec.native_window else None
+    window = _decided_window(decision, spec.native_window, wanted)
+
+    if kind == "llamacpp":
+        from .llamacpp import LlamaCppEngine
+
+        rope_kwargs = None
+        if decision is not None:
+            from .. import rope
+
+            rope_kwargs = rope.llamacpp_settings(decision)
+        return LlamaCppEngine(spec, config, n_ctx=window, rope_kwargs=rope_kwargs)
+    if kind == "transformers":
+        from .transformers_engine import TransformersEngine
+
+        return TransformersEngine(spec, config, decision=decision, context_window=window)
+    from .vllm_engine import VLLMEngine
+
+    return VLLMEngine(spec, config, decision=decision, context_window=window)
+
+
+def rope_decision(native_window: int, needed_tokens: int, config: Any, kind: str) -> Any:
+    """The RoPE policy's decision for this engine kind (``config.rope`` may force a method)."""
+    try:
+        from .. import rope
+    except ImportError as exc:  # pragma: no cover - the policy module is part of the package
+        raise EngineError(f"the RoPE policy (repoctx.rope) is unavailable: {exc}") from exc
+    try:
+        return rope.decide(native_window, needed_tokens, method=config.rope, engine=kind)
+    except ValueError as exc:
+        raise EngineError(f"RoPE policy: {exc}") from exc
+
+
+def _decided_window(decision: Any, native: int, wanted: int) -> int:
+    if decision is None:
+        return wanted if 0 < wanted <= native else native
+    return int(decision.granted_window)
+
+
+class Deadline:
+    """`timeout_s` from now; `check()` raises EngineError once it has passed."""
+
+    def __init__(self, timeout_s: float, what: str = "generation") -> None:
+        self.start = time.monotonic()
+        self.timeout_s = timeout_s if timeout_s and timeout_s > 0 else float("inf")
+        self.what = what
+
+    @property
+    def remaining(self) -> float:
+        return self.timeout_s - (time.monotonic() - self.start)
+
+    def expired(self) -> bool:
+        return self.remaining <= 0
+
+    def check(self) -> None:
+        if self.expired():
+            raise EngineError(f"{self.what} timed out after {self.timeout_s:g} s")
+
+
+class StopStream:
+    """Accumulates generated text, cuts it at the first stop string, and streams what is final.
+
+    Text that could still turn out to be the start of a stop string is held back until the
+    next piece decides it, so `on_text` receives exactly the final text, in order.
+    """
+
+    def __init__(self, stop: list[str] | None, on_text: Callable[[str], None] | None) -> None:
+        self.stops = [s for s in (stop or []) if s]
+        self.on_text = on_text
+        self.text = ""
+        self.emitted = 0
+        self.stopped = False
+
+    def feed(self, piece: str) -> bool:
+        """Add generated text; True once a stop string has been reached (stop generating)."""
+        if self.stopped or not piece:
+            return self.stopped
+        before = len(self.text)
+        self.text += piece
+        if self.stops:
+            cut = -1
+            for stop in self.stops:
+                index = self.text.find(stop, max(0, before - len(stop) + 1))
+                if index >= 0 and (cut < 0 or index < cut):
+                    cut = index
+            if cut >= 0:
+                self.text = self.text[:cut]
+                self.stopped = True
+                self._emit(len(self.text))
+                return True
+        self._emit(len(self.text) - self._held())
+        return False
+
+    def finish(self) -> str:
+        """Flush held-back text (generation ended without completing a stop string)."""
+        self._emit(len(self.text))
+        return self.text
+
+    def _held(self) -> int:
+        hold = 0
+        for stop in self.stops:
+            for size in range(min(len(stop) - 1, len(self.text)), hold, -1):
+                if self.text.endswith(stop[:size]):
+                    hold = size
+                    break
+        return hold
+
+    def _emit(self, upto: int) -> None:
+        if upto > self.emitted:
+            chunk = self.text[self.emitted:upto]
+            self.emitted = upto
+            if self.on_text is not None:
+                self.on_text(chunk)

@@ -1,0 +1,321 @@
+"""The embedded CPU engine: llama.cpp through llama-cpp-python, with KV-cache reuse across requests.
+
+Completion prompts of consecutive keystrokes share long prefixes (repository context, the
+file head), so the engine keeps the evaluated token sequence of the previous request in the
+model's KV cache and evaluates only the part of the new prompt after the longest common
+token prefix. `GenerationResult.reused_prompt_tokens` is exactly the number of prompt tokens
+that were not evaluated again.
+
+The prompt is evaluated here in chunks (so a cancel or a timeout is noticed during a long
+prefill too); `Llama.generate` then finds everything but the last prompt token already in
+the cache, evaluates that one token and samples. The `CancelToken` is checked after every
+generated token.
+"""
+
+from __future__ import annotations
+
+import codecs
+import inspect
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from ..models import (
+    ModelError,
+    ModelSpec,
+    available_cpus,
+    load_cached_choice,
+    model_key,
+    store_cached_choice,
+)
+from ..tokenizer import LlamaCppTokenizer
+from . import Deadline, StopStream
+from .base import CancelToken, EngineError, GenerationRequest, GenerationResult
+
+_PREFILL_CHUNK = 128
+"""Prompt tokens evaluated between two cancel/timeout checks."""
+
+_MEASURE_TEXT = (
+    "def merge_sorted(left: list[int], right: list[int]) -> list[int]:\n"
+    "    result = []\n    i = j = 0\n"
+    "    while i < len(left) and j < len(right):\n"
+    "        if left[i] <= right[j]:\n            result.append(left[i])\n            i += 1\n"
+    "        else:\n            result.append(right[j])\n            j += 1\n"
+    "    result.extend(left[i:])\n    result.extend(right[j:])\n    return result\n\n\n"
+    "class Cache:\n    def __init__(self, size: int) -> None:\n        self.size = size\n"
+    "        self.items: dict[str, bytes] = {}\n\n    def get(self, key: str) -> bytes | None:\n"
+)
+_MEASURE_PROMPT_TOKENS = 96
+_MEASURE_DECODE_TOKENS = 8
+_MEASURE_ROUNDS = 3
+
+
+def _import_llama() -> Any:
+    try:
+        from llama_cpp import Llama
+    except ImportError as exc:
+        raise EngineError(
+            f"the llamacpp engine needs llama-cpp-python ({exc}); install it with: "
+            f"pip install llama-cpp-python==0.3.36   (or: pip install 'repoctx[model]')"
+        ) from exc
+    return Llama
+
+
+def _load_llama(spec: ModelSpec, n_ctx: int, threads: int, extra: dict[str, Any] | None = None) -> Any:
+    Llama = _import_llama()
+    if spec.format != "gguf":
+        raise ModelError(f"the llamacpp engine needs a GGUF file; {spec.path} is a {spec.format} model "
+                         f"(use engine kind 'transformers' for Hugging Face directories)")
+    if not Path(spec.path).is_file():
+        raise ModelError(f"model file {spec.path} does not exist")
+    kwargs: dict[str, Any] = {"n_ctx": n_ctx, "n_threads": threads, "n_threads_batch": threads, "verbose": False}
+    accepted = set(inspect.signature(Llama.__init__).parameters)
+    for key, value in (extra or {}).items():
+        if key in accepted and key != "model_path":
+            kwargs[key] = value
+    try:
+        return Llama(model_path=str(spec.path), **kwargs)
+    except (ValueError, RuntimeError, OSError) as exc:
+        raise ModelError(f"llama.cpp could not load {spec.path} (n_ctx={n_ctx}): {exc}") from exc
+
+
+def _set_threads(llama: Any, threads: int) -> None:
+    import llama_cpp
+
+    llama_cpp.llama_set_n_threads(llama.ctx, threads, threads)
+    llama.n_threads = threads
+    llama.n_threads_batch = threads
+
+
+def thread_candidates(cpus: int) -> list[int]:
+    """Every count up to 8 CPUs; beyond that a geometric selection (and all of them)."""
+    if cpus <= 8:
+        return list(range(1, cpus + 1))
+    picks = {1, 2, 3, 4, 6, 8, cpus}
+    step = 12
+    while step < cpus:
+        picks.add(step)
+        step = int(step * 1.5)
+    return sorted(picks)
+
+
+def measure_threads(spec: ModelSpec, llama: Any | None = None, *, refresh: bool = False,
+                    candidates: list[int] | None = None) -> int:
+    """The thread count with the shortest short prefill + decode on this machine, measured once
+    (the fewest threads within 10% of the fastest, see `pick_thread_count`).
+
+    The answer is cached in the model cache directory keyed by the model's identity (its
+    SHA-256 for built-in models) and the CPU count, so only the first start pays for it.
+    More threads are not assumed to be faster: on shared or small machines they often are not.
+    """
+    cpus = available_cpus()
+    key = f"{model_key(spec)}:cpus={cpus}"
+    if not refresh:
+        cached = load_cached_choice("llamacpp-threads", key)
+        if cached and isinstance(cached.get("threads"), int) and cached["threads"] >= 1:
+            return int(cached["threads"])
+    own = llama is None
+    if own:
+        llama = _load_llama(spec, n_ctx=256, threads=cpus)
+    try:
+        timings = _time_thread_counts(llama, candidates or thread_candidates(cpus))
+    finally:
+        if own:
+            llama.close()
+        else:
+            llama.reset()
+    best = pick_thread_count({n: t["total_ms"] for n, t in timings.items()})
+    store_cached_choice("llamacpp-threads", key, {
+        "threads": best, "cpus": cpus, "model": spec.name, "measured_at": time.time(),
+        "timings_ms": {str(n): t for n, t in timings.items()},
+    })
+    return best
+
+
+def pick_thread_count(totals: dict[int, float], tolerance: float = 0.10) -> int:
+    """The fewest threads within `tolerance` of the fastest time.
+
+    Extra threads that buy almost nothing are not worth it: they cost the editor and the
+    rest of the machine CPU, and llama.cpp's and torch's spinning threads degrade badly as
+    soon as the machine gets busy.
+    """
+    fastest = min(totals.values())
+    return min(n for n, total in totals.items() if total <= fastest * (1 + tolerance))
+
+
+def thread_measurement(spec: ModelSpec) -> dict[str, Any] | None:
+    """The cached measurement for `spec` on this machine (threads and per-count timings), if any."""
+    return load_cached_choice("llamacpp-threads", f"{model_key(spec)}:cpus={available_cpus()}")
+
+
+def _time_thread_counts(llama: Any, counts: list[int]) -> dict[int, dict[str, float]]:
+    tokens = llama.tokenize(_MEASURE_TEXT.encode(), add_bos=True, special=False)[:_MEASURE_PROMPT_TOKENS]
+    decode_token = tokens[-1]
+
+    def run() -> tuple[float, float]:
+        llama.reset()
+        t0 = time.perf_counter()
+        llama.eval(tokens)
+        t1 = time.perf_counter()
+        for _ in range(_MEASURE_DECODE_TOKENS):
+            llama.eval([decode_token])
+        return (t1 - t0) * 1000, (time.perf_counter() - t1) * 1000
+
+    _set_threads(llama, max(counts))
+    run()  # warm-up: pages the weights in
+    best: dict[int, tuple[float, float]] = {}
+    for _ in range(_MEASURE_ROUNDS):  # interleaved rounds: a burst of load elsewhere hits every count alike
+        for count in counts:
+            _set_threads(llama, count)
+            sample = run()
+            if count not in best or sum(sample) < sum(best[count]):
+                best[count] = sample
+    llama.reset()
+    return {count: {"prefill_ms": round(p, 2), "decode_ms": round(d, 2), "total_ms": round(p + d, 2)}
+            for count, (p, d) in best.items()}
+
+
+class LlamaCppEngine:
+    """A GGUF model run by llama.cpp on the CPU; one generation at a time per instance."""
+
+    name = "llamacpp"
+
+    def __init__(self, spec: ModelSpec, config: Any, n_ctx: int | None = None,
+                 rope_kwargs: dict[str, Any] | None = None) -> None:
+        self.spec = spec
+        self.config = config
+        self.context_window = int(n_ctx or config.context_window or spec.native_window)
+        self.model_name = f"{Path(spec.path).name} {spec.family_hint}".strip()
+        self.metadata = dict(spec.metadata)
+        extra = dict(config.extra or {})
+        extra.update(rope_kwargs or {})
+        wanted = int(config.threads or 0)
+        if wanted <= 0:
+            record = thread_measurement(spec)
+            wanted = int(record["threads"]) if record and isinstance(record.get("threads"), int) else 0
+        self._llama = _load_llama(spec, self.context_window, wanted if wanted > 0 else available_cpus(), extra)
+        if wanted <= 0:
+            wanted = measure_threads(spec, self._llama)
+            _set_threads(self._llama, wanted)
+        self.threads = wanted
+        self.tokenizer = LlamaCppTokenizer(spec.path, llama=self._llama)
+        self._lock = threading.Lock()
+        self._closed = False
+
+    # -- Engine -----------------------------------------------------------------------------
+
+    def generate(self, request: GenerationRequest, cancel: CancelToken | None = None,
+                 on_text: Callable[[str], None] | None = None) -> GenerationResult:
+        deadline = Deadline(request.timeout_s)
+        wait = deadline.remaining
+        if not self._lock.acquire(timeout=wait if wait != float("inf") else -1):
+            raise EngineError(f"the model was busy with another generation for the whole {request.timeout_s:g} s timeout")
+        try:
+            if self._closed:
+                raise EngineError("the llamacpp engine is closed")
+            try:
+                return self._generate(request, cancel, on_text, deadline)
+            except EngineError:
+                raise
+            except (RuntimeError, ValueError, AssertionError) as exc:
+                self._llama.reset()  # the KV cache may be half-written; start clean next time
+                raise EngineError(f"llama.cpp failed: {type(exc).__name__}: {exc}") from exc
+        finally:
+            self._lock.release()
+
+    def close(self) -> None:
+        with self._lock:
+            if not self._closed:
+                self._closed = True
+                self._llama.close()
+
+    # -- internals ----------------------------------------------------------------------------
+
+    def _generate(self, request: GenerationRequest, cancel: CancelToken | None,
+                  on_text: Callable[[str], None] | None, deadline: Deadline) -> GenerationResult:
+        import llama_cpp
+
+        llama = self._llama
+        start = time.perf_counter()
+        tokens = llama.tokenize(request.prompt.encode("utf-8"), add_bos=True, special=True)
+        if not tokens:
+            raise EngineError("the prompt is empty")
+        if len(tokens) >= self.context_window:
+            raise EngineError(f"the prompt is {len(tokens)} tokens; the context window is {self.context_window}")
+        max_new = max(0, min(request.max_tokens, self.context_window - len(tokens)))
+        timings: dict[str, float] = {"tokenize": _ms(start)}
+
+        reused, complete = self._prefill(tokens, cancel, deadline)
+        prefilled = time.perf_counter()
+        if not complete or max_new == 0:
+            timings.update(prefill=_ms(start, prefilled), total=_ms(start))
+            return GenerationResult("", len(tokens), 0, reused, "cancelled" if not complete else "length", timings)
+
+        stream = StopStream(request.stop, on_text)
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        vocab = llama._model.vocab
+        completion = 0
+        finish = "length"
+        first: float | None = None
+        generator = llama.generate(tokens, top_k=40, top_p=0.95, min_p=0.05, temp=request.temperature,
+                                   repeat_penalty=1.0, reset=True)
+        try:
+            for token in generator:
+                if first is None:
+                    first = time.perf_counter()
+                if llama_cpp.llama_vocab_is_eog(vocab, token):
+                    finish = "stop"
+                    break
+                completion += 1
+                if stream.feed(decoder.decode(llama.detokenize([token]))):
+                    finish = "stop"
+                    break
+                if cancel is not None and cancel.cancelled:
+                    finish = "cancelled"
+                    break
+                if completion >= max_new:
+                    finish = "length"
+                    break
+                deadline.check()
+        finally:
+            generator.close()
+        if finish != "stop":
+            stream.feed(decoder.decode(b"", final=True))
+        text = stream.finish() if not stream.stopped else stream.text
+        end = time.perf_counter()
+        first = first or end
+        timings.update(prefill=_ms(start, first), first_token=_ms(start, first), decode=_ms(first, end),
+                       total=_ms(start, end))
+        return GenerationResult(text, len(tokens), completion, reused, finish, timings)
+
+    def _prefill(self, tokens: list[int], cancel: CancelToken | None, deadline: Deadline) -> tuple[int, bool]:
+        """Evaluate all prompt tokens but the last, reusing the cached common prefix.
+
+        Returns (prompt tokens served from the cache, whether the prefill completed).
+        """
+        llama = self._llama
+        cached = llama._input_ids.tolist()
+        common = 0
+        for a, b in zip(cached, tokens):
+            if a != b:
+                break
+            common += 1
+        keep = min(common, len(tokens) - 1)
+        if keep > 0 and llama._ctx.kv_cache_seq_rm(-1, keep, -1):
+            llama.n_tokens = keep
+        else:
+            keep = 0
+            llama.reset()
+        end = len(tokens) - 1
+        for offset in range(keep, end, _PREFILL_CHUNK):
+            if cancel is not None and cancel.cancelled:
+                return keep, False
+            deadline.check()
+            llama.eval(tokens[offset:min(end, offset + _PREFILL_CHUNK)])
+        return keep, True
+
+
+def _ms(start: float, end: float | None = None) -> float:
+    return round(((end if end is not None else time.perf_counter()) - start) * 1000, 2)
