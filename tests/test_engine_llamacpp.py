@@ -274,6 +274,7 @@ def test_create_engine_applies_rope_policy():
         assert isinstance(engine, LlamaCppEngine)
         # 12000 / 8192 -> the policy's next ladder step, x1.5 -> 12288 tokens, YaRN for llama.cpp
         assert engine.context_window == 12288
+        assert engine.rope_decision.method == "yarn" and engine.rope_decision.granted_window == 12288
         params = engine._llama.context_params
         assert params.n_ctx == 12288
         assert params.rope_scaling_type == 2  # LLAMA_ROPE_SCALING_TYPE_YARN
@@ -285,7 +286,7 @@ def test_create_engine_applies_rope_policy():
         engine.close()
     small = create_engine(EngineConfig(model="smollm2-135m", threads=1), needed_window=1024)
     try:
-        assert small.context_window == 1024
+        assert small.context_window == 1024 and small.rope_decision is None
         assert small._llama.context_params.rope_scaling_type == -1  # the model's own RoPE
     finally:
         small.close()

@@ -58,7 +58,9 @@ def create_engine(config: Any, needed_window: int | None = None) -> Engine:
             from .. import rope
 
             rope_kwargs = rope.llamacpp_settings(decision)
-        return LlamaCppEngine(spec, config, n_ctx=window, rope_kwargs=rope_kwargs)
+        engine = LlamaCppEngine(spec, config, n_ctx=window, rope_kwargs=rope_kwargs)
+        engine.rope_decision = decision
+        return engine
     if kind == "transformers":
         from .transformers_engine import TransformersEngine
 

@@ -186,6 +186,7 @@ class LlamaCppEngine:
                  rope_kwargs: dict[str, Any] | None = None) -> None:
         self.spec = spec
         self.config = config
+        self.rope_decision: Any = None  # set by create_engine when the RoPE policy was consulted
         self.context_window = int(n_ctx or config.context_window or spec.native_window)
         self.model_name = f"{Path(spec.path).name} {spec.family_hint}".strip()
         self.metadata = dict(spec.metadata)
