@@ -32,7 +32,8 @@ class WorkspaceConfig:
         default_factory=lambda: [
             ".env", ".env.*", "*.pem", "*.key", "id_rsa*", "id_ed25519*", "id_ecdsa*",
             "*.p12", "*.pfx", "*.keystore", "*.jks", ".netrc", ".npmrc", ".pypirc",
-            "credentials", "credentials.*", "*.secret", "secrets.*", ".git-credentials",
+            "credentials", "credentials.json", "credentials.y*ml", "*.secret", "secrets.json", "secrets.y*ml",
+            "secrets.toml", ".git-credentials",
             "*.kdbx", ".htpasswd", "*.tfstate", "*.tfvars",
         ]
     )
