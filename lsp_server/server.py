@@ -720,6 +720,8 @@ class RepoctxServer(LanguageServer):
         elif outcome.payload is not None:
             completion = outcome.payload
             timings.update({key: round(value, 2) for key, value in getattr(completion, "timings_ms", {}).items()})
+            if "engine.cache" in timings:
+                timings["source"] = "cache"  # the same prompt was answered before: no generation
             timings["prompt_tokens"] = getattr(completion, "prompt_tokens", 0)
             timings["completion_tokens"] = getattr(completion, "completion_tokens", 0)
             timings["reused_prompt_tokens"] = getattr(completion, "reused_prompt_tokens", 0)
@@ -953,12 +955,13 @@ def build_server(engine_factory: EngineFactory | None = None, repo_factory: Repo
         ls.files_changed(list(params.changes))
 
     @server.feature(types.WORKSPACE_DID_CHANGE_CONFIGURATION)
-    async def did_change_configuration(ls: RepoctxServer, params: types.DidChangeConfigurationParams) -> None:
+    def did_change_configuration(ls: RepoctxServer, params: types.DidChangeConfigurationParams) -> None:
+        # Applied at once (not in a task), so that the requests right behind it see the new settings.
         settings = _plain(params.settings)
         if isinstance(settings, dict) and isinstance(settings.get("repoctx"), dict):
             ls.apply_config(settings["repoctx"], "workspace/didChangeConfiguration")
         else:
-            await ls.pull_config()
+            asyncio.ensure_future(ls.pull_config())
 
     @server.feature(types.TEXT_DOCUMENT_INLINE_COMPLETION, types.InlineCompletionOptions())
     async def inline_completion(ls: RepoctxServer, params: types.InlineCompletionParams) -> types.InlineCompletionList:

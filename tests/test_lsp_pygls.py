@@ -292,8 +292,8 @@ def test_completions_do_not_wait_for_the_engine(repo, tmp_path):
     lsp = LspSession()
     try:
         options = scripted_options(tmp_path, script="late()", load_ms=3000)
+        lsp.configuration = options  # what workspace/configuration answers
         lsp.initialize(repo, options, wait_ready=False, progress=False, pull_config=True)
-        lsp.configuration = options
         uri = lsp.open(repo / "shop/checkout.py", CHECKOUT)
         assert lsp.wait_for(lambda: lsp.statuses, 10)
         started = time.monotonic()
@@ -304,6 +304,13 @@ def test_completions_do_not_wait_for_the_engine(repo, tmp_path):
         assert lsp.statuses[-1]["state"] == "ready"
         assert lsp.inline(uri, CALC_LINE, CALC_COL) == ["late()"]
         assert not lsp.progress  # the client did not announce workDoneProgress
+        # didChangeConfiguration without settings: the server pulls workspace/configuration.
+        lsp.configuration = {"engine": {"extra": {"script": "pulled()"}}}
+        lsp.notify(types.WORKSPACE_DID_CHANGE_CONFIGURATION, types.DidChangeConfigurationParams(settings=None))
+        deadline = time.monotonic() + 15
+        while (texts := lsp.inline(uri, CALC_LINE, CALC_COL)) != ["pulled()"]:
+            assert time.monotonic() < deadline, (texts, lsp.statuses[-1], lsp.logs[-3:])
+            time.sleep(0.1)
     finally:
         assert lsp.stop() == 0
 
