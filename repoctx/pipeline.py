@@ -11,7 +11,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from .assembler import Layout, VisibleWindow, assemble, render_plain
@@ -30,6 +30,9 @@ from .types import AssembledContext, Cursor, Snippet
 from .workspace import Workspace
 
 MAX_LAYOUTS = 64  # per-document layouts kept for keystroke stability
+GIT_SIGNAL_TTL_S = 30.0  # git history changes rarely while typing; ask it at most this often per file
+CO_CHANGE_WEIGHT = 0.5  # a window from a file that always changes with this one scores up to 1.5x
+RECENT_WEIGHT = 0.2  # and one from a recently changed file 1.2x
 
 
 @dataclass
@@ -83,6 +86,7 @@ class RepoContext:
         self._resolver: ModuleResolver | None = None
         self._lexical_generation = -1
         self._layouts: OrderedDict[str, Layout] = OrderedDict()
+        self._git_signals: OrderedDict[str, tuple[float, dict[str, float]]] = OrderedDict()
         self._lock = threading.RLock()
         self._pool = ThreadPoolExecutor(max_workers=6, thread_name_prefix="repoctx-retrieve")
         self.notes: list[str] = list(self.workspace.notes)
@@ -162,7 +166,34 @@ class RepoContext:
             retrievers["dense"] = DenseRetriever(self.dense)
         return retrievers
 
+    def git_boosts(self, path: str) -> dict[str, float]:
+        """Score multipliers for files that change together with `path` or changed lately."""
+        now = time.monotonic()
+        cached = self._git_signals.get(path)
+        if cached and now - cached[0] < GIT_SIGNAL_TTL_S:
+            return cached[1]
+        boosts: dict[str, float] = {}
+        try:
+            for other in self.workspace.recent_files(20):
+                boosts[other] = 1.0 + RECENT_WEIGHT
+            for other, score in self.workspace.co_changed(path, 10):
+                boosts[other] = boosts.get(other, 1.0) + CO_CHANGE_WEIGHT * score
+        except Exception as exc:  # git trouble costs the boost, never the completion
+            self.notes.append(f"git signals unavailable: {exc}")
+        self._git_signals[path] = (now, boosts)
+        while len(self._git_signals) > MAX_LAYOUTS:
+            self._git_signals.popitem(last=False)
+        return boosts
+
     def _lexical(self, request: RetrievalRequest) -> list[Snippet]:
+        snippets = self._lexical_hits(request)
+        boosts = request.boosted_paths
+        if boosts:
+            snippets = [replace(s, score=s.score * boosts.get(s.path, 1.0)) for s in snippets]
+            snippets.sort(key=lambda s: (-s.score, s.path, s.start_line))
+        return snippets
+
+    def _lexical_hits(self, request: RetrievalRequest) -> list[Snippet]:
         exclude = (request.cursor.path, *request.visible_lines)
         if self.config.retrieval.lexical_method == "jaccard":
             files = {p: self.index.text_of(p) or "" for p in self.index.paths()}
@@ -190,6 +221,7 @@ class RepoContext:
             query=query_text(cursor, self.config.retrieval.query_lines),
             top_k=self.config.retrieval.top_k,
             visible_lines=(window.start_line, window.end_line),
+            boosted_paths=self.git_boosts(cursor.path),
         )
 
     def retrieve(self, request: RetrievalRequest, sources: list[str] | None = None) -> tuple[dict[str, list[Snippet]], dict[str, float], list[str]]:

@@ -22,3 +22,26 @@ def test_edits_inside_the_visible_window_are_not_repeated(tmp_path):
     repo, cursors = open_repo(tmp_path, files)
     repo.set_buffer("c.py", cursors["c.py"].text, edited_line=1)
     assert retrieve(repo, cursors["c.py"], "recent") == []
+
+
+def test_co_changed_files_rank_first_among_equal_lexical_hits(tmp_path):
+    from tests.helpers import make_repo
+    from repoctx.config import Config
+    from repoctx.pipeline import RepoContext
+    from repoctx.types import Cursor
+
+    body = "def apply_rate(amount, rate):\n    return amount * rate\n"
+    root = make_repo(
+        tmp_path,
+        {"a_far.py": body, "z_near.py": body, "cart.py": "x = 1\n"},
+        commits=[{"files": {"cart.py": "x = 2\n", "z_near.py": body + "# v2\n"}, "message": "change together"},
+                 {"files": {"cart.py": "x = 3\n", "z_near.py": body + "# v3\n"}, "message": "and again"}]
+        + [{"files": {f"pad{i}.py": "pad_value = True\n"}, "message": f"pad {i}"} for i in range(25)],
+    )
+    repo = RepoContext(root, Config.from_dict({"index": {"location": str(tmp_path / "ix")}}))
+    repo.build_index()
+    text = "x = None\ntotal = apply_rate(amount, rate)\n"
+    cursor = Cursor("cart.py", text, 1, 32)
+    assert repo.git_boosts("cart.py")["z_near.py"] > 1.0
+    snippets = repo._lexical(repo.request_for(cursor, __import__("repoctx.pipeline").pipeline.prompt_window(cursor, repo.tokenizer, 100, 100)))
+    assert [s.path for s in snippets[:2]] == ["z_near.py", "a_far.py"]
