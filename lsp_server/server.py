@@ -5,7 +5,7 @@ It converts LSP documents and positions into `repoctx.types.Cursor` and asks
 in the library. What it adds is the editor plumbing:
 
 * `textDocument/inlineCompletion` (ghost text) and a `textDocument/completion` fallback with
-  one item, incremental text sync, `workspace/didChangeWatchedFiles` (re-index those files),
+  one item for clients that do not declare inline completion support, incremental text sync, `workspace/didChangeWatchedFiles` (re-index those files),
   `workspace/didChangeConfiguration` plus pulling `workspace/configuration` for "repoctx";
 * `repoctx/context` (request): the context that goes into the prompt at a position;
 * `repoctx/status` (notification): ``{state: "indexing"|"ready"|"error", message, engine,
@@ -186,6 +186,7 @@ class RepoctxServer(LanguageServer):
         self.worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="repoctx-complete")
         self.side = ThreadPoolExecutor(max_workers=2, thread_name_prefix="repoctx-side")
         self.scheduler = Scheduler(self.worker, debounce_ms=lambda: self.config.completion.debounce_ms)
+        self.client_inline = False
         self.client_progress = False
         self.client_pull_config = False
         self.client_watch_registration = False
@@ -889,6 +890,7 @@ def build_server(engine_factory: EngineFactory | None = None, repo_factory: Repo
         if root is not None and Path(root).is_dir():
             ls.root = Path(root).resolve()
         caps = params.capabilities
+        ls.client_inline = bool(caps.text_document and caps.text_document.inline_completion is not None)
         ls.client_progress = bool(caps.window and caps.window.work_done_progress)
         ls.client_pull_config = bool(caps.workspace and caps.workspace.configuration)
         watched = caps.workspace.did_change_watched_files if caps.workspace else None
@@ -974,6 +976,8 @@ def build_server(engine_factory: EngineFactory | None = None, repo_factory: Repo
 
     @server.feature(types.TEXT_DOCUMENT_COMPLETION, types.CompletionOptions(trigger_characters=["."], resolve_provider=False))
     async def completion(ls: RepoctxServer, params: types.CompletionParams) -> types.CompletionList:
+        if ls.client_inline:  # the client shows ghost text from inlineCompletion: no duplicate in its list
+            return types.CompletionList(is_incomplete=False, items=[])
         uri, position = params.text_document.uri, params.position
         text, _ = await ls.complete_at(uri, position)
         if not text:

@@ -78,7 +78,6 @@ class ScriptedEngine:
         pieces = [text[i:i + 4] for i in range(0, len(text), 4)]
         out: list[str] = []
         emitted = after_cancel = 0
-        cancelled_at: float | None = None
         finish = "stop"
         for piece in pieces:
             if cancel is not None and cancel.cancelled:  # e.g. cancelled during the prefill
@@ -93,14 +92,12 @@ class ScriptedEngine:
             if on_text is not None:
                 on_text(piece)
             if cancel is not None and cancel.cancelled:
-                cancelled_at = time.perf_counter()
                 finish = "cancelled"
                 break
         result = GenerationResult("".join(out), len(request.prompt), emitted, 0, finish,
                                   {"total": (time.perf_counter() - started) * 1000})
         record = {"call": self.calls, "emitted": emitted, "after_cancel": after_cancel, "planned": len(pieces),
-                  "finish": finish, "text": result.text, "ms": result.timings_ms["total"],
-                  "stop_delay_ms": None if cancelled_at is None else 0.0}
+                  "finish": finish, "text": result.text, "ms": result.timings_ms["total"]}
         self.log.append(record)
         if self.stats_file:
             with open(self.stats_file, "a", encoding="utf-8") as handle:
@@ -240,7 +237,8 @@ class LspSession:
 
     # -- the protocol -----------------------------------------------------------------------
     def initialize(self, root: Path, options: Any = None, progress: bool = True, pull_config: bool = False,
-                   trace: str | None = None, wait_ready: bool = True, timeout: float = 60.0) -> types.InitializeResult:
+                   trace: str | None = None, wait_ready: bool = True, timeout: float = 60.0,
+                   inline: bool = True) -> types.InitializeResult:
         capabilities = types.ClientCapabilities(
             window=types.WindowClientCapabilities(work_done_progress=progress),
             workspace=types.WorkspaceClientCapabilities(
@@ -248,7 +246,7 @@ class LspSession:
                 did_change_watched_files=types.DidChangeWatchedFilesClientCapabilities(dynamic_registration=True),
             ),
             text_document=types.TextDocumentClientCapabilities(
-                inline_completion=types.InlineCompletionClientCapabilities(),
+                inline_completion=types.InlineCompletionClientCapabilities() if inline else None,
             ),
         )
         params = types.InitializeParams(

@@ -18,8 +18,6 @@ from tests.helpers import make_repo
 from tests.lsp_support import (
     LspSession,
     file_uri,
-    inline_params,
-    plain,
     read_stats,
     scripted_options,
 )
@@ -56,7 +54,7 @@ def session(repo, tmp_path_factory):
     options["workspace"] = {"maxFileBytes": MAX_FILE_BYTES}
     lsp = LspSession()
     lsp.stats_file = tmp / "engine-stats.jsonl"
-    lsp.init_result = lsp.initialize(repo, options)
+    lsp.init_result = lsp.initialize(repo, options, inline=False)  # a client that wants the completion fallback
     yield lsp
     code = lsp.stop()
     assert code == 0, lsp.stderr_text()
@@ -243,6 +241,23 @@ def test_notifications_for_unknown_documents_do_not_hurt(session, repo):
     assert session.alive()
 
 
+def test_malformed_messages_do_not_stop_the_server(session, repo):
+    async def write(payloads: list[bytes]) -> None:
+        for body in payloads:
+            session.client._server.stdin.write(b"Content-Length: %d\r\n\r\n" % len(body) + body)
+
+    session._run(write([
+        b"{not json",
+        b"[1, 2, 3]",
+        b'{"jsonrpc": "2.0", "id": 991, "method": "textDocument/inlineCompletion", "params": {"position": 5}}',
+        b'{"jsonrpc": "2.0", "method": "textDocument/didOpen", "params": {"textDocument": 7}}',
+        b'{"jsonrpc": "1.0", "id": 992, "method": "shutdown"}',
+    ]))
+    good = session.open(repo / "shop/checkout.py", CHECKOUT)
+    assert session.inline(good, CALC_LINE, CALC_COL) == ["total_with_tax(net, qty)"]
+    assert session.alive()
+
+
 def test_many_documents_open_and_close(session, repo):
     uris = []
     for i in range(150):
@@ -341,6 +356,10 @@ def test_trace_reports_timings(repo, tmp_path):
 
         timings = json.loads(lsp.traces[-1]["verbose"])
         assert timings["source"] == "engine" and timings["context"] > 0 and "engine.total" in timings
+        # This client declared inline completion: the completion list stays empty (no duplicate suggestion).
+        result = lsp.request(types.TEXT_DOCUMENT_COMPLETION, types.CompletionParams(
+            text_document=types.TextDocumentIdentifier(uri=uri), position=types.Position(line=CALC_LINE, character=CALC_COL)))
+        assert list(result.items) == []
     finally:
         assert lsp.stop() == 0
 
@@ -351,10 +370,6 @@ def test_repoctx_lsp_command_over_tcp_flag_parses():
     args = build_parser().parse_args(["lsp", "--tcp", "--port", "0"])
     assert args.tcp and args.port == 0
 
-
-def test_inline_params_helper_round_trip():
-    params = inline_params("file:///x.py", 1, 2)
-    assert plain(params)["position"] == {"line": 1, "character": 2}
 
 
 def test_tcp_transport(repo):
