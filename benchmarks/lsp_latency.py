@@ -170,12 +170,12 @@ class Bench:
             text = text[:offset] + char + text[offset:]
             offset += 1
             msg_id = f"{mode}-{index}"
-            if mode == "paced" and pending and not pending[-1][1].done():
-                self.client.cancel_request(types.CancelParams(id=pending[-1][0]))
             started = time.perf_counter()
             self.client.text_document_did_change(types.DidChangeTextDocumentParams(
                 text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=version),
                 content_changes=[types.TextDocumentContentChangePartial(range=types.Range(start=where, end=where), text=char)]))
+            if mode == "paced" and pending and not pending[-1][1].done():
+                self.client.cancel_request(types.CancelParams(id=pending[-1][0]))
             task = asyncio.ensure_future(self._ask(uri, text, offset, msg_id, started))
             pending.append((msg_id, task))
             if mode == "sequential":

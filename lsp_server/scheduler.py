@@ -10,7 +10,8 @@
   user typed characters that the in-flight or just-finished completion predicted, the rest of
   that completion is the answer and no new generation starts. Jobs run in a worker executor,
   never on the event loop; a cancelled waiter (`$/cancelRequest`) cancels the job once nobody
-  else waits for it.
+  else waits for it, at once unless the buffer has meanwhile grown by characters the job is
+  generating (then the next request may take it over within a short grace period).
 """
 
 from __future__ import annotations
@@ -180,6 +181,16 @@ class Job:
         return streamed.startswith(typed) or (typed.startswith(streamed) and "\n" not in typed[len(streamed):])
 
 
+    def may_continue(self, text: str) -> bool:
+        """Whether the buffer now reading `text` is this job's buffer plus typed characters that
+        agree with what the job has streamed (see `may_answer`)."""
+        prefix, suffix = self.prefix, self.suffix
+        if len(text) <= len(prefix) + len(suffix) or not text.startswith(prefix) or not text.endswith(suffix):
+            return False
+        typed = text[len(prefix):len(text) - len(suffix)]
+        return self.may_answer(prefix + typed, suffix)
+
+
 def current_job() -> Job | None:
     """The job the calling worker thread is running, if any."""
     return getattr(_local, "job", None)
@@ -269,10 +280,14 @@ class Scheduler:
         debounce_ms: Callable[[], float] | float = 0.0,
         max_documents: int = 256,
         clock: Callable[[], float] = time.monotonic,
+        current_text: Callable[[Hashable], str | None] | None = None,
+        grace_ms: float = 250.0,
     ) -> None:
         self.executor = executor
         self._debounce = debounce_ms if callable(debounce_ms) else (lambda: float(debounce_ms))
         self.clock = clock
+        self.current_text = current_text
+        self.grace_ms = grace_ms
         self.jobs: dict[Hashable, Job] = {}  # in flight only
         self.records: LRUCache[Hashable, _Record] = LRUCache(max_documents)
         self._sequence = itertools.count(1)
@@ -335,9 +350,24 @@ class Scheduler:
         finally:
             job.waiters -= 1
             if job.waiters <= 0 and not job.future.done():
-                job.token.cancel()  # nobody wants it any more ($/cancelRequest): stop the engine
+                self._orphaned(job)
         outcome.timings_ms = {**outcome.timings_ms, "debounce_wait": job.debounce_wait_ms, "queue": job.queue_ms}
         return outcome
+
+    def _orphaned(self, job: Job) -> None:
+        """Nobody waits for `job` any more ($/cancelRequest): stop the engine now, unless the user
+        has typed what the job is generating. Editors cancel the pending request on every keystroke
+        and ask again right after, so such a job gets `grace_ms` for the next request to take it over."""
+        text = self.current_text(job.key) if self.current_text is not None else None
+        if text is None or not job.may_continue(text):
+            job.token.cancel()
+            return
+
+        def reap() -> None:
+            if job.waiters <= 0 and not job.done:
+                job.token.cancel()
+
+        asyncio.get_running_loop().call_later(self.grace_ms / 1000, reap)
 
     def _finished(self, job: Job, future: asyncio.Future) -> None:
         if self.jobs.get(job.key) is job:

@@ -185,7 +185,8 @@ class RepoctxServer(LanguageServer):
         self.loop: asyncio.AbstractEventLoop | None = None
         self.worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="repoctx-complete")
         self.side = ThreadPoolExecutor(max_workers=2, thread_name_prefix="repoctx-side")
-        self.scheduler = Scheduler(self.worker, debounce_ms=lambda: self.config.completion.debounce_ms)
+        self.scheduler = Scheduler(self.worker, debounce_ms=lambda: self.config.completion.debounce_ms,
+                                   current_text=self._open_text)
         self.client_inline = False
         self.client_progress = False
         self.client_pull_config = False
@@ -634,6 +635,13 @@ class RepoctxServer(LanguageServer):
                     repo.index.update_file(rel, text)
             except Exception as exc:
                 self._log(types.MessageType.Warning, f"{rel}: could not re-index: {type(exc).__name__}: {exc}")
+
+    def _open_text(self, uri: str) -> str | None:
+        try:
+            document = self.workspace.text_documents.get(unquote(uri))
+        except RuntimeError:
+            return None
+        return document.source if document is not None else None
 
     def document_text(self, uri: str) -> tuple[str | None, str]:
         """The text of an open document, else of the file on disk; (None, why) when neither."""

@@ -114,3 +114,23 @@ def test_typing_into_an_inflight_completion_reuses_it(session, repo):
     time.sleep(0.2)
     assert len(read_stats(session.stats_file)) == before + 1  # one generation served both
     assert stats[before]["finish"] == "stop"
+
+
+def test_editor_style_cancel_then_ask_again_reuses_the_inflight_generation(session, repo):
+    """Editors cancel the pending request on every keystroke and ask again: when the keystroke
+    typed what the generation is producing, the generation goes on and answers the new request."""
+    uri = session.open(repo / "app/five.py", "# TYPEAHEAD_MARK\nw = \n")
+    before = len(read_stats(session.stats_file))
+    first = session.request_future(types.TEXT_DOCUMENT_INLINE_COMPLETION, inline_params(uri, 1, 4), msg_id="editor-1")
+    time.sleep(0.12)  # "foo(" has streamed
+    session.change(uri, 2, 1, 4, "f")
+    session.cancel("editor-1")
+    second = session.request(types.TEXT_DOCUMENT_INLINE_COMPLETION, inline_params(uri, 1, 5), timeout=10)
+    with pytest.raises(JsonRpcException):
+        first.result(10)
+    full = "foo(" + "b" * 40 + ")"
+    assert [item.insert_text for item in second.items] == [full[1:]]
+    stats = _wait_stats(session, before + 1)
+    time.sleep(0.2)
+    assert len(read_stats(session.stats_file)) == before + 1
+    assert stats[before]["finish"] == "stop"

@@ -345,3 +345,62 @@ def test_records_stay_bounded_with_many_documents():
     asyncio.run(scenario())
     executor.shutdown()
     assert len(scheduler.records) == 8 and not scheduler.jobs
+
+
+def test_a_cancelled_waiter_after_matching_typing_leaves_the_job_to_the_next_request():
+    inner = ScriptedEngine("foo(bar)", token_ms=80)
+    runner = FakeRunner(ServedEngine(inner, 0))
+    executor = ThreadPoolExecutor(1)
+    buffer = {"doc": "x = \n"}
+    scheduler = Scheduler(executor, current_text=buffer.get, grace_ms=300)
+
+    async def scenario():
+        first = asyncio.ensure_future(scheduler.complete("doc", "x = ", "\n", runner))
+        await asyncio.sleep(0.12)  # "foo(" has streamed
+        buffer["doc"] = "x = fo\n"  # the keystroke arrives, then the editor cancels the old request
+        first.cancel()
+        await asyncio.sleep(0.01)
+        return await scheduler.complete("doc", "x = fo", "\n", runner)
+
+    typed = asyncio.run(scenario())
+    executor.shutdown()
+    assert typed.source == "inflight" and typed.text == "o(bar)"
+    assert inner.calls == 1 and inner.log[0]["finish"] == "stop"
+
+
+def test_an_orphaned_job_is_cancelled_after_the_grace_period():
+    inner = ScriptedEngine("f" * 400, token_ms=5)
+    runner = FakeRunner(ServedEngine(inner, 0))
+    executor = ThreadPoolExecutor(1)
+    buffer = {"doc": "x = \n"}
+    scheduler = Scheduler(executor, current_text=buffer.get, grace_ms=100)
+
+    async def scenario():
+        first = asyncio.ensure_future(scheduler.complete("doc", "x = ", "\n", runner))
+        await asyncio.sleep(0.05)
+        buffer["doc"] = "x = f\n"
+        first.cancel()
+        await asyncio.sleep(0.5)
+
+    asyncio.run(scenario())
+    executor.shutdown()
+    record = inner.log[0]
+    assert record["finish"] == "cancelled" and record["emitted"] < record["planned"]
+    assert record["ms"] < 450  # stopped about when the grace ended (≈150 ms), not at the end (≈2 s)
+
+
+def test_a_plain_cancel_stops_the_job_at_once_even_with_a_grace_period():
+    inner = ScriptedEngine("f" * 400, token_ms=5)
+    runner = FakeRunner(ServedEngine(inner, 0))
+    executor = ThreadPoolExecutor(1)
+    scheduler = Scheduler(executor, current_text=lambda key: "x = \n", grace_ms=5000)
+
+    async def scenario():
+        first = asyncio.ensure_future(scheduler.complete("doc", "x = ", "\n", runner))
+        await asyncio.sleep(0.05)
+        first.cancel()  # nothing typed: the user just does not want it
+        await asyncio.sleep(0.2)
+
+    asyncio.run(scenario())
+    executor.shutdown()
+    assert inner.log[0]["finish"] == "cancelled" and inner.log[0]["after_cancel"] <= 1
