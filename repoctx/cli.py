@@ -201,11 +201,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_lsp)
 
     p = sub.add_parser("serve", help="run the HTTP completion service")
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8080)
+    p.add_argument("--host", help="address to listen on (default 127.0.0.1, or the configuration file's)")
+    p.add_argument("--port", type=int, help="port (default 8080, or the configuration file's)")
     p.add_argument("--engine", choices=["llamacpp", "transformers", "vllm", "http"])
     p.add_argument("--model")
     p.add_argument("--config", help="service configuration file (TOML)")
+    p.add_argument("--keys-file", help="API keys, one per line: name:key or a bare key")
+    p.add_argument("--insecure-no-auth", action="store_true",
+                   help="allow serving a non-loopback host without API keys")
     p.set_defaults(func=cmd_serve)
     return parser
 
