@@ -60,6 +60,9 @@ MAX_DOCUMENT_NOTES = 1024  # (document, reason) pairs already logged, to log eac
 STATUS_INTERVAL_S = 0.5  # at most one latency-only status update per interval
 EXIT_GRACE_S = 3.0  # after `exit`, the process ends even if a reader thread still blocks
 
+ENGINE_RELOAD_KEYS = frozenset({"kind", "model", "endpoint", "api_key", "threads", "context_window", "rope", "extra"})
+"""Engine settings that need a new engine; the others (max_tokens, temperature, timeout_s) apply per request."""
+
 EngineFactory = Callable[[Config], Any]
 RepoFactory = Callable[[Path, Config], Any]
 
@@ -347,9 +350,12 @@ class RepoctxServer(LanguageServer):
         self.scheduler.clear()  # completions made under the old settings are not offered again
         if self.engine is not None and before["completion"]["cache_size"] != after["completion"]["cache_size"]:
             self.engine.cache.resize(self.config.completion.cache_size)
-        if before["engine"] != after["engine"] and self.engine_state != "waiting":
-            self._log(types.MessageType.Info, "engine settings changed: reloading the engine")
+        changed = {key for key in after["engine"] if before["engine"][key] != after["engine"][key]}
+        if changed & ENGINE_RELOAD_KEYS and self.engine_state != "waiting":
+            self._log(types.MessageType.Info, f"engine settings changed ({', '.join(sorted(changed))}): reloading the engine")
             self.start_engine()
+        elif "template" in changed and self.completer is not None:
+            self._make_completer()  # the prompt format is chosen when the completer is built
         for section in ("workspace", "index"):
             if before[section] != after[section]:
                 self._log(types.MessageType.Info, f"{section} settings changed: they apply fully after a restart")
@@ -697,7 +703,6 @@ class RepoctxServer(LanguageServer):
         if is_open or self.loop is None:
             return self.cursor_at(uri, line, character)
         return await self.loop.run_in_executor(self.side, self.cursor_at, uri, line, character)
-
 
     async def complete_at(self, uri: str, position: types.Position) -> tuple[str, dict[str, Any]]:
         """The completion text at a position ("" when there is none) and timings for tracing."""

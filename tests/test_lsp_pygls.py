@@ -432,3 +432,19 @@ def test_tcp_transport(repo):
         except subprocess.TimeoutExpired:
             server.kill()
             raise
+
+
+def test_per_request_engine_settings_do_not_reload_the_model(repo, tmp_path):
+    lsp = LspSession()
+    try:
+        lsp.initialize(repo, scripted_options(tmp_path, script="kept()"))
+        uri = lsp.open(repo / "shop/checkout.py", CHECKOUT)
+        assert lsp.inline(uri, CALC_LINE, CALC_COL) == ["kept()"]
+        count = len(lsp.logs)
+        lsp.notify(types.WORKSPACE_DID_CHANGE_CONFIGURATION, types.DidChangeConfigurationParams(
+            settings={"repoctx": {"engine": {"maxTokens": 16, "temperature": 0.0}}}))
+        assert lsp.inline(uri, CALC_LINE, CALC_COL) == ["kept()"]  # answered at once: no reload
+        time.sleep(0.2)
+        assert not any("reloading" in log["message"] for log in lsp.logs[count:])
+    finally:
+        assert lsp.stop() == 0
