@@ -332,7 +332,7 @@ def test_secrets_never_enter_the_index(tmp_path: Path) -> None:
             "app.py": "def app():\n    pass\n",
             "settings.py": "def configure():\n    pass\n" + filler + f'KEY = """{PEM_LINE}\n{key_body}\n"""\n',
             ".env": "API_KEY=abc\n",
-            "conf/secrets.py": "def hidden():\n    pass\n",
+            "conf/secrets.json": "{\"hidden\": \"tok\"}\n",
         },
     )
     workspace = Workspace(root)
