@@ -642,14 +642,13 @@ EngineFactory = Callable[[Config, str], Any]
 
 def default_engine_factory(config: Config, name: str) -> Any:
     """`repoctx.engines.create_engine`, asking for the window the configuration needs."""
-    from repoctx.engines import create_engine
-    from repoctx.pipeline import _needed_window
+    from repoctx.pipeline import open_engine
 
     if config.engine.kind.strip().lower() == "vllm":
         from .settings import vllm_engine_preview
 
         log.info("%s engine: vLLM arguments %s", name, vllm_engine_preview(config))
-    return create_engine(config.engine, needed_window=_needed_window(config))
+    return open_engine(config)
 
 
 class Service:

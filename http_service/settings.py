@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-from repoctx.config import Config, ConfigError, EngineConfig, _merge, _snake
+from repoctx.config import Config, ConfigError, EngineConfig, merge_into, snake_case
 
 ENV_CONFIG = "REPOCTX_SERVICE_CONFIG"
 ENV_KEYS = "REPOCTX_API_KEYS"
@@ -194,26 +194,26 @@ class ServiceSettings:
             return
         if not isinstance(service, dict):
             raise ConfigError(f"[service] must be a table, got {service!r}")
-        service = {_snake(k): v for k, v in service.items()}
+        service = {snake_case(k): v for k, v in service.items()}
         if "extra_keys" in service:
             raise ConfigError("service.extra_keys cannot be set in a file; use api_keys_file or REPOCTX_API_KEYS")
         for key in ("limits", "scale_out"):
             if key in service:
-                _merge(getattr(self, key), _table(service.pop(key), f"service.{key}"), f"service.{key}")
+                merge_into(getattr(self, key), _table(service.pop(key), f"service.{key}"), f"service.{key}")
         if "long_context" in service:
-            values = {_snake(k): v for k, v in _table(service.pop("long_context"), "service.long_context").items()}
+            values = {snake_case(k): v for k, v in _table(service.pop("long_context"), "service.long_context").items()}
             engine = values.pop("engine", None)
             if self.long_context is None:
                 self.long_context = LongContextSettings()
-            _merge(self.long_context, values, "service.long_context")
+            merge_into(self.long_context, values, "service.long_context")
             if engine is not None:
                 engine = _table(engine, "service.long_context.engine")
-                _merge(EngineConfig(), engine, "service.long_context.engine")  # check keys and types now
-                self.long_context.engine = {**self.long_context.engine, **{_snake(k): v for k, v in engine.items()}}
+                merge_into(EngineConfig(), engine, "service.long_context.engine")  # check keys and types now
+                self.long_context.engine = {**self.long_context.engine, **{snake_case(k): v for k, v in engine.items()}}
         if "repos" in service:
             for name, entry in _table(service.pop("repos"), "service.repos").items():
                 self.repos[name] = _repo(name, entry, self.repos.get(name))
-        _merge(self, service, "service")
+        merge_into(self, service, "service")
 
     def apply_env(self, env: Mapping[str, str]) -> None:
         """``REPOCTX_API_KEYS`` and ``REPOCTX_SERVICE__A__B`` / ``REPOCTX__SECTION__KEY`` overrides."""
@@ -271,7 +271,7 @@ class ServiceSettings:
         if self.long_context is None:
             return None
         config = copy.deepcopy(self.repoctx)
-        _merge(config.engine, dict(self.long_context.engine), "service.long_context.engine")
+        merge_into(config.engine, dict(self.long_context.engine), "service.long_context.engine")
         _add_scale_out(config.engine, self.scale_out)
         return config
 
@@ -326,9 +326,9 @@ def _repo(name: str, entry: Any, current: RepoSettings | None) -> RepoSettings:
     if isinstance(entry, str):  # name = "/path"
         repo.root = entry
         return repo
-    values = {_snake(k): v for k, v in _table(entry, f"service.repos.{name}").items()}
+    values = {snake_case(k): v for k, v in _table(entry, f"service.repos.{name}").items()}
     values.pop("name", None)
-    _merge(repo, values, f"service.repos.{name}")
+    merge_into(repo, values, f"service.repos.{name}")
     if not repo.root:
         raise ConfigError(f"service.repos.{name} needs a root")
     return repo
@@ -372,9 +372,9 @@ def vllm_engine_preview(config: Config, spec: Any = None) -> dict[str, Any]:
     from repoctx.engines import rope_decision
     from repoctx.engines.vllm_engine import vllm_engine_args
     from repoctx.models import resolve_model
-    from repoctx.pipeline import _needed_window
+    from repoctx.pipeline import needed_window
 
     spec = spec or resolve_model(config.engine.model)
-    wanted = max(_needed_window(config) or 0, config.engine.context_window or 0)
+    wanted = max(needed_window(config) or 0, config.engine.context_window or 0)
     decision = rope_decision(spec.native_window, wanted, config.engine, "vllm") if wanted > spec.native_window else None
     return vllm_engine_args(spec, config.engine, decision)

@@ -69,10 +69,9 @@ RepoFactory = Callable[[Path, Config], Any]
 
 def default_engine_factory(config: Config) -> Any:
     """The configured engine, sized for the prompts this configuration builds."""
-    from repoctx.engines import create_engine
-    from repoctx.pipeline import _needed_window
+    from repoctx.pipeline import open_engine
 
-    return create_engine(config.engine, needed_window=_needed_window(config))
+    return open_engine(config)
 
 
 def default_repo_factory(root: Path, config: Config) -> Any:

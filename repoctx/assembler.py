@@ -33,15 +33,25 @@ from .types import AssembledContext, Snippet
 # through an import beats the lexical window that happens to contain it.
 SOURCE_PRIORITY = {"imports": 0, "typed_hole": 1, "recent": 2, "lexical": 3, "dense": 4}
 STICKY_BONUS = 1.5  # fused-score multiplier for snippets chosen on the previous keystroke
+# A snippet chosen before but not retrieved this time (the query is the last lines, which
+# change with every keystroke) stays a candidate for this many requests in a row, as long
+# as its file is unchanged: relevance has to change for longer than a word's typing to
+# reshuffle the prompt's front and throw away the engine's KV cache.
+MAX_MISSES = 8
 MIN_USEFUL_TOKENS = 24  # below this a truncated snippet is noise
 
 
 @dataclass
 class Layout:
-    """What was chosen for one document last time: keys in prompt order and the rendered text."""
+    """What was chosen for one document last time: keys in prompt order, the snippets, the
+    rendered text, the file versions they were cut from, and how many requests in a row
+    each has not been retrieved (it is carried until MAX_MISSES)."""
 
     keys: list[tuple[str, int, int]] = field(default_factory=list)
     rendered: str = ""
+    snippets: list[Snippet] = field(default_factory=list)
+    versions: dict[str, str | None] = field(default_factory=dict)
+    misses: dict[tuple[str, int, int], int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -123,12 +133,18 @@ def assemble(
     visible: VisibleWindow | None = None,
     previous: Layout | None = None,
     render: Callable[[list[Snippet]], str] | None = None,
+    version_of: Callable[[str], str | None] | None = None,
 ) -> tuple[AssembledContext, Layout]:
-    """Choose and order snippets whose rendered form costs at most `budget` tokens."""
+    """Choose and order snippets whose rendered form costs at most `budget` tokens.
+
+    `version_of(path)` (a blob hash, say) lets snippets chosen last time be carried over
+    while their file is unchanged, even when this request's retrievers did not offer them.
+    """
     started = time.perf_counter()
     render = render or render_plain
     previous = previous or Layout()
     sticky = set(previous.keys)
+    ranked, misses = _carry_over(ranked, previous, version_of)
 
     deduped = {source: deduplicate(items, visible) for source, items in ranked.items()}
     # Deduplicate across sources too, in fused order, so one range is never shown twice.
@@ -195,7 +211,32 @@ def assemble(
         timings_ms={"assemble": (time.perf_counter() - started) * 1000},
         stable_fraction=stable,
     )
-    return context, Layout(keys=[s.key for s in ordered], rendered=rendered)
+    versions = {s.path: version_of(s.path) for s in ordered} if version_of else {}
+    layout = Layout(
+        keys=[s.key for s in ordered], rendered=rendered, snippets=list(ordered), versions=versions,
+        misses={s.key: misses.get(s.key, 0) for s in ordered},
+    )
+    return context, layout
+
+
+def _carry_over(
+    ranked: dict[str, list[Snippet]], previous: Layout, version_of: Callable[[str], str | None] | None
+) -> tuple[dict[str, list[Snippet]], dict[tuple[str, int, int], int]]:
+    """Previous snippets not offered this time, appended last to their source's list."""
+    if version_of is None or not previous.snippets:
+        return ranked, {}
+    offered = {s.key for items in ranked.values() for s in items}
+    out = {source: list(items) for source, items in ranked.items()}
+    misses: dict[tuple[str, int, int], int] = {}
+    for snippet in previous.snippets:
+        if snippet.key in offered:
+            continue
+        count = previous.misses.get(snippet.key, 0) + 1
+        if count > MAX_MISSES or version_of(snippet.path) != previous.versions.get(snippet.path):
+            continue
+        misses[snippet.key] = count
+        out.setdefault(snippet.source, []).append(snippet)
+    return out, misses
 
 
 def _fit(snippet: Snippet, room: int, tokenizer: Tokenizer, truncate: bool = True) -> Snippet | None:

@@ -154,12 +154,12 @@ class Config:
     def update(self, data: dict[str, Any]) -> None:
         """Merge a (possibly partial) nested dict into this config, checking keys and types."""
         for section_key, values in data.items():
-            section_name = _snake(section_key)
+            section_name = snake_case(section_key)
             if not hasattr(self, section_name):
                 raise ConfigError(f"unknown configuration section {section_key!r}")
             if not isinstance(values, dict):
                 raise ConfigError(f"configuration section {section_key!r} must be a table, got {values!r}")
-            _merge(getattr(self, section_name), values, section_name)
+            merge_into(getattr(self, section_name), values, section_name)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -176,14 +176,14 @@ class Config:
         return Path(self.index.location)
 
 
-def _snake(name: str) -> str:
+def snake_case(name: str) -> str:
     return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
 
 
-def _merge(section: Any, values: dict[str, Any], section_name: str) -> None:
+def merge_into(section: Any, values: dict[str, Any], section_name: str) -> None:
     fields = {item.name: item for item in dataclasses.fields(section)}
     for raw_key, value in values.items():
-        key = _snake(raw_key)
+        key = snake_case(raw_key)
         if key not in fields:
             known = ", ".join(sorted(fields))
             raise ConfigError(f"unknown key {section_name}.{raw_key}; known keys: {known}")

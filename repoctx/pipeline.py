@@ -284,6 +284,7 @@ class RepoContext:
             visible=visible,
             previous=previous,
             render=render or render_plain,
+            version_of=self.index.blob_of,
         )
         with self._lock:
             self._layouts[cursor.path] = layout
@@ -366,10 +367,8 @@ class Completer:
 
     @classmethod
     def open(cls, root: str | Path, config: Config | None = None) -> "Completer":
-        from .engines import create_engine
-
         config = config or Config()
-        engine = create_engine(config.engine, needed_window=_needed_window(config))
+        engine = open_engine(config)
         return cls(RepoContext(root, config, engine.tokenizer), engine, config)
 
     def render_context(self, snippets: list[Snippet]) -> str:
@@ -418,7 +417,12 @@ class Completer:
             temperature=self.config.engine.temperature,
             timeout_s=self.config.engine.timeout_s,
         )
-        result = self.engine.generate(request, cancel=cancel, on_text=on_text)
+        # Stop the engine once the text has more lines than will be shown, instead of
+        # generating max_tokens and cutting afterwards.
+        limit = _LineLimit(cancel, self.config.completion.max_lines if multiline else 1, on_text)
+        result = self.engine.generate(request, cancel=limit, on_text=limit.on_text)
+        if limit.reached and result.finish_reason == "cancelled":
+            result.finish_reason = "stop"
         text = postprocess(result.text, prefix=window.prefix, suffix=window.suffix, language=language,
                            multiline=multiline, max_lines=self.config.completion.max_lines)
         timings = {"context": context_ms, **{f"engine.{k}": v for k, v in result.timings_ms.items()}}
@@ -434,9 +438,42 @@ class Completer:
         self.engine.close()
 
 
-def _needed_window(config: Config) -> int | None:
+class _LineLimit:
+    """A cancel token that also trips when the streamed text passes `max_lines` lines."""
+
+    def __init__(self, outer, max_lines: int, on_text: Callable[[str], None] | None) -> None:
+        self.outer = outer
+        self.max_lines = max(1, max_lines)
+        self.forward = on_text
+        self.newlines = 0
+        self.reached = False
+
+    @property
+    def cancelled(self) -> bool:
+        return self.reached or bool(self.outer is not None and self.outer.cancelled)
+
+    def cancel(self) -> None:
+        self.reached = True
+
+    def on_text(self, text: str) -> None:
+        # Up to max_lines + 1 newlines pass: a completion may open with one.
+        self.newlines += text.count("\n")
+        if self.newlines > self.max_lines:
+            self.reached = True
+        if self.forward is not None:
+            self.forward(text)
+
+
+def needed_window(config: Config) -> int | None:
     """The window a full prompt needs; beyond the model's native one the RoPE policy decides."""
     if config.engine.context_window:
         return config.engine.context_window
     a = config.assembly
     return a.budget + a.prefix_tokens + a.suffix_tokens + config.engine.max_tokens + 64
+
+
+def open_engine(config: Config):
+    """The configured engine, with the window a full prompt needs (the RoPE policy decides beyond native)."""
+    from .engines import create_engine
+
+    return create_engine(config.engine, needed_window=needed_window(config))

@@ -118,3 +118,31 @@ def test_score_jitter_does_not_swap_context():
     # A fresh request without history follows the ranking.
     fresh, _ = assemble({"lexical": [b, a]}, tokenizer=tokenizer, budget=one, quotas={}, previous=Layout())
     assert [s.path for s in fresh.snippets] == ["b.py"]
+
+
+def test_snippets_not_retrieved_again_are_carried_while_their_file_is_unchanged():
+    from repoctx.assembler import MAX_MISSES
+
+    tokenizer = ByteTokenizer()
+    a = snip("a.py", 0, "alpha = compute(1)\n" * 4, "lexical")
+    b = snip("b.py", 0, "beta = compute(2)\n" * 4, "lexical")
+    versions = {"a.py": "v1", "b.py": "v1"}
+    _, layout = assemble({"lexical": [a]}, tokenizer=tokenizer, budget=2000, quotas={}, version_of=versions.get)
+    # The query moved on: only b is retrieved now, but a keeps the front of the prompt.
+    for _ in range(MAX_MISSES):
+        context, layout = assemble({"lexical": [b]}, tokenizer=tokenizer, budget=2000, quotas={}, previous=layout, version_of=versions.get)
+        assert [s.path for s in context.snippets] == ["a.py", "b.py"]
+    # Not retrieved for longer than MAX_MISSES requests: relevance really changed.
+    context, layout = assemble({"lexical": [b]}, tokenizer=tokenizer, budget=2000, quotas={}, previous=layout, version_of=versions.get)
+    assert [s.path for s in context.snippets] == ["b.py"]
+
+
+def test_carried_snippet_is_dropped_when_its_file_changes():
+    tokenizer = ByteTokenizer()
+    a = snip("a.py", 0, "alpha = compute(1)\n" * 4, "lexical")
+    b = snip("b.py", 0, "beta = compute(2)\n" * 4, "lexical")
+    versions = {"a.py": "v1", "b.py": "v1"}
+    _, layout = assemble({"lexical": [a]}, tokenizer=tokenizer, budget=2000, quotas={}, version_of=versions.get)
+    versions["a.py"] = "v2"
+    context, _ = assemble({"lexical": [b]}, tokenizer=tokenizer, budget=2000, quotas={}, previous=layout, version_of=versions.get)
+    assert [s.path for s in context.snippets] == ["b.py"]
