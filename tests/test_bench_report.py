@@ -1,0 +1,59 @@
+"""Report tables and plots from hand-made result records."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from benchmarks import report
+from benchmarks.runs import RunStore, record_run
+
+
+def _cceval_rows():
+    rows = []
+    for i in range(4):
+        for strategy, em, es in (("infile", 0, 40), ("bm25", i % 2, 60), ("repoctx", 1, 90)):
+            rows.append({"strategy": strategy, "task_id": f"t{i}", "model": "m", "budget": 1024, "repo": f"r{i % 2}",
+                         "em": em, "es": es, "id_em": em, "id_f1": 0.5, "gold_all": int(strategy == "repoctx"),
+                         "context_ms": 10.0 * (i + 1), "engine_ms": 100.0 + i, "used_tokens": 500})
+    # a task only one strategy finished is left out of the comparison
+    rows.append({"strategy": "repoctx", "task_id": "t9", "model": "m", "budget": 1024, "repo": "r0", "em": 0, "es": 0,
+                 "id_em": 0, "id_f1": 0.0, "context_ms": 1.0, "engine_ms": 1.0})
+    return rows
+
+
+def test_tables(tmp_path: Path):
+    table = report.cceval_table(_cceval_rows())
+    lines = {line.split("|")[1].strip(): line for line in table.splitlines() if line.startswith("| ")}
+    assert "| repoctx | 4 | 100.0 | 90.0 |" in lines["repoctx"]
+    assert "| bm25 | 4 | 50.0 | 60.0 |" in lines["bm25"]
+    assert "EM % / ES per repository" in table
+    assert report.percentile([1, 2, 3, 4], 50) == 2.5
+    recall = [{"strategy": s, "task_id": f"t{i}", "model": "none", "budget": b, "repo": "r", "gold_all": int(s == "repoctx"),
+               "gold_full": 0, "id_coverage": 0.5, "context_ms": 3.0, "leak": False}
+              for s in ("bm25", "repoctx") for i in range(3) for b in (256, 1024)]
+    text = report.recall_table(recall)
+    assert "| repoctx | 100.0 | 100.0 |" in text and "| bm25 | 0.0 | 0.0 |" in text
+    execution = [{"strategy": "repoctx", "task_id": f"u{i}", "model": "m", "budget": 1024, "repo": "click", "level": lv,
+                  "passed": int(i < 1)} for lv in ("expression", "function") for i in range(4)]
+    assert "| m | click | expression | 4 | 25.0 |" in report.exec_table(execution)
+
+
+def test_write_report_with_plots(tmp_path: Path):
+    pytest.importorskip("matplotlib")
+    with RunStore(tmp_path, "cceval.jsonl") as store:
+        for row in _cceval_rows():
+            store.add(row)
+    with RunStore(tmp_path, "exec.jsonl") as store:
+        store.add({"strategy": "repoctx", "task_id": "u1", "model": "m", "budget": 1024, "repo": "click",
+                   "level": "statement", "passed": 1, "context_ms": 5.0, "engine_ms": 50.0})
+    record_run(tmp_path, "cceval", ["--repo", "x==1"])
+    path = report.write_report(tmp_path)
+    text = path.read_text()
+    assert "python -m benchmarks.cceval --repo x==1" in text
+    assert "## Completion" in text and "## Execution" in text
+    for name in ("em_es_m_1024.png", "latency_cdf_cceval.png", "pass_at_1.png"):
+        assert (tmp_path / name).stat().st_size > 1000
+    assert json.loads((tmp_path / "run.json").read_text())[0]["harness"] == "cceval"
