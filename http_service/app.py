@@ -47,10 +47,9 @@ from repoctx.assembler import Layout, VisibleWindow, assemble
 from repoctx.config import Config, ConfigError
 from repoctx.engines.base import CancelToken, EngineError, GenerationRequest, GenerationResult
 from repoctx.parsing import language_for_path
-from repoctx.pipeline import PromptWindow, context_to_json, prompt_window
+from repoctx.pipeline import PromptDoesNotFit, PromptWindow, context_to_json, fit_prompt, prompt_window
 from repoctx.postprocess import multiline_wanted, postprocess, stop_sequences
 from repoctx.prompt import PromptTemplate, detect_template, render_context, render_prompt
-from repoctx.tokenizer import truncate_to_tokens
 from repoctx.types import AssembledContext, Cursor, Snippet
 
 from .security import (
@@ -884,67 +883,43 @@ class Guard:
 # ----------------------------------------------------------------------------------- prompt fitting (glue only)
 
 @dataclass
-class FittedPrompt:
+class FittedCodePrompt:
     prompt: str
     context: AssembledContext
     window: PromptWindow
     language: str | None
     multiline: bool
     max_tokens: int
-    room: int
 
 
 def fit_code_prompt(slot: EngineSlot, body: CodeCompletionBody, ranked: dict[str, list[Snippet]], max_tokens: int,
-                    previous: Layout | None) -> tuple[FittedPrompt, Layout]:
-    """The prompt for a code completion: repoctx's prompt window, assembler and template, with budgets
-    in the engine's own tokens so that prompt + max_tokens fits the engine's window."""
+                    previous: Layout | None) -> tuple[FittedCodePrompt, Layout]:
+    """The prompt for a code completion: the library's prompt fitting over the candidates the client sent
+    (and the shared repositories' context), in the engine's own tokens."""
     config = slot.config
     assembly = config.assembly
-    tokenizer = slot.engine.tokenizer
-    template = slot.template
-    room = slot.window - max_tokens - PROMPT_MARGIN
-    if room <= 0:
-        raise ServiceError(422, f"max_tokens {max_tokens} leaves no room for a prompt in the {slot.window}-token window",
-                           param="max_tokens")
     cursor = cursor_between(body.path, body.prefix, body.suffix, body.language)
-    prefix_room, suffix_room = min(assembly.prefix_tokens, room // 2), min(assembly.suffix_tokens, room // 4)
-    window = prompt_window(cursor, tokenizer, prefix_room, suffix_room)
-    # The cursor line is always kept whole; a huge one is cut to its budget here.
-    if tokenizer.count(window.prefix) > prefix_room:
-        window = replace(window, prefix=truncate_to_tokens(tokenizer, window.prefix, prefix_room, keep="tail"))
-    if tokenizer.count(window.suffix) > suffix_room:
-        window = replace(window, suffix=truncate_to_tokens(tokenizer, window.suffix, suffix_room, keep="head"))
-    language = body.language or language_for_path(body.path)
-
-    def render(snippets: list[Snippet]) -> str:
-        return render_context(template, snippets, repo_name=body.repo_name)
-
-    def full(snippets: list[Snippet]) -> str:
-        return render_prompt(template, path=body.path, prefix=window.prefix, suffix=window.suffix,
-                             snippets=snippets, repo_name=body.repo_name, language=language)
-
-    bare = tokenizer.count(full([]))
-    if bare > room:
-        raise ServiceError(422, f"the prefix and suffix alone need {bare} tokens; {room} fit beside max_tokens "
-                                f"{max_tokens} in the {slot.window}-token window")
-    wanted = assembly.budget if body.budget is None else body.budget
-    budget = max(0, min(wanted, room - bare))
     quotas = {k: v for k, v in assembly.quotas.items() if k in ranked}
-    visible = VisibleWindow(body.path, window.start_line, window.end_line, window.prefix + window.suffix)
-    for _ in range(4):
-        context, layout = assemble(ranked, tokenizer=tokenizer, budget=budget, quotas=quotas, rrf_k=assembly.rrf_k,
-                                   visible=visible, previous=previous, render=render)
-        prompt = full(context.snippets)
-        over = tokenizer.count(prompt) - room
-        if over <= 0:
-            break
-        budget = max(0, budget - over)  # tokens merging across the joins: shrink by what is over and retry
-    else:
-        context, layout = assemble({}, tokenizer=tokenizer, budget=0, quotas={}, visible=visible, render=render)
-        prompt = full([])
+    layouts: list[Layout] = []
+
+    def context_for(window: PromptWindow, budget: int, render: Callable[[list[Snippet]], str]) -> AssembledContext:
+        visible = VisibleWindow(body.path, window.start_line, window.end_line, window.prefix + window.suffix)
+        context, layout = assemble(ranked, tokenizer=slot.engine.tokenizer, budget=budget, quotas=quotas,
+                                   rrf_k=assembly.rrf_k, visible=visible, previous=previous, render=render)
+        layouts.append(layout)
+        return context
+
+    try:
+        fitted = fit_prompt(cursor, template=slot.template, tokenizer=slot.engine.tokenizer, config=config,
+                            room=slot.window - max_tokens - PROMPT_MARGIN, context_for=context_for,
+                            repo_name=body.repo_name, budget=body.budget)
+    except PromptDoesNotFit as exc:
+        raise ServiceError(422, f"{exc} beside max_tokens {max_tokens} in the {slot.window}-token window",
+                           param="max_tokens") from None
     mode = config.completion.multiline
-    multiline = mode == "always" or (mode == "auto" and multiline_wanted(window.prefix, window.suffix, language))
-    return FittedPrompt(prompt, context, window, language, multiline, max_tokens, room), layout
+    multiline = mode == "always" or (mode == "auto" and multiline_wanted(fitted.window.prefix, fitted.window.suffix,
+                                                                         fitted.language))
+    return FittedCodePrompt(fitted.prompt, fitted.context, fitted.window, fitted.language, multiline, max_tokens), layouts[-1]
 
 
 def merge_ranked(lists: list[dict[str, list[Snippet]]]) -> dict[str, list[Snippet]]:
@@ -1202,7 +1177,7 @@ def create_app(settings: ServiceSettings | None = None, keys: KeyStore | None = 
         repos = repos_for(body.repos, tenant)
         asked = body.max_tokens
 
-        def prepare() -> tuple[EngineSlot, FittedPrompt, dict[str, float], list[str]]:
+        def prepare() -> tuple[EngineSlot, FittedCodePrompt, dict[str, float], list[str]]:
             slot = chosen or service.slots["default"]
             max_tokens = service.max_tokens(asked, slot)
             if chosen is None and "long" in service.slots:

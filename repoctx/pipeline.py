@@ -25,7 +25,7 @@ from .retrievers.imports import ImportRetriever
 from .retrievers.lexical import BM25Index, jaccard_search, query_text, to_snippets
 from .retrievers.recent import EditLog, RecentEditsRetriever
 from .retrievers.typed_hole import TypedHoleRetriever
-from .tokenizer import ByteTokenizer, Tokenizer
+from .tokenizer import ByteTokenizer, Tokenizer, truncate_to_tokens
 from .types import AssembledContext, Cursor, Snippet
 from .workspace import Workspace
 
@@ -371,31 +371,20 @@ class Completer:
         engine = open_engine(config)
         return cls(RepoContext(root, config, engine.tokenizer), engine, config)
 
-    def render_context(self, snippets: list[Snippet]) -> str:
-        from .prompt import render_context
-
-        return render_context(self.template, snippets, repo_name=self.repo.workspace.root.name)
-
     def prompt_for(
         self, cursor: Cursor, budget: int | None = None, sources: list[str] | None = None,
         ranked: dict[str, list[Snippet]] | None = None,
     ) -> tuple[str, AssembledContext, PromptWindow]:
         """The exact prompt for a cursor: window-fitted prefix/suffix and the context that fits beside them."""
-        from .prompt import render_prompt
-
-        assembly = self.config.assembly
-        tokenizer = self.engine.tokenizer
-        room = self.engine.context_window - self.config.engine.max_tokens
-        window = prompt_window(cursor, tokenizer, min(assembly.prefix_tokens, room // 2), min(assembly.suffix_tokens, room // 4))
-        language = cursor.language or language_for_path(cursor.path)
-        bare = render_prompt(self.template, path=cursor.path, prefix=window.prefix, suffix=window.suffix, snippets=[],
-                             repo_name=self.repo.workspace.root.name, language=language)
-        wanted = assembly.budget if budget is None else budget
-        budget = max(0, min(wanted, room - tokenizer.count(bare)))
-        context = self.repo.context(cursor, budget=budget, render=self.render_context, window=window, sources=sources, ranked=ranked)
-        prompt = render_prompt(self.template, path=cursor.path, prefix=window.prefix, suffix=window.suffix,
-                               snippets=context.snippets, repo_name=self.repo.workspace.root.name, language=language)
-        return prompt, context, window
+        fitted = fit_prompt(
+            cursor, template=self.template, tokenizer=self.engine.tokenizer, config=self.config,
+            room=self.engine.context_window - self.config.engine.max_tokens, repo_name=self.repo.workspace.root.name,
+            budget=budget,
+            context_for=lambda window, room_budget, render: self.repo.context(
+                cursor, budget=room_budget, render=render, window=window, sources=sources, ranked=ranked
+            ),
+        )
+        return fitted.prompt, fitted.context, fitted.window
 
     def complete(
         self, cursor: Cursor, cancel=None, on_text: Callable[[str], None] | None = None, budget: int | None = None,
@@ -436,6 +425,74 @@ class Completer:
     def close(self) -> None:
         self.repo.close()
         self.engine.close()
+
+
+class PromptDoesNotFit(ValueError):
+    """The text around the cursor alone leaves no room in the window."""
+
+
+@dataclass
+class FittedPrompt:
+    prompt: str
+    context: AssembledContext
+    window: PromptWindow
+    language: str | None
+
+
+def fit_prompt(
+    cursor: Cursor,
+    *,
+    template,
+    tokenizer: Tokenizer,
+    config: Config,
+    room: int,
+    context_for: Callable[[PromptWindow, int, Callable[[list[Snippet]], str]], AssembledContext],
+    repo_name: str = "",
+    budget: int | None = None,
+) -> FittedPrompt:
+    """The prompt for `cursor` in at most `room` tokens (the window less what will be generated).
+
+    The current file gets its prefix/suffix budgets (at most half and a quarter of the
+    room; a huge cursor line is cut to them), the context gets what is left up to the
+    configured budget, in the same tokens the engine counts. `context_for(window,
+    budget, render)` chooses the context (the repository's retrievers, or candidates
+    a client sent). Tokens can merge across the joins of the rendered parts, so the
+    whole prompt is counted at the end and the context shrunk until it fits.
+    """
+    from .prompt import render_context, render_prompt
+
+    if room <= 0:
+        raise PromptDoesNotFit(f"no room for a prompt: {room} tokens left after the completion")
+    assembly = config.assembly
+    prefix_room, suffix_room = min(assembly.prefix_tokens, room // 2), min(assembly.suffix_tokens, room // 4)
+    window = prompt_window(cursor, tokenizer, prefix_room, suffix_room)
+    if tokenizer.count(window.prefix) > prefix_room:  # the cursor line is kept whole: cut a huge one
+        window = replace(window, prefix=truncate_to_tokens(tokenizer, window.prefix, prefix_room, keep="tail"))
+    if tokenizer.count(window.suffix) > suffix_room:
+        window = replace(window, suffix=truncate_to_tokens(tokenizer, window.suffix, suffix_room, keep="head"))
+    language = cursor.language or language_for_path(cursor.path)
+
+    def render(snippets: list[Snippet]) -> str:
+        return render_context(template, snippets, repo_name=repo_name)
+
+    def whole(snippets: list[Snippet]) -> str:
+        return render_prompt(template, path=cursor.path, prefix=window.prefix, suffix=window.suffix,
+                             snippets=snippets, repo_name=repo_name, language=language)
+
+    bare = tokenizer.count(whole([]))
+    if bare > room:
+        raise PromptDoesNotFit(f"the text around the cursor alone needs {bare} tokens; {room} fit")
+    wanted = assembly.budget if budget is None else budget
+    budget = max(0, min(wanted, room - bare))
+    for _ in range(4):
+        context = context_for(window, budget, render)
+        prompt = whole(context.snippets)
+        over = tokenizer.count(prompt) - room
+        if over <= 0:
+            return FittedPrompt(prompt, context, window, language)
+        budget = max(0, budget - over)
+    context = context_for(window, 0, render)
+    return FittedPrompt(whole([]), context, window, language)
 
 
 class _LineLimit:
