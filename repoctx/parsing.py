@@ -2,9 +2,9 @@
 
 Languages are named ``python``, ``typescript``, ``tsx``, ``javascript``, ``java``,
 ``c_sharp``, ``go`` and ``rust``. Every tree-sitter query lives in
-``repoctx/queries/<language>.scm`` (see the header of ``python.scm`` for the sections
-and capture names); this module compiles them once per language and turns their
-matches into `Definition` and `ImportBinding` records.
+``repoctx/queries/<language>.scm`` or a file it includes (see the header of
+``python.scm`` for the sections and capture names); this module compiles them once per
+language and turns their matches into `Definition` and `ImportBinding` records.
 
 Buffers that are being typed rarely parse cleanly. Tree-sitter's error recovery keeps
 most of the tree; when a file has errors, `parse_file` also tries a few one-line repairs

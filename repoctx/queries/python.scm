@@ -1,8 +1,10 @@
 ; repoctx queries for Python.
 ;
 ; Every language's file follows the same convention. A file is split into sections by
-; ";; section: NAME" lines, each compiled into its own query; ";; include: LANGUAGE"
-; pulls in another language's file (tsx.scm includes typescript.scm). Capture names:
+; ";; section: NAME" lines, each compiled into its own query; ";; include: NAME" pulls
+; in queries/NAME.scm, whose sections join the includer's sections of the same name
+; (tsx.scm includes typescript.scm; javascript.scm and typescript.scm both include
+; ecmascript.scm, the patterns their grammars share). Capture names:
 ;
 ;   definitions  @definition.<kind>  the definition node; kind is one of class, interface,
 ;                                    enum, function, method, field, type_alias, variable
