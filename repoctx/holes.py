@@ -504,6 +504,23 @@ def _is(node: tree_sitter.Node | None, other: tree_sitter.Node | None) -> bool:
     return node is not None and other is not None and node == other
 
 
+def _argument_index(
+    arguments: tree_sitter.Node, argument: tree_sitter.Node, unpositioned: tuple[str, ...]
+) -> int | None:
+    """The position of ``argument`` among a call's ``arguments`` (comments not counted), or None
+    when an argument of an ``unpositioned`` type (a spread, a keyword argument) comes before it."""
+    index = 0
+    for sibling in arguments.named_children:
+        if _is(sibling, argument):
+            break
+        if sibling.type == "comment":
+            continue
+        if sibling.type in unpositioned:
+            return None
+        index += 1
+    return index
+
+
 def _dedupe(names: list[str], drop: set[str], builtins: frozenset[str]) -> list[str]:
     seen: set[str] = set()
     out = []
@@ -726,16 +743,7 @@ def _py_hole(buffer: _Buffer) -> TypeHole:
                 break
             index = None
             if keyword is None and child.type not in ("list_splat", "dictionary_splat"):
-                index = 0
-                for sibling in ancestor.named_children:
-                    if _is(sibling, child):
-                        break
-                    if sibling.type == "comment":
-                        continue
-                    if sibling.type in ("list_splat", "dictionary_splat", "keyword_argument"):
-                        index = None
-                        break
-                    index += 1
+                index = _argument_index(ancestor, child, ("list_splat", "dictionary_splat", "keyword_argument"))
             return result(
                 None,
                 "argument",
@@ -789,23 +797,10 @@ _TS_CLASSES = frozenset({"class_declaration", "class", "abstract_class_declarati
 _TS_STOP = frozenset(
     {"statement_block", "program", "class_body", "class_heritage", "formal_parameters", "type_annotation", "decorator"}
 ) | _TS_FUNCTIONS | _TS_CLASSES
+# every function but a signature (it has no body) is a scope: its parameters are bound there
 _TS_SCOPES = frozenset(
-    {
-        "statement_block",
-        "program",
-        "for_statement",
-        "for_in_statement",
-        "catch_clause",
-        "function_declaration",
-        "function_expression",
-        "function",
-        "arrow_function",
-        "method_definition",
-        "generator_function_declaration",
-        "generator_function",
-        "class_body",
-    }
-)
+    {"statement_block", "program", "for_statement", "for_in_statement", "catch_clause", "class_body"}
+) | (_TS_FUNCTIONS - {"function_signature"})
 
 
 def _ts_annotation_type(node: tree_sitter.Node | None) -> tree_sitter.Node | None:
@@ -985,31 +980,15 @@ def _ts_hole(buffer: _Buffer) -> TypeHole:
             callee = call.child_by_field_name("function") or call.child_by_field_name("constructor")
             index: int | None = None
             if child.type != "spread_element":
-                index = 0
-                for sibling in ancestor.named_children:
-                    if _is(sibling, child):
-                        break
-                    if sibling.type == "comment":
-                        continue
-                    if sibling.type == "spread_element":
-                        index = None
-                        break
-                    index += 1
+                index = _argument_index(ancestor, child, ("spread_element",))
             return result(None, "argument", callee=_compact(_text(callee)) or None, argument_index=index)
-        elif kind == "variable_declarator":
+        elif kind in ("variable_declarator", "public_field_definition"):
             if not _is(ancestor.child_by_field_name("value"), child):
                 break
             annotation = _ts_annotation_type(ancestor.child_by_field_name("type"))
             if annotation is None:
                 break
-            return typed_context(annotation, "ts_annotation", keys)
-        elif kind == "public_field_definition":
-            if not _is(ancestor.child_by_field_name("value"), child):
-                break
-            annotation = _ts_annotation_type(ancestor.child_by_field_name("type"))
-            if annotation is None:
-                break
-            return result(annotation, "property", keys)
+            return typed_context(annotation, "ts_annotation" if kind == "variable_declarator" else "property", keys)
         elif kind in ("required_parameter", "optional_parameter"):
             if not _is(ancestor.child_by_field_name("value"), child):
                 break
