@@ -7,8 +7,10 @@ applied here when the window a caller needs exceeds the model's native window.
 
 from __future__ import annotations
 
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from .base import CancelToken, Engine, EngineError, GenerationRequest, GenerationResult
@@ -22,6 +24,7 @@ __all__ = [
     "GenerationResult",
     "StopStream",
     "create_engine",
+    "held_for",
     "rope_decision",
 ]
 
@@ -106,6 +109,19 @@ class Deadline:
     def check(self) -> None:
         if self.expired():
             raise EngineError(f"{self.what} timed out after {self.timeout_s:g} s")
+
+
+@contextmanager
+def held_for(lock: threading.Lock, deadline: Deadline) -> Iterator[None]:
+    """Hold an engine's one-generation-at-a-time lock, waiting for it no longer than `deadline`
+    allows; EngineError when another generation keeps it that long."""
+    wait = deadline.remaining
+    if not lock.acquire(timeout=wait if wait != float("inf") else -1):
+        raise EngineError(f"the model was busy with another generation for the whole {deadline.timeout_s:g} s timeout")
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 class StopStream:

@@ -31,7 +31,7 @@ from ..models import (
     store_cached_choice,
 )
 from ..tokenizer import LlamaCppTokenizer
-from . import Deadline, StopStream
+from . import Deadline, StopStream, held_for
 from .base import CancelToken, EngineError, GenerationRequest, GenerationResult
 
 _PREFILL_CHUNK = 128
@@ -210,10 +210,7 @@ class LlamaCppEngine:
     def generate(self, request: GenerationRequest, cancel: CancelToken | None = None,
                  on_text: Callable[[str], None] | None = None) -> GenerationResult:
         deadline = Deadline(request.timeout_s)
-        wait = deadline.remaining
-        if not self._lock.acquire(timeout=wait if wait != float("inf") else -1):
-            raise EngineError(f"the model was busy with another generation for the whole {request.timeout_s:g} s timeout")
-        try:
+        with held_for(self._lock, deadline):
             if self._closed:
                 raise EngineError("the llamacpp engine is closed")
             try:
@@ -223,8 +220,6 @@ class LlamaCppEngine:
             except (RuntimeError, ValueError, AssertionError) as exc:
                 self._llama.reset()  # the KV cache may be half-written; start clean next time
                 raise EngineError(f"llama.cpp failed: {type(exc).__name__}: {exc}") from exc
-        finally:
-            self._lock.release()
 
     def close(self) -> None:
         with self._lock:

@@ -27,7 +27,7 @@ from ..models import (
     store_cached_choice,
 )
 from ..tokenizer import HFTokenizer
-from . import Deadline, StopStream
+from . import Deadline, StopStream, held_for
 from .base import CancelToken, EngineError, GenerationRequest, GenerationResult
 from .llamacpp import pick_thread_count, thread_candidates
 
@@ -98,15 +98,10 @@ class TransformersEngine:
     def generate(self, request: GenerationRequest, cancel: CancelToken | None = None,
                  on_text: Callable[[str], None] | None = None) -> GenerationResult:
         deadline = Deadline(request.timeout_s)
-        wait = deadline.remaining
-        if not self._lock.acquire(timeout=wait if wait != float("inf") else -1):
-            raise EngineError(f"the model was busy with another generation for the whole {request.timeout_s:g} s timeout")
-        try:
+        with held_for(self._lock, deadline):
             if self._closed:
                 raise EngineError("the transformers engine is closed")
             return self._generate(request, cancel, on_text, deadline)
-        finally:
-            self._lock.release()
 
     def _generate(self, request: GenerationRequest, cancel: CancelToken | None,
                   on_text: Callable[[str], None] | None, deadline: Deadline) -> GenerationResult:
