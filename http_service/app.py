@@ -1058,21 +1058,27 @@ def create_app(settings: ServiceSettings | None = None, keys: KeyStore | None = 
             return await stream_completion(request, slot, tenant, generation, ident, created, include_usage)
 
         key = ("openai", slot.name, prompt, max_tokens, tuple(stops))
-        cached = service.cache.get(tenant, key) if temperature == 0 else None
-        if cached is not None:
-            service.metrics.cache_hits.inc()
-            result = cached
-        else:
-            result = await run_request(request, slot, tenant, generation)
-            if temperature == 0 and result.finish_reason in ("stop", "length"):
-                service.cache.put(tenant, key, result)
+        result, cached = await run_cached(request, slot, tenant, generation, key)
         return JSONResponse(
             {"id": ident, "object": "text_completion", "created": created, "model": slot.model_id,
              "choices": [{"text": result.text, "index": 0, "logprobs": None,
                           "finish_reason": _finish(result.finish_reason)}],
              "usage": {"prompt_tokens": result.prompt_tokens, "completion_tokens": result.completion_tokens,
                        "total_tokens": result.prompt_tokens + result.completion_tokens}},
-            headers={"X-Repoctx-Cache": "hit" if cached is not None else "miss"})
+            headers={"X-Repoctx-Cache": "hit" if cached else "miss"})
+
+    async def run_cached(request: Request, slot: EngineSlot, tenant: str, generation: GenerationRequest,
+                         key: tuple) -> tuple[GenerationResult, bool]:
+        """The tenant's cached result for `key` when the generation is greedy (temperature 0),
+        else `run_request`'s, cached when it stopped or hit its length; and whether it was cached."""
+        cached = service.cache.get(tenant, key) if generation.temperature == 0 else None
+        if cached is not None:
+            service.metrics.cache_hits.inc()
+            return cached, True
+        result = await run_request(request, slot, tenant, generation)
+        if generation.temperature == 0 and result.finish_reason in ("stop", "length"):
+            service.cache.put(tenant, key, result)
+        return result, False
 
     async def run_request(request: Request, slot: EngineSlot, tenant: str,
                           generation: GenerationRequest) -> GenerationResult:
@@ -1219,14 +1225,7 @@ def create_app(settings: ServiceSettings | None = None, keys: KeyStore | None = 
                                        stop=stop_sequences(slot.template, fitted.multiline), temperature=temperature,
                                        timeout_s=slot.config.engine.timeout_s)
         key = ("code", slot.name, fitted.prompt, fitted.max_tokens, fitted.multiline)
-        cached = service.cache.get(tenant, key) if temperature == 0 else None
-        if cached is not None:
-            service.metrics.cache_hits.inc()
-            result = cached
-        else:
-            result = await run_request(request, slot, tenant, generation)
-            if temperature == 0 and result.finish_reason in ("stop", "length"):
-                service.cache.put(tenant, key, result)
+        result, cached = await run_cached(request, slot, tenant, generation, key)
         window = fitted.window
         text = postprocess(result.text, prefix=window.prefix, suffix=window.suffix, language=fitted.language,
                            multiline=fitted.multiline, max_lines=slot.config.completion.max_lines)
@@ -1244,7 +1243,7 @@ def create_app(settings: ServiceSettings | None = None, keys: KeyStore | None = 
             "multiline": fitted.multiline,
             "model": slot.model_id,
             "context_window": slot.window,
-            "cached": cached is not None,
+            "cached": cached,
             "notes": notes,
             "timings_ms": {k: round(v, 2) for k, v in timings.items()},
         })

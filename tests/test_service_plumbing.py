@@ -341,6 +341,20 @@ def test_completion_cache_is_per_tenant(served):
     assert warm.headers["x-repoctx-cache"] == "miss"  # sampled completions are never cached
 
 
+def test_code_completion_cache_is_per_tenant(served):
+    client, _, engine = served(settings(cache=16))
+    body = {"prefix": "value = ", "path": "app.py", "max_tokens": 8}
+    first = client.post("/v1/code/completions", headers=auth(), json=body)
+    again = client.post("/v1/code/completions", headers=auth(), json=body)
+    other = client.post("/v1/code/completions", headers=auth(BOB), json=body)
+    assert [r.status_code for r in (first, again, other)] == [200, 200, 200]
+    assert [r.json()["cached"] for r in (first, again, other)] == [False, True, False]
+    assert len(engine.prompts) == 2
+    assert first.json()["completion"] == again.json()["completion"]
+    warm = client.post("/v1/code/completions", headers=auth(), json={**body, "temperature": 0.7})
+    assert warm.json()["cached"] is False  # sampled completions are never cached
+
+
 def test_streaming_with_scripted_engine(served):
     client, _, _ = served()
     with client.stream("POST", "/v1/completions", headers=auth(),
