@@ -6,6 +6,7 @@ import os
 
 from repoctx.parsing import identifiers_before, language_for_path, parse_file
 from repoctx.types import ImportBinding
+from tests.parsing_support import by_name, defs, parse_broken, parse_clean
 
 LEDGER = """\
 using System;
@@ -67,22 +68,10 @@ namespace Acme.Billing
 """
 
 
-def _defs(parsed):
-    return {(d.kind, d.qualified_name) for d in parsed.definitions}
-
-
-def _by_name(parsed, qualified):
-    matches = [d for d in parsed.definitions if d.qualified_name == qualified]
-    assert len(matches) == 1, (qualified, matches)
-    return matches[0]
-
-
 def test_definitions():
     assert language_for_path("src/Ledger.cs") == "c_sharp"
-    parsed = parse_file("src/Ledger.cs", LEDGER)
-    assert parsed.language == "c_sharp"
-    assert not parsed.has_errors
-    assert _defs(parsed) == {
+    parsed = parse_clean("src/Ledger.cs", LEDGER, "c_sharp")
+    assert defs(parsed) == {
         ("class", "Ledger"),
         ("field", "Ledger._entries"),
         ("field", "Ledger.MaxEntries"),
@@ -109,23 +98,23 @@ def test_definitions():
 def test_signatures_docs_and_ranges():
     parsed = parse_file("src/Ledger.cs", LEDGER)
     lines = LEDGER.split("\n")
-    ledger = _by_name(parsed, "Ledger")
+    ledger = by_name(parsed, "Ledger")
     assert ledger.signature == "public class Ledger : LedgerBase, IAuditable"
     assert ledger.docstring == "Keeps the running balance of an account."
     assert lines[ledger.start_line].strip() == "/// <summary>"
     assert lines[ledger.end_line - 1] == "    }"
-    add = _by_name(parsed, "Ledger.Add")
+    add = by_name(parsed, "Ledger.Add")
     assert add.signature == "public void Add(Entry entry)"
     assert add.docstring == "Adds an entry."
-    assert _by_name(parsed, "Ledger.SaveAsync").signature == (
+    assert by_name(parsed, "Ledger.SaveAsync").signature == (
         "public async Task<int> SaveAsync(IStore store, CancellationToken token = default)"
     )
-    assert _by_name(parsed, "Ledger.Owner").signature == "public string Owner { get; private set; }"
-    assert _by_name(parsed, "Ledger.Balance").signature == "public decimal Balance ..."
-    assert _by_name(parsed, "Ledger.MaxEntries").signature == "public const int MaxEntries = 1000;"
-    assert _by_name(parsed, "Ledger.Ledger").signature == "public Ledger(string owner)"
-    assert _by_name(parsed, "IAuditable.Audit").signature == "void Audit(DateTime at);"
-    assert _by_name(parsed, "Notify").signature == "public delegate void Notify(Ledger ledger);"
+    assert by_name(parsed, "Ledger.Owner").signature == "public string Owner { get; private set; }"
+    assert by_name(parsed, "Ledger.Balance").signature == "public decimal Balance ..."
+    assert by_name(parsed, "Ledger.MaxEntries").signature == "public const int MaxEntries = 1000;"
+    assert by_name(parsed, "Ledger.Ledger").signature == "public Ledger(string owner)"
+    assert by_name(parsed, "IAuditable.Audit").signature == "void Audit(DateTime at);"
+    assert by_name(parsed, "Notify").signature == "public delegate void Notify(Ledger ledger);"
 
 
 def test_using_directives():
@@ -168,7 +157,6 @@ namespace N
     class B { }
 }
 """
-    parsed = parse_file("A.cs", text)
-    assert parsed.has_errors
-    assert {("class", "A"), ("method", "A.F"), ("method", "A.H"), ("class", "B")} <= _defs(parsed)
+    parsed = parse_broken("A.cs", text)
+    assert {("class", "A"), ("method", "A.F"), ("method", "A.H"), ("class", "B")} <= defs(parsed)
     assert parse_file("g.cs", os.urandom(1000).decode("latin-1")).definitions == []

@@ -6,6 +6,7 @@ import os
 
 from repoctx.parsing import definition_at, identifiers_before, parse_file
 from repoctx.types import ImportBinding
+from tests.parsing_support import by_name, defs, parse_broken, parse_clean
 
 LEDGER = """\
 // Package billing keeps ledgers.
@@ -77,21 +78,9 @@ func NewLedger(owner string,
 """
 
 
-def _defs(parsed):
-    return {(d.kind, d.qualified_name) for d in parsed.definitions}
-
-
-def _by_name(parsed, qualified):
-    matches = [d for d in parsed.definitions if d.qualified_name == qualified]
-    assert len(matches) == 1, (qualified, matches)
-    return matches[0]
-
-
 def test_definitions():
-    parsed = parse_file("billing/ledger.go", LEDGER)
-    assert parsed.language == "go"
-    assert not parsed.has_errors
-    assert _defs(parsed) == {
+    parsed = parse_clean("billing/ledger.go", LEDGER, "go")
+    assert defs(parsed) == {
         ("variable", "MaxEntries"),
         ("variable", "defaultCurrency"),
         ("variable", "rounding"),
@@ -118,25 +107,25 @@ def test_definitions():
 def test_signatures_docs_and_ranges():
     parsed = parse_file("billing/ledger.go", LEDGER)
     lines = LEDGER.split("\n")
-    ledger = _by_name(parsed, "Ledger")
+    ledger = by_name(parsed, "Ledger")
     assert ledger.signature == "type Ledger struct"
     assert ledger.docstring == "Ledger keeps the running balance.\nIt is not safe for concurrent use."
     assert lines[ledger.start_line] == "// Ledger keeps the running balance."
     assert lines[ledger.end_line - 1] == "}"
-    owner = _by_name(parsed, "Ledger.Owner")
+    owner = by_name(parsed, "Ledger.Owner")
     assert owner.docstring == "Owner is the account holder."
     assert owner.signature == "Owner   string"
-    assert _by_name(parsed, "Store").signature == "type Store interface"
-    assert _by_name(parsed, "Store.Load").signature == "Load(owner string) (*Ledger, error)"
-    add = _by_name(parsed, "Ledger.Add")
+    assert by_name(parsed, "Store").signature == "type Store interface"
+    assert by_name(parsed, "Store.Load").signature == "Load(owner string) (*Ledger, error)"
+    add = by_name(parsed, "Ledger.Add")
     assert add.signature == "func (l *Ledger) Add(e Entry)"
     assert add.docstring == "Add appends an entry."
-    assert _by_name(parsed, "Cache.Get").signature == "func (c *Cache[K, V]) Get(key K) (V, bool)"
-    assert _by_name(parsed, "NewLedger").signature == "func NewLedger(owner string, opts ...Option) *Ledger"
-    assert _by_name(parsed, "Cents").signature == "type Cents = int64"
-    assert _by_name(parsed, "MaxEntries").signature == "const MaxEntries = 1000"
-    assert _by_name(parsed, "MaxEntries").docstring == "MaxEntries bounds a ledger."
-    balance = _by_name(parsed, "Ledger.Balance")
+    assert by_name(parsed, "Cache.Get").signature == "func (c *Cache[K, V]) Get(key K) (V, bool)"
+    assert by_name(parsed, "NewLedger").signature == "func NewLedger(owner string, opts ...Option) *Ledger"
+    assert by_name(parsed, "Cents").signature == "type Cents = int64"
+    assert by_name(parsed, "MaxEntries").signature == "const MaxEntries = 1000"
+    assert by_name(parsed, "MaxEntries").docstring == "MaxEntries bounds a ledger."
+    balance = by_name(parsed, "Ledger.Balance")
     assert lines[balance.start_line] == "func (l Ledger) Balance() Cents {"
     assert balance.end_line - balance.start_line == 7
 
@@ -183,8 +172,7 @@ func Helper() int { return 1 }
 
 func Later(
 """
-    parsed = parse_file("main.go", text)
-    assert parsed.has_errors
-    assert {("class", "T"), ("method", "T.Show"), ("function", "Helper")} <= _defs(parsed)
+    parsed = parse_broken("main.go", text)
+    assert {("class", "T"), ("method", "T.Show"), ("function", "Helper")} <= defs(parsed)
     assert parsed.imports == [ImportBinding("fmt", {}, 0, 2, "go")]
     assert parse_file("x.go", os.urandom(1000).decode("latin-1")).definitions == []

@@ -6,6 +6,7 @@ import os
 
 from repoctx.parsing import definition_at, identifiers_before, parse_file
 from repoctx.types import ImportBinding
+from tests.parsing_support import by_name, defs, parse_broken, parse_clean
 
 CALCULATOR = """\
 package com.acme.billing;
@@ -60,21 +61,9 @@ public class Calculator extends BaseCalculator implements Totals, Serializable {
 """
 
 
-def _defs(parsed):
-    return {(d.kind, d.qualified_name) for d in parsed.definitions}
-
-
-def _by_name(parsed, qualified):
-    matches = [d for d in parsed.definitions if d.qualified_name == qualified]
-    assert len(matches) == 1, (qualified, matches)
-    return matches[0]
-
-
 def test_definitions():
-    parsed = parse_file("src/main/java/com/acme/billing/Calculator.java", CALCULATOR)
-    assert parsed.language == "java"
-    assert not parsed.has_errors
-    assert _defs(parsed) == {
+    parsed = parse_clean("src/main/java/com/acme/billing/Calculator.java", CALCULATOR, "java")
+    assert defs(parsed) == {
         ("class", "Calculator"),
         ("field", "Calculator.serialVersionUID"),
         ("field", "Calculator.scale"),
@@ -95,7 +84,7 @@ def test_definitions():
 def test_signatures_docs_and_ranges():
     parsed = parse_file("Calculator.java", CALCULATOR)
     lines = CALCULATOR.split("\n")
-    calculator = _by_name(parsed, "Calculator")
+    calculator = by_name(parsed, "Calculator")
     assert calculator.signature == (
         "public class Calculator extends BaseCalculator implements Totals, Serializable"
     )
@@ -103,20 +92,20 @@ def test_signatures_docs_and_ranges():
     assert lines[calculator.start_line] == "/**"
     assert calculator.end_line == len(lines) - 1
 
-    add = _by_name(parsed, "Calculator.add")
+    add = by_name(parsed, "Calculator.add")
     assert add.signature == "public int add(int a, int b)"
     assert add.docstring == "Adds two amounts."
     assert lines[add.start_line].strip() == "/** Adds two amounts. */"
     assert lines[add.start_line + 1].strip() == "@Override"
     assert lines[add.end_line - 1].strip() == "}"
 
-    assert _by_name(parsed, "Calculator.sorted").signature == (
+    assert by_name(parsed, "Calculator.sorted").signature == (
         "public <T extends Line> List<T> sorted(List<T> lines, Comparator<? super T> order) throws BillingException"
     )
-    assert _by_name(parsed, "Calculator.Calculator").signature == "public Calculator(int rounding)"
-    assert _by_name(parsed, "Calculator.scale").signature == "private final int scale = 2, rounding;"
-    assert _by_name(parsed, "Rule.applies").signature == "boolean applies(Line line);"
-    assert _by_name(parsed, "Calculator.Entry").signature == "record Entry(String sku, int cents)"
+    assert by_name(parsed, "Calculator.Calculator").signature == "public Calculator(int rounding)"
+    assert by_name(parsed, "Calculator.scale").signature == "private final int scale = 2, rounding;"
+    assert by_name(parsed, "Rule.applies").signature == "boolean applies(Line line);"
+    assert by_name(parsed, "Calculator.Entry").signature == "record Entry(String sku, int cents)"
 
 
 def test_imports():
@@ -158,8 +147,7 @@ public class Cache {
 
 class Other { void ping() {} }
 """
-    parsed = parse_file("Cache.java", text)
-    assert parsed.has_errors
+    parsed = parse_broken("Cache.java", text)
     assert {
         ("class", "Cache"),
         ("field", "Cache.store"),
@@ -167,7 +155,7 @@ class Other { void ping() {} }
         ("method", "Cache.put"),
         ("class", "Other"),
         ("method", "Other.ping"),
-    } <= _defs(parsed)
+    } <= defs(parsed)
     assert parsed.imports == [ImportBinding("java.util", {"Map": "Map"}, 0, 0, "java")]
 
 

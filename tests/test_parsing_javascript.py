@@ -6,6 +6,7 @@ import os
 
 from repoctx.parsing import identifiers_before, language_for_path, parse_file
 from repoctx.types import ImportBinding
+from tests.parsing_support import by_name, defs, parse_broken, parse_clean
 
 CART = """\
 'use strict';
@@ -58,26 +59,14 @@ function* ids() {
 """
 
 
-def _defs(parsed):
-    return {(d.kind, d.qualified_name) for d in parsed.definitions}
-
-
-def _by_name(parsed, qualified):
-    matches = [d for d in parsed.definitions if d.qualified_name == qualified]
-    assert len(matches) == 1, (qualified, matches)
-    return matches[0]
-
-
 def test_extensions_map_to_javascript():
     for path in ("src/cart.js", "src/App.jsx", "lib/x.mjs", "lib/y.cjs"):
         assert language_for_path(path) == "javascript"
 
 
 def test_definitions():
-    parsed = parse_file("src/cart.mjs", CART)
-    assert parsed.language == "javascript"
-    assert not parsed.has_errors
-    assert _defs(parsed) == {
+    parsed = parse_clean("src/cart.mjs", CART, "javascript")
+    assert defs(parsed) == {
         ("variable", "legacy"),
         ("variable", "other"),
         ("variable", "FREE_LIMIT"),
@@ -91,20 +80,20 @@ def test_definitions():
         ("function", "format"),
         ("function", "ids"),
     }
-    cart = _by_name(parsed, "Cart")
+    cart = by_name(parsed, "Cart")
     assert cart.signature == "export default class Cart extends EventEmitter"
     assert cart.docstring == "A shopping cart kept in memory."
-    add = _by_name(parsed, "Cart.add")
+    add = by_name(parsed, "Cart.add")
     assert add.signature == "add(item, qty = 1)"
     assert add.docstring == "Adds an item and notifies listeners."
-    assert _by_name(parsed, "checkout").signature == (
+    assert by_name(parsed, "checkout").signature == (
         "export async function checkout(cart, { gateway, retries = 3 } = {})"
     )
-    assert _by_name(parsed, "format").signature == "export const format = (amount) => `${amount.toFixed(2)} EUR`;"
-    assert _by_name(parsed, "ids").signature == "function* ids()"
-    assert _by_name(parsed, "FREE_LIMIT").docstring == "Prices below this are free."
+    assert by_name(parsed, "format").signature == "export const format = (amount) => `${amount.toFixed(2)} EUR`;"
+    assert by_name(parsed, "ids").signature == "function* ids()"
+    assert by_name(parsed, "FREE_LIMIT").docstring == "Prices below this are free."
     lines = CART.split("\n")
-    assert lines[_by_name(parsed, "ids").end_line - 1] == "}"
+    assert lines[by_name(parsed, "ids").end_line - 1] == "}"
 
 
 def test_imports_esm_and_commonjs():
@@ -139,8 +128,8 @@ export function Basket({ items, onRemove }) {
 """
     parsed = parse_file("src/Basket.jsx", text)
     assert not parsed.has_errors
-    assert _defs(parsed) == {("function", "Basket")}
-    assert _by_name(parsed, "Basket").signature == "export function Basket({ items, onRemove })"
+    assert defs(parsed) == {("function", "Basket")}
+    assert by_name(parsed, "Basket").signature == "export function Basket({ items, onRemove })"
     names = identifiers_before(text, "javascript", 8, len("      <Price value={total"))
     assert names[:3] == ["total", "value", "Price"]
     assert names.index("reduce") > names.index("name")
@@ -162,9 +151,8 @@ class Store {
 
 function helper() { return 1; }
 """
-    parsed = parse_file("store.js", text)
-    assert parsed.has_errors
-    assert {("class", "Store"), ("method", "Store.load"), ("method", "Store.save"), ("function", "helper")} <= _defs(
+    parsed = parse_broken("store.js", text)
+    assert {("class", "Store"), ("method", "Store.load"), ("method", "Store.save"), ("function", "helper")} <= defs(
         parsed
     )
     assert parsed.imports[0].module == "./api"

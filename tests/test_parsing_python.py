@@ -6,6 +6,7 @@ import os
 
 from repoctx.parsing import definition_at, identifier_uses, identifiers_before, parse_file
 from repoctx.types import ImportBinding
+from tests.parsing_support import by_name, defs, parse_broken, parse_clean
 
 BILLING = '''\
 """Billing helpers."""
@@ -71,21 +72,9 @@ async def fetch_rates(client, day) -> dict[str, float]:
 '''
 
 
-def _defs(parsed):
-    return {(d.kind, d.qualified_name) for d in parsed.definitions}
-
-
-def _by_name(parsed, qualified):
-    matches = [d for d in parsed.definitions if d.qualified_name == qualified]
-    assert len(matches) == 1, (qualified, matches)
-    return matches[0]
-
-
 def test_definitions_kinds_and_parents():
-    parsed = parse_file("shop/billing.py", BILLING)
-    assert parsed.language == "python"
-    assert not parsed.has_errors
-    assert _defs(parsed) == {
+    parsed = parse_clean("shop/billing.py", BILLING, "python")
+    assert defs(parsed) == {
         ("variable", "TAX_RATE"),
         ("variable", "DEFAULTS"),
         ("class", "BillingError"),
@@ -110,46 +99,46 @@ def test_definitions_kinds_and_parents():
 def test_signatures_docstrings_and_ranges():
     parsed = parse_file("shop/billing.py", BILLING)
     lines = BILLING.split("\n")
-    total = _by_name(parsed, "Cart.total_with_tax")
+    total = by_name(parsed, "Cart.total_with_tax")
     assert total.signature == "def total_with_tax(self, net: float, qty: int = 1) -> float:"
     assert total.docstring == "Gross total for `qty` units."
     assert lines[total.start_line].strip().startswith("def total_with_tax")
     assert lines[total.end_line - 1].strip() == "return net * qty * (1 + TAX_RATE)"
 
-    cart = _by_name(parsed, "Cart")
+    cart = by_name(parsed, "Cart")
     assert cart.signature == "class Cart(BaseCart):"
     assert cart.docstring == "A shopping cart.\n\nHolds line items until checkout."
     assert lines[cart.start_line] == "@dataclass(frozen=True)"  # decorators belong to the range
     assert lines[cart.end_line - 1] == '        table = "carts"'
 
-    size = _by_name(parsed, "Cart.size")
+    size = by_name(parsed, "Cart.size")
     assert lines[size.start_line].strip() == "@property"
     assert size.signature == "def size(self) -> int:"
 
     # a multi-line header is joined, and the comment inside it dropped
-    apply = _by_name(parsed, "Cart.apply")
+    apply = by_name(parsed, "Cart.apply")
     assert apply.signature == 'def apply(self, coupon: str, *, strict: bool = False,) -> "Cart":'
 
-    fetch = _by_name(parsed, "fetch_rates")
+    fetch = by_name(parsed, "fetch_rates")
     assert fetch.signature == "async def fetch_rates(client, day) -> dict[str, float]:"
 
     # without a docstring the comment block right above is the documentation
-    error = _by_name(parsed, "BillingError")
+    error = by_name(parsed, "BillingError")
     assert error.docstring == "Raised when an invoice cannot be totalled."
     assert lines[error.start_line].startswith("# Raised")
 
 
 def test_fields_and_variables():
     parsed = parse_file("shop/billing.py", BILLING)
-    assert _by_name(parsed, "TAX_RATE").signature == "TAX_RATE: float = 0.2"
+    assert by_name(parsed, "TAX_RATE").signature == "TAX_RATE: float = 0.2"
     # a long initialiser is elided from the signature
-    defaults = _by_name(parsed, "DEFAULTS")
+    defaults = by_name(parsed, "DEFAULTS")
     assert defaults.signature == "DEFAULTS = ..."
     assert defaults.end_line - defaults.start_line == 4
-    assert _by_name(parsed, "Cart.discount").signature == "discount: float = 0.0"
+    assert by_name(parsed, "Cart.discount").signature == "discount: float = 0.0"
     # self.owner is declared at class level; the instance attribute is not repeated
     assert [d.kind for d in parsed.definitions if d.qualified_name == "Cart.owner"] == ["field"]
-    assert _by_name(parsed, "Cart.items").signature == "self.items = items or []"
+    assert by_name(parsed, "Cart.items").signature == "self.items = items or []"
 
 
 def test_imports_and_bindings():
@@ -211,13 +200,12 @@ def test_identifier_uses_positions_in_characters():
 
 def test_half_typed_def_at_end_keeps_everything_above():
     text = BILLING + "\n\ndef foo("
-    parsed = parse_file("shop/billing.py", text)
-    assert parsed.has_errors
-    names = _defs(parsed)
+    parsed = parse_broken("shop/billing.py", text)
+    names = defs(parsed)
     assert ("class", "Cart") in names
     assert ("method", "Cart.total_with_tax") in names
     assert ("function", "fetch_rates") in names
-    assert _by_name(parsed, "Cart.total_with_tax").signature == (
+    assert by_name(parsed, "Cart.total_with_tax").signature == (
         "def total_with_tax(self, net: float, qty: int = 1) -> float:"
     )
     assert len(parsed.imports) == 7
@@ -237,17 +225,16 @@ def test_unclosed_call_in_a_method_keeps_the_rest_of_the_file():
         "    def hit(self):\n"
         "        return True\n"
     )
-    parsed = parse_file("repo.py", text)
-    assert parsed.has_errors
-    assert _defs(parsed) == {
+    parsed = parse_broken("repo.py", text)
+    assert defs(parsed) == {
         ("class", "Repo"),
         ("method", "Repo.load"),
         ("method", "Repo.save"),
         ("class", "Cache"),
         ("method", "Cache.hit"),
     }
-    assert _by_name(parsed, "Repo.load").signature == "def load(self, key):"
-    assert _by_name(parsed, "Repo.save").signature == "def save(self, key, value):"
+    assert by_name(parsed, "Repo.load").signature == "def load(self, key):"
+    assert by_name(parsed, "Repo.save").signature == "def save(self, key, value):"
     assert parsed.imports[0].module == "os"
 
 
@@ -263,11 +250,10 @@ def test_half_written_header_in_the_middle():
         "def main():\n"
         "    return Repo()\n"
     )
-    parsed = parse_file("repo.py", text)
-    assert parsed.has_errors
-    names = _defs(parsed)
+    parsed = parse_broken("repo.py", text)
+    names = defs(parsed)
     assert {("class", "Repo"), ("method", "Repo.load"), ("function", "main")} <= names
-    assert _by_name(parsed, "main").start_line == 7
+    assert by_name(parsed, "main").start_line == 7
 
 
 def test_binary_garbage_is_empty_with_errors():

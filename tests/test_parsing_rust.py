@@ -6,6 +6,7 @@ import os
 
 from repoctx.parsing import definition_at, identifiers_before, parse_file
 from repoctx.types import ImportBinding
+from tests.parsing_support import by_name, defs, parse_broken, parse_clean
 
 LEDGER = """\
 //! Ledgers and their entries.
@@ -78,21 +79,9 @@ pub(crate) async fn sync<'a>(store: &'a mut dyn Store) -> ah::Result<()> {
 """
 
 
-def _defs(parsed):
-    return {(d.kind, d.qualified_name) for d in parsed.definitions}
-
-
-def _by_name(parsed, qualified, kind=None):
-    matches = [d for d in parsed.definitions if d.qualified_name == qualified and (kind is None or d.kind == kind)]
-    assert len(matches) == 1, (qualified, matches)
-    return matches[0]
-
-
 def test_definitions():
-    parsed = parse_file("src/ledger.rs", LEDGER)
-    assert parsed.language == "rust"
-    assert not parsed.has_errors
-    assert _defs(parsed) == {
+    parsed = parse_clean("src/ledger.rs", LEDGER, "rust")
+    assert defs(parsed) == {
         ("variable", "MAX_ENTRIES"),
         ("class", "Ledger"),
         ("field", "Ledger.owner"),
@@ -116,27 +105,27 @@ def test_definitions():
 def test_signatures_docs_and_ranges():
     parsed = parse_file("src/ledger.rs", LEDGER)
     lines = LEDGER.split("\n")
-    ledger = _by_name(parsed, "Ledger", "class")
+    ledger = by_name(parsed, "Ledger", "class")
     assert ledger.signature == "pub struct Ledger<T: Currency>"
     assert ledger.docstring == "A running balance.\n\nNot thread-safe."
     assert lines[ledger.start_line] == "/// A running balance."
     assert "#[derive(Debug, Clone)]" in lines[ledger.start_line : ledger.end_line]
     assert lines[ledger.end_line - 1] == "}"
-    assert _by_name(parsed, "Ledger.owner").docstring == "Who owns it."
-    assert _by_name(parsed, "Ledger.owner").signature == "pub owner: String"
-    assert _by_name(parsed, "Id").signature == "pub struct Id(u64);"
-    new = _by_name(parsed, "Ledger.new")
+    assert by_name(parsed, "Ledger.owner").docstring == "Who owns it."
+    assert by_name(parsed, "Ledger.owner").signature == "pub owner: String"
+    assert by_name(parsed, "Id").signature == "pub struct Id(u64);"
+    new = by_name(parsed, "Ledger.new")
     assert new.signature == "pub fn new(owner: impl Into<String>) -> Self"
     assert new.docstring == "Makes an empty ledger."
-    assert _by_name(parsed, "Ledger.balance").signature == "pub fn balance(&self) -> Cents where T: Copy,"
-    assert _by_name(parsed, "Store.save").signature == (
+    assert by_name(parsed, "Ledger.balance").signature == "pub fn balance(&self) -> Cents where T: Copy,"
+    assert by_name(parsed, "Store.save").signature == (
         "fn save(&mut self, ledger: &Ledger<Eur>) -> Result<(), Error>;"
     )
-    assert _by_name(parsed, "Store").docstring == "Something that stores ledgers."
-    assert _by_name(parsed, "sync").signature == (
+    assert by_name(parsed, "Store").docstring == "Something that stores ledgers."
+    assert by_name(parsed, "sync").signature == (
         "pub(crate) async fn sync<'a>(store: &'a mut dyn Store) -> ah::Result<()>"
     )
-    assert _by_name(parsed, "MAX_ENTRIES").signature == "pub const MAX_ENTRIES: usize = 1_000;"
+    assert by_name(parsed, "MAX_ENTRIES").signature == "pub const MAX_ENTRIES: usize = 1_000;"
 
 
 def test_imports():
@@ -184,9 +173,8 @@ fn h() {
 
 fn k() {}
 """
-    parsed = parse_file("lib.rs", text)
-    assert parsed.has_errors
-    assert {("class", "S"), ("method", "S.f"), ("method", "S.g"), ("function", "h"), ("function", "k")} <= _defs(
+    parsed = parse_broken("lib.rs", text)
+    assert {("class", "S"), ("method", "S.f"), ("method", "S.g"), ("function", "h"), ("function", "k")} <= defs(
         parsed
     )
     assert parsed.imports == [ImportBinding("std", {"io": "io"}, 0, 0, "rust")]

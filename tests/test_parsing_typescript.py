@@ -6,6 +6,7 @@ import os
 
 from repoctx.parsing import definition_at, identifier_uses, identifiers_before, parse_file
 from repoctx.types import ImportBinding
+from tests.parsing_support import by_name, defs, parse_broken, parse_clean
 
 SERVICE = """\
 import Axios, { AxiosError as HttpError, type AxiosInstance } from 'axios';
@@ -70,21 +71,9 @@ export default abstract class Exporter<T> {
 """
 
 
-def _defs(parsed):
-    return {(d.kind, d.qualified_name) for d in parsed.definitions}
-
-
-def _by_name(parsed, qualified):
-    matches = [d for d in parsed.definitions if d.qualified_name == qualified]
-    assert len(matches) == 1, (qualified, matches)
-    return matches[0]
-
-
 def test_definitions():
-    parsed = parse_file("src/invoices/service.ts", SERVICE)
-    assert parsed.language == "typescript"
-    assert not parsed.has_errors
-    assert _defs(parsed) == {
+    parsed = parse_clean("src/invoices/service.ts", SERVICE, "typescript")
+    assert defs(parsed) == {
         ("variable", "legacy"),
         ("variable", "MAX_RETRIES"),
         ("type_alias", "Progress"),
@@ -111,39 +100,39 @@ def test_definitions():
 def test_signatures_docs_and_ranges():
     parsed = parse_file("src/invoices/service.ts", SERVICE)
     lines = SERVICE.split("\n")
-    service = _by_name(parsed, "InvoiceService")
+    service = by_name(parsed, "InvoiceService")
     assert service.signature == "export class InvoiceService extends BaseService implements InvoiceApi"
     assert lines[service.start_line] == "@Injectable({ providedIn: 'root' })"
     assert lines[service.end_line - 1] == "}"
 
-    fetch = _by_name(parsed, "InvoiceService.fetch")
+    fetch = by_name(parsed, "InvoiceService.fetch")
     assert fetch.signature == "async fetch(id: string): Promise<Invoice>"
     assert fetch.docstring == "Loads one invoice.\nRetries on network errors."
     assert lines[fetch.start_line].strip() == "/**"  # doc comment and decorator included
     assert lines[fetch.end_line - 1].strip() == "}"
     assert "@Memoize()" in lines[fetch.start_line : fetch.end_line][4]
 
-    api = _by_name(parsed, "InvoiceApi")
+    api = by_name(parsed, "InvoiceApi")
     assert api.signature == "export interface InvoiceApi"
     assert api.docstring == "Remote access to invoices."
-    assert _by_name(parsed, "InvoiceApi.fetch").signature == "fetch(id: string): Promise<Invoice>"
+    assert by_name(parsed, "InvoiceApi.fetch").signature == "fetch(id: string): Promise<Invoice>"
 
-    assert _by_name(parsed, "totalOf").signature == (
+    assert by_name(parsed, "totalOf").signature == (
         "export function totalOf(invoices: Invoice[], status: Status = Status.Paid): number"
     )
-    assert _by_name(parsed, "toCents").signature == (
+    assert by_name(parsed, "toCents").signature == (
         "export const toCents = (amount: number): number => Math.round(amount * 100);"
     )
-    retries = _by_name(parsed, "MAX_RETRIES")
+    retries = by_name(parsed, "MAX_RETRIES")
     assert retries.signature == "export const MAX_RETRIES = 3;"
     assert retries.docstring == "Maximum retries for a request."
-    assert _by_name(parsed, "Progress").docstring == "A callback for progress."
-    assert _by_name(parsed, "InvoiceService.constructor").signature == (
+    assert by_name(parsed, "Progress").docstring == "A callback for progress."
+    assert by_name(parsed, "InvoiceService.constructor").signature == (
         "constructor(private readonly config: Config)"
     )
-    assert _by_name(parsed, "InvoiceService.http").signature == "private readonly http: AxiosInstance"
-    assert _by_name(parsed, "Exporter").signature == "export default abstract class Exporter<T>"
-    assert _by_name(parsed, "Exporter.export").signature == "abstract export(items: T[]): Promise<void>"
+    assert by_name(parsed, "InvoiceService.http").signature == "private readonly http: AxiosInstance"
+    assert by_name(parsed, "Exporter").signature == "export default abstract class Exporter<T>"
+    assert by_name(parsed, "Exporter.export").signature == "abstract export(items: T[]): Promise<void>"
 
 
 def test_imports():
@@ -195,17 +184,15 @@ export function Editor({ title, onSave }: Props) {
 
 export const Row = ({ label }: { label: string }) => <tr><td>{label}</td></tr>;
 """
-    parsed = parse_file("src/Editor.tsx", text)
-    assert parsed.language == "tsx"
-    assert not parsed.has_errors
-    assert _defs(parsed) == {
+    parsed = parse_clean("src/Editor.tsx", text, "tsx")
+    assert defs(parsed) == {
         ("interface", "Props"),
         ("field", "Props.title"),
         ("method", "Props.onSave"),
         ("function", "Editor"),
         ("function", "Row"),
     }
-    editor = _by_name(parsed, "Editor")
+    editor = by_name(parsed, "Editor")
     assert editor.signature == "export function Editor({ title, onSave }: Props)"
     assert editor.docstring == "The invoice editor."
     assert [i.module for i in parsed.imports] == ["react", "./Button"]
@@ -234,24 +221,22 @@ export function helper(a: number): number {
   return a;
 }
 """
-    parsed = parse_file("src/service.ts", text)
-    assert parsed.has_errors
-    assert _defs(parsed) == {
+    parsed = parse_broken("src/service.ts", text)
+    assert defs(parsed) == {
         ("class", "Service"),
         ("field", "Service.api"),
         ("method", "Service.load"),
         ("method", "Service.save"),
         ("function", "helper"),
     }
-    assert _by_name(parsed, "Service.save").signature == "save(item: Item): void"
+    assert by_name(parsed, "Service.save").signature == "save(item: Item): void"
     assert parsed.imports[0].names == {"Api": "Api"}
 
 
 def test_unterminated_file_being_typed():
     text = "export class A {\n  m(): number { return 1; }\n  n(x: string) {\n    return x.\n"
-    parsed = parse_file("a.ts", text)
-    assert parsed.has_errors
-    assert {("class", "A"), ("method", "A.m"), ("method", "A.n")} <= _defs(parsed)
+    parsed = parse_broken("a.ts", text)
+    assert {("class", "A"), ("method", "A.m"), ("method", "A.n")} <= defs(parsed)
 
 
 def test_garbage_and_definition_at():
