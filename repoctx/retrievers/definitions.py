@@ -51,6 +51,30 @@ class FileView:
         return out
 
 
+class Picks:
+    """The definitions a retriever picks, best first, with why: each once, none from the
+    file being completed (its own definitions are already in the prompt)."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.items: list[tuple[Definition, str]] = []
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def add(self, definitions: list[Definition], reason: str) -> None:
+        for definition in definitions:
+            if definition.path != self.path and all(definition != d for d, _ in self.items):
+                self.items.append((definition, reason))
+
+    def snippets(self, finder: DefinitionFinder, source: str, top_k: int) -> list[Snippet]:
+        """The first `top_k` picks as snippets scored by rank: 1, 1/2, 1/3..."""
+        return [
+            finder.snippet(definition, source, 1.0 / (rank + 1), reason)
+            for rank, (definition, reason) in enumerate(self.items[:top_k])
+        ]
+
+
 class DefinitionFinder:
     def __init__(self, index: Index, resolver: ModuleResolver) -> None:
         self.index = index

@@ -10,9 +10,9 @@ class to its skeleton when it does not fit.
 from __future__ import annotations
 
 from ..holes import receiver_at
-from ..types import Definition, Snippet
+from ..types import Snippet
 from . import RetrievalRequest
-from .definitions import DefinitionFinder, FileView, member_uses
+from .definitions import DefinitionFinder, FileView, Picks, member_uses
 
 
 class ImportRetriever:
@@ -24,17 +24,12 @@ class ImportRetriever:
     def __call__(self, request: RetrievalRequest) -> list[Snippet]:
         cursor = request.cursor
         view = FileView(cursor.path, request.imports)
-        picked: list[tuple[Definition, str]] = []
-
-        def add(definitions: list[Definition], reason: str) -> None:
-            for definition in definitions:
-                if definition.path != cursor.path and all(definition != d for d, _ in picked):
-                    picked.append((definition, reason))
+        picked = Picks(cursor.path)
 
         if request.language:
             receiver = receiver_at(cursor.text, request.language, cursor.line, cursor.column)
             if receiver is not None and receiver.type_name:
-                add(self.finder.find(view, receiver.type_name, types_only=True), f"type of `{receiver.expression}`")
+                picked.add(self.finder.find(view, receiver.type_name, types_only=True), f"type of `{receiver.expression}`")
 
         aliases = view.module_aliases()
         window = request.query
@@ -43,26 +38,23 @@ class ImportRetriever:
             if name in aliases:
                 binding = aliases[name]
                 for member in member_uses(window, name):
-                    add(self.finder.module_members(cursor.path, binding, member), f"`{name}.{member}` used near the cursor")
+                    picked.add(self.finder.module_members(cursor.path, binding, member), f"`{name}.{member}` used near the cursor")
             elif view.binding_for(name) is not None:
-                add(self.finder.find(view, name), f"`{name}` imported and used near the cursor")
+                picked.add(self.finder.find(view, name), f"`{name}` imported and used near the cursor")
         for dotted, binding in aliases.items():  # `import a.b` used as `a.b.f`
             if "." in dotted and dotted.split(".")[0] in used:
                 for member in member_uses(window, dotted):
-                    add(self.finder.module_members(cursor.path, binding, member), f"`{dotted}.{member}` used near the cursor")
+                    picked.add(self.finder.module_members(cursor.path, binding, member), f"`{dotted}.{member}` used near the cursor")
         for name in request.near_identifiers:  # in scope without an import (same package, namespaces)
             if len(picked) >= request.top_k:
                 break
             if name not in aliases and view.binding_for(name) is None and name[:1].isupper():
-                add(self.finder.find(view, name)[:1], f"`{name}` used near the cursor")
+                picked.add(self.finder.find(view, name)[:1], f"`{name}` used near the cursor")
         for binding in request.imports:  # what else the file imports, nearest import last-used first
             for local, imported in binding.names.items():
                 if len(picked) >= request.top_k:
                     break
                 if local not in used:
-                    add(self.finder.find(view, local)[:1], f"`{local}` imported by this file")
+                    picked.add(self.finder.find(view, local)[:1], f"`{local}` imported by this file")
 
-        snippets = []
-        for rank, (definition, reason) in enumerate(picked[: request.top_k]):
-            snippets.append(self.finder.snippet(definition, self.source, 1.0 / (rank + 1), reason))
-        return snippets
+        return picked.snippets(self.finder, self.source, request.top_k)

@@ -7,9 +7,9 @@ what the hole must be.
 from __future__ import annotations
 
 from ..holes import type_hole_at
-from ..types import Definition, Snippet
+from ..types import Snippet
 from . import RetrievalRequest
-from .definitions import DefinitionFinder, FileView
+from .definitions import DefinitionFinder, FileView, Picks
 
 
 class TypedHoleRetriever:
@@ -24,23 +24,15 @@ class TypedHoleRetriever:
         cursor = request.cursor
         hole = type_hole_at(cursor.text, request.language, cursor.line, cursor.column)
         view = FileView(cursor.path, request.imports)
-        picked: list[tuple[Definition, str]] = []
-
-        def add(definitions: list[Definition], reason: str) -> None:
-            for definition in definitions:
-                if definition.path != cursor.path and all(definition != d for d, _ in picked):
-                    picked.append((definition, reason))
+        picked = Picks(cursor.path)
 
         if hole.callee:
             name = hole.callee.rsplit(".", 1)[-1]
-            add(self.finder.find(view, name)[:1], f"callee of the argument at the cursor: `{hole.callee}`")
+            picked.add(self.finder.find(view, name)[:1], f"callee of the argument at the cursor: `{hole.callee}`")
         expected = set()
         if hole.expected_type:
             expected = {n for n in hole.type_names if n in hole.expected_type}
         for name in hole.type_names:
             why = f"expected type `{hole.expected_type}` ({hole.where})" if name in expected else f"type in the signature of `{hole.enclosing_function}`"
-            add(self.finder.find(view, name, types_only=True)[:1], why)
-        return [
-            self.finder.snippet(d, self.source, 1.0 / (rank + 1), reason)
-            for rank, (d, reason) in enumerate(picked[: request.top_k])
-        ]
+            picked.add(self.finder.find(view, name, types_only=True)[:1], why)
+        return picked.snippets(self.finder, self.source, request.top_k)
