@@ -10,6 +10,7 @@ budget filled with it cannot overflow the real window.
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Callable
 from typing import Protocol, runtime_checkable
 
 
@@ -41,6 +42,14 @@ class _CountCache:
         self._counts[text] = value
         if len(self._counts) > self._size:
             self._counts.popitem(last=False)
+
+    def count(self, text: str, encode: Callable[[str], list[int]]) -> int:
+        """The number of tokens `encode` makes of `text`, encoding it only when not remembered."""
+        cached = self.get(text)
+        if cached is None:
+            cached = len(encode(text))
+            self.put(text, cached)
+        return cached
 
 
 class ByteTokenizer:
@@ -77,11 +86,7 @@ class LlamaCppTokenizer:
         return self._llama.detokenize(ids).decode("utf-8", errors="replace")
 
     def count(self, text: str) -> int:
-        cached = self._cache.get(text)
-        if cached is None:
-            cached = len(self.encode(text))
-            self._cache.put(text, cached)
-        return cached
+        return self._cache.count(text, self.encode)
 
 
 class HFTokenizer:
@@ -103,11 +108,7 @@ class HFTokenizer:
         return self._tok.decode(ids)
 
     def count(self, text: str) -> int:
-        cached = self._cache.get(text)
-        if cached is None:
-            cached = len(self.encode(text))
-            self._cache.put(text, cached)
-        return cached
+        return self._cache.count(text, self.encode)
 
 
 def truncate_to_tokens(tokenizer: Tokenizer, text: str, limit: int, keep: str = "head") -> str:
