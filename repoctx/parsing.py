@@ -719,6 +719,17 @@ def _js_require(call: ts.Node) -> str | None:
     return _string_content(strings[0]) if strings else None
 
 
+def _js_specifiers(clause: ts.Node, kind: str, names: dict[str, str]) -> None:
+    """The ``{ a, b as c }`` of an import or export clause (``kind`` is its specifiers' node
+    type) into ``names``: local (or exported) name -> the module's name."""
+    for spec in clause.named_children:
+        if spec.type != kind:
+            continue
+        original = _node_text(spec.child_by_field_name("name"))
+        alias = spec.child_by_field_name("alias")
+        names[_node_text(alias) if alias is not None else original] = original
+
+
 def _js_imports(node: ts.Node) -> Iterable[tuple[str, dict[str, str], int, bool]]:
     kind = node.type
     if kind == "import_statement":
@@ -731,12 +742,7 @@ def _js_imports(node: ts.Node) -> Iterable[tuple[str, dict[str, str], int, bool]
                     if part.type == "identifier":
                         names[_node_text(part)] = "default"
                     elif part.type == "named_imports":
-                        for spec in part.named_children:
-                            if spec.type != "import_specifier":
-                                continue
-                            imported = _node_text(spec.child_by_field_name("name"))
-                            alias = spec.child_by_field_name("alias")
-                            names[_node_text(alias) if alias is not None else imported] = imported
+                        _js_specifiers(part, "import_specifier", names)
                     elif part.type == "namespace_import":
                         for ident in part.named_children:
                             if ident.type == "identifier":
@@ -755,12 +761,7 @@ def _js_imports(node: ts.Node) -> Iterable[tuple[str, dict[str, str], int, bool]
         for child in node.named_children:
             if child.type == "export_clause":
                 wildcard = False
-                for spec in child.named_children:
-                    if spec.type != "export_specifier":
-                        continue
-                    exported = _node_text(spec.child_by_field_name("name"))
-                    alias = spec.child_by_field_name("alias")
-                    names[_node_text(alias) if alias is not None else exported] = exported
+                _js_specifiers(child, "export_specifier", names)
             elif child.type == "namespace_export":
                 wildcard = False
                 for ident in child.named_children:
