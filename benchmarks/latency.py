@@ -144,6 +144,7 @@ def measure(root: Path, queries: int, budget: int, seed: int, label: str) -> dic
         t = time.perf_counter()
         repo.context(edited)
         after_edit_ms.append((time.perf_counter() - t) * 1000)
+    stable = typing_stability(repo, points[:5])
     repo.close()
     shutil.rmtree(config.index.location, ignore_errors=True)
 
@@ -154,7 +155,26 @@ def measure(root: Path, queries: int, budget: int, seed: int, label: str) -> dic
         after_edit_p50=statistics.median(after_edit_ms), after_edit_p95=percentile(after_edit_ms, 95),
     )
     row["speedup_p50"] = row["jaccard_p50"] / row["assemble_p50"]
+    row["stable_p50"], row["stable_p10"] = statistics.median(stable), percentile(stable, 10)
     return row
+
+
+def typing_stability(repo: RepoContext, points: list[Cursor]) -> list[float]:
+    """Retype each cursor's line character by character (buffer updated per keystroke, as an
+    editor does) and collect the share of the context identical to the previous keystroke's."""
+    fractions: list[float] = []
+    for cursor in points:
+        lines = cursor.text.split("\n")
+        line = lines[cursor.line]
+        indent = len(line) - len(line.lstrip())
+        for k in range(indent, len(line) + 1):
+            typed = "\n".join(lines[: cursor.line] + [line[:k]] + lines[cursor.line + 1 :])
+            repo.set_buffer(cursor.path, typed, edited_line=cursor.line)
+            context = repo.context(Cursor(cursor.path, typed, cursor.line, k, "python"))
+            if k > indent:  # the first keystroke of a line has no previous context to compare with
+                fractions.append(context.stable_fraction)
+        repo.set_buffer(cursor.path, cursor.text)
+    return fractions
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -176,13 +196,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"measuring {label} ...", file=sys.stderr)
         rows.append(measure(root, args.queries, args.budget, args.seed, label))
     shutil.rmtree(work, ignore_errors=True)
-    print("| repository | files | index cold s | re-index unchanged s (files re-parsed) | assembly p50 / p95 ms | after one-file edit p50 / p95 ms | one-file re-index p50 / p95 ms | Jaccard scan p50 / p95 ms | speed-up (p50) |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("| repository | files | index cold s | re-index unchanged s (files re-parsed) | assembly p50 / p95 ms | after one-file edit p50 / p95 ms | one-file re-index p50 / p95 ms | Jaccard scan p50 / p95 ms | speed-up (p50) | context unchanged per keystroke, median / p10 |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         print(
             f"| {r['repo']} | {r['files']} | {r['index_cold_s']:.1f} | {r['index_warm_s']:.2f} ({r['reparsed_warm']}) | "
             f"{r['assemble_p50']:.1f} / {r['assemble_p95']:.1f} | {r['after_edit_p50']:.1f} / {r['after_edit_p95']:.1f} | "
-            f"{r['reindex_p50']:.1f} / {r['reindex_p95']:.1f} | {r['jaccard_p50']:.0f} / {r['jaccard_p95']:.0f} | {r['speedup_p50']:.0f}x |"
+            f"{r['reindex_p50']:.1f} / {r['reindex_p95']:.1f} | {r['jaccard_p50']:.0f} / {r['jaccard_p95']:.0f} | {r['speedup_p50']:.0f}x | "
+            f"{r['stable_p50']:.0%} / {r['stable_p10']:.0%} |"
         )
     return 0
 

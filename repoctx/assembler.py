@@ -143,7 +143,8 @@ def assemble(
     started = time.perf_counter()
     render = render or render_plain
     previous = previous or Layout()
-    sticky = set(previous.keys)
+    # Keyed by start: a snippet cut to fit last time is the same snippet when offered whole.
+    sticky = {(path, start) for path, start, _ in previous.keys}
     ranked, misses = _carry_over(ranked, previous, version_of)
 
     deduped = {source: deduplicate(items, visible) for source, items in ranked.items()}
@@ -154,7 +155,7 @@ def assemble(
         trimmed = deduplicate([snippet], None, already=kept)
         if trimmed:
             kept.append(trimmed[0])
-            fused.append((trimmed[0], score * (STICKY_BONUS if snippet.key in sticky else 1.0)))
+            fused.append((trimmed[0], score * (STICKY_BONUS if snippet.key[:2] in sticky else 1.0)))
     fused.sort(key=_rank_key)
 
     chosen: list[tuple[Snippet, float, int]] = []  # snippet, fused score, tokens
@@ -171,12 +172,16 @@ def assemble(
         taken.add(snippet.key)
         return cost
 
-    # Quotas first: each source's own best candidates, in its own rank order.
+    # Quotas first: each source's own candidates, those chosen last time first (otherwise
+    # a source's new favourite would push out another source's kept snippet through the
+    # quota, and the two would swap on every keystroke), then in rank order.
     for source, share in sorted(quotas.items()):
         allowance = int(budget * share)
         spent = 0
-        for snippet, score in fused:
-            if snippet.source != source or snippet.key in taken:
+        own = [item for item in fused if item[0].source == source]
+        own.sort(key=lambda item: item[0].key[:2] not in sticky)  # stable: rank order within each group
+        for snippet, score in own:
+            if snippet.key in taken:
                 continue
             room = min(allowance - spent, budget - used)
             if room < MIN_USEFUL_TOKENS:
