@@ -262,13 +262,9 @@ class Baselines:
         for rank, (path, start, end) in enumerate(task.gold_definitions):
             if path == task.path:
                 continue  # never show the task's own file from disk
-            text = self.repo.index.text_of(path)
-            if text is None:
-                try:
-                    text = (self.repo.workspace.root / path).read_text(encoding="utf-8", errors="replace")
-                except OSError:
-                    continue
-            lines = text.split("\n")[start:end]
+            lines = _text_of(self.repo, path).split("\n")[start:end]
+            if not lines:
+                continue
             snippets.append(Snippet(path, start, start + len(lines), "\n".join(lines), source="oracle",
                                     score=1.0 / (rank + 1), reason="gold definition"))
         return snippets
@@ -329,12 +325,22 @@ def _signature_line(repo: RepoContext, path: str, start: int, end: int, lines: l
     return ""
 
 
+def _text_of(repo: RepoContext, path: str) -> str:
+    """A file's text as indexed, else from disk (a file the workspace does not index, e.g. vendored)."""
+    text = repo.index.text_of(path)
+    if text is None:
+        try:
+            text = (repo.workspace.root / path).read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            text = ""
+    return text
+
+
 def gold_presence(repo: RepoContext, task: Task, snippets: list[Snippet]) -> list[tuple[bool, bool]]:
     """For each gold definition: (present at least as its signature, present whole)."""
     out = []
     for path, start, end in task.gold_definitions:
-        text = repo.index.text_of(path) or ""
-        lines = text.split("\n")
+        lines = _text_of(repo, path).split("\n")
         mine = [s for s in snippets if s.path == path and s.start_line < end and s.end_line > start]
         covered: set[int] = set()
         for s in mine:
@@ -359,6 +365,7 @@ def context_figures(repo: RepoContext, task: Task, snippets: list[Snippet], wind
             gold_all=int(all(shown)),
             gold_full=int(all(p[1] for p in presence)),
             gold_frac=sum(shown) / len(shown),
+            gold_indexed=int(all(repo.index.text_of(path) is not None for path, _, _ in task.gold_definitions)),
         )
     ids = set(extract_identifiers(task.groundtruth, task.language or "python"))
     context_words = set(_WORD.findall("\n".join(s.text for s in snippets)))
@@ -523,11 +530,10 @@ def run_model_free(groups: list[RepoTasks], args: argparse.Namespace, store: Run
 
 
 def open_engine(config: Config):
-    from repoctx.engines import create_engine
+    """The configured engine (`repoctx.pipeline.open_engine`), opened once for all repositories."""
+    from repoctx.pipeline import open_engine as pipeline_open_engine
 
-    a = config.assembly
-    needed = config.engine.context_window or (a.budget + a.prefix_tokens + a.suffix_tokens + config.engine.max_tokens + 64)
-    return create_engine(config.engine, needed_window=needed)
+    return pipeline_open_engine(config)
 
 
 def interleave(groups: list[RepoTasks]) -> list[tuple[int, Task]]:

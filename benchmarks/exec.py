@@ -233,16 +233,17 @@ def test_requirements(repo_dir: Path) -> tuple[list[str], list[str]]:
             if name in optional:
                 out.extend(optional[name])
                 notes.append(f"pyproject optional-dependencies {name}")
-    patterns = ["requirements/test*.txt", "requirements/tests*.txt", "requirements-test*.txt",
-                "requirements_test*.txt", "test-requirements.txt", "test_requirements.txt",
-                "tests/requirements*.txt", "requirements/testing.txt"]
-    seen: set[Path] = set()
-    for pattern in patterns:
-        for path in sorted(repo_dir.glob(pattern)):
-            if path.is_file() and path not in seen and not path.name.endswith(".in"):
-                seen.add(path)
-                out.append(f"-r {path}")
-                notes.append(str(path.relative_to(repo_dir)))
+    # The plain test requirements file; variants for other Python versions (tests37.txt) are not wanted.
+    exact = ["requirements/tests.txt", "requirements/test.txt", "requirements/testing.txt", "requirements-test.txt",
+             "requirements-tests.txt", "requirements_test.txt", "test-requirements.txt", "test_requirements.txt",
+             "tests/requirements.txt"]
+    found = [repo_dir / name for name in exact if (repo_dir / name).is_file()]
+    if not found:
+        found = [path for pattern in ("requirements/test*.txt", "requirements-test*.txt", "requirements_test*.txt")
+                 for path in sorted(repo_dir.glob(pattern)) if not re.search(r"\d", path.name)]
+    for path in found[:1]:
+        out.append(f"-r {path}")
+        notes.append(str(path.relative_to(repo_dir)))
     if not notes:
         notes.append("none declared (pytest and coverage only)")
     return list(dict.fromkeys(out)), notes
@@ -664,6 +665,7 @@ def run(argv: list[str] | None = None, environment: TestEnvironment | None = Non
     record_run(out, "exec", sys.argv[1:] if argv is None else argv)
     cache = Path(os.environ.get("REPOCTX_BENCH_CACHE") or Path(__file__).resolve().parent / ".cache") / "exec"
     engine = None
+    deadline = time.monotonic() + args.stop_after_min * 60 if args.stop_after_min else None
     try:
         for spec in args.repo:
             source = fetch_repo(spec)
@@ -688,7 +690,9 @@ def run(argv: list[str] | None = None, environment: TestEnvironment | None = Non
             units = select_units(work.root, cover, levels, args.n, args.seed, args.max_body_lines, args.max_tests)
             for level in levels:
                 print(f"  {level}: {len(units[level])} units", file=sys.stderr, flush=True)
-            todo = [(level, unit) for level in levels for unit in units[level]]
+            # Round-robin over levels, so a run stopped early still has every level.
+            todo = [(level, units[level][i]) for i in range(max((len(u) for u in units.values()), default=0))
+                    for level in levels if i < len(units[level])]
             needs_model = any(s in ("repoctx", "infile") for s in strategies)
             completer = repo = None
             if needs_model and any(not store.done(s, u.unit_id, model, args.budget) for _, u in todo for s in strategies):
@@ -711,6 +715,10 @@ def run(argv: list[str] | None = None, environment: TestEnvironment | None = Non
                     if not wanted:
                         progress.step(skipped=True)
                         continue
+                    if deadline is not None and time.monotonic() > deadline:
+                        print(f"--stop-after-min {args.stop_after_min} reached; run the same command again to go on",
+                              file=sys.stderr, flush=True)
+                        break
                     file_path = work.root / unit.path
                     original = file_path.read_text(encoding="utf-8")
                     masked = unit.masked(original)
@@ -804,6 +812,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--time-limit-ms", type=float, default=2000.0)
     p.add_argument("--threads", type=int, default=0)
     p.add_argument("--engine-timeout", type=float, default=300.0)
+    p.add_argument("--stop-after-min", type=float, default=0.0, help="stop cleanly after this many minutes")
     p.add_argument("--config", help="a repoctx TOML configuration to start from")
     p.add_argument("--out", help="results folder (default benchmarks/results/exec-<date>)")
     return p

@@ -242,3 +242,29 @@ def test_end_to_end_with_smollm2(repo_root: Path, tmp_path: Path):
     assert len(rows) == 4
     for row in rows:
         assert 0 <= row["es"] <= 100 and row["engine_ms"] > 0 and row["prompt_tokens"] > 0
+
+
+def test_gold_in_a_file_the_workspace_skips(tmp_path: Path):
+    """A gold definition in vendored code: the oracle shows it and it counts as present,
+    while the record says that repoctx's index cannot reach it."""
+    root = make_repo(tmp_path, {
+        "third_party/lib/helpers.py": "def helper(x):\n    return x + 1\n",
+        "third_party/__init__.py": "",
+        "third_party/lib/__init__.py": "",
+        "app.py": "from third_party.lib.helpers import helper\n\n\ndef run():\n    return helper(2)\n",
+    })
+    tasks = [t for t in build_line_tasks(root, 5, 0) if t.path == "app.py"]
+    assert tasks and all(g[0] == "third_party/lib/helpers.py" for t in tasks for g in t.gold_definitions)
+    config = Config()
+    config.index.location = str(tmp_path / "index")
+    repo = RepoContext(root, config, ByteTokenizer())
+    repo.build_index()
+    try:
+        assert repo.index.text_of("third_party/lib/helpers.py") is None
+        task = tasks[0]
+        with cceval.TaskBuffer.for_task(repo, task):
+            snippets = cceval.Baselines(repo).oracle(task)
+            figures = cceval.context_figures(repo, task, snippets, "")
+        assert figures["gold_all"] == 1 and figures["gold_full"] == 1 and figures["gold_indexed"] == 0
+    finally:
+        repo.close()

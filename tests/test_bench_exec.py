@@ -187,3 +187,46 @@ def test_refuses_a_repository_without_tests(tmp_path, monkeypatch):
     monkeypatch.setenv("REPOCTX_BENCH_CACHE", str(tmp_path / "cache"))
     with pytest.raises(SystemExit, match="no tests"):
         bench_exec.run(["--repo", str(root), "--model", "none", "--out", str(tmp_path / "o")], environment=CurrentPython())
+
+
+def test_model_fill_with_a_scripted_engine(prepared, tmp_path, monkeypatch):
+    """The model path: the Completer fills each masked unit; an engine that answers the
+    ground truth passes, one that answers nonsense fails, and no file stays modified."""
+    from benchmarks import cceval
+    from repoctx.engines.base import GenerationResult
+    from repoctx.tokenizer import ByteTokenizer
+
+    work, env, cover = prepared
+    units = select_units(work.root, cover, ["expression", "statement", "function"], n=1, seed=0)
+    text = (work.root / "calc/ops.py").read_text()
+    answers = {u.masked(text)[: u.start][-30:]: u.text for level in units.values() for u in level}
+
+    class Engine:
+        name = model_name = "plain-scripted"
+        context_window = 8192
+
+        def __init__(self, right: bool) -> None:
+            self.tokenizer = ByteTokenizer()
+            self.right = right
+
+        def generate(self, request, cancel=None, on_text=None):
+            text = next((a for k, a in answers.items() if request.prompt.endswith(k)), "")
+            text = text if self.right else "undefined_name_xyz"
+            return GenerationResult(text=text, prompt_tokens=len(request.prompt), completion_tokens=1)
+
+        def close(self) -> None:
+            pass
+
+    source = work.root.parent / "repo"
+    monkeypatch.setenv("REPOCTX_BENCH_CACHE", str(tmp_path / "cache"))
+    for right in (True, False):
+        monkeypatch.setattr(cceval, "open_engine", lambda config, right=right: Engine(right))
+        out = tmp_path / f"out-{right}"
+        bench_exec.run(["--repo", str(source), "--levels", "expression,statement,function", "--n", "1",
+                        "--model", "scripted", "--strategies", "repoctx,infile", "--vectors", "off", "--out", str(out)],
+                       environment=CurrentPython())
+        rows = list(read_jsonl(out / "exec.jsonl"))
+        assert len(rows) == 6 and {r["strategy"] for r in rows} == {"repoctx", "infile"}
+        assert all(r["passed"] == int(right) for r in rows), rows
+    copies = list((tmp_path / "cache" / "exec").glob("*/repo"))
+    assert all(Workdir(c).restore_all() == [] for c in copies)
