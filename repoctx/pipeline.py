@@ -87,6 +87,7 @@ class RepoContext:
         self._lexical_generation = -1
         self._layouts: OrderedDict[str, Layout] = OrderedDict()
         self._git_signals: OrderedDict[str, tuple[float, dict[str, float]]] = OrderedDict()
+        self._git_pending: set[str] = set()
         self._lock = threading.RLock()
         self._pool = ThreadPoolExecutor(max_workers=6, thread_name_prefix="repoctx-retrieve")
         self.notes: list[str] = list(self.workspace.notes)
@@ -114,9 +115,7 @@ class RepoContext:
     def _refresh_lexical(self, full: bool = False) -> None:
         with self._lock:
             if full:
-                for path in self.index.paths():
-                    self.bm25.set_file(path, self.index.text_of(path))
-                self.bm25.rebuild()
+                self.bm25.set_files({path: self.index.text_of(path) for path in self.index.paths()})
                 self._lexical_generation = self.index.generation
                 return
             changed, generation = self.index.changed_since(self._lexical_generation)
@@ -167,11 +166,22 @@ class RepoContext:
         return retrievers
 
     def git_boosts(self, path: str) -> dict[str, float]:
-        """Score multipliers for files that change together with `path` or changed lately."""
+        """Score multipliers for files that change together with `path` or changed lately.
+
+        Git runs in a subprocess, which costs tens of milliseconds: never on the completion
+        path. The first request for a file starts the lookup in the background and gets no
+        boost; later ones get the last known answer, refreshed after GIT_SIGNAL_TTL_S.
+        """
         now = time.monotonic()
-        cached = self._git_signals.get(path)
-        if cached and now - cached[0] < GIT_SIGNAL_TTL_S:
-            return cached[1]
+        with self._lock:
+            cached = self._git_signals.get(path)
+            stale = cached is None or now - cached[0] >= GIT_SIGNAL_TTL_S
+            if stale and path not in self._git_pending:
+                self._git_pending.add(path)
+                self._pool.submit(self._compute_git_boosts, path)
+        return cached[1] if cached else {}
+
+    def _compute_git_boosts(self, path: str) -> None:
         boosts: dict[str, float] = {}
         try:
             for other in self.workspace.recent_files(20):
@@ -180,10 +190,11 @@ class RepoContext:
                 boosts[other] = boosts.get(other, 1.0) + CO_CHANGE_WEIGHT * score
         except Exception as exc:  # git trouble costs the boost, never the completion
             self.notes.append(f"git signals unavailable: {exc}")
-        self._git_signals[path] = (now, boosts)
-        while len(self._git_signals) > MAX_LAYOUTS:
-            self._git_signals.popitem(last=False)
-        return boosts
+        with self._lock:
+            self._git_pending.discard(path)
+            self._git_signals[path] = (time.monotonic(), boosts)
+            while len(self._git_signals) > MAX_LAYOUTS:
+                self._git_signals.popitem(last=False)
 
     def _lexical(self, request: RetrievalRequest) -> list[Snippet]:
         snippets = self._lexical_hits(request)

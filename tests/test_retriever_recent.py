@@ -42,6 +42,12 @@ def test_co_changed_files_rank_first_among_equal_lexical_hits(tmp_path):
     repo.build_index()
     text = "x = None\ntotal = apply_rate(amount, rate)\n"
     cursor = Cursor("cart.py", text, 1, 32)
+    assert repo.git_boosts("cart.py") == {}  # computed in the background, off the completion path
+    import time
+
+    deadline = time.monotonic() + 30
+    while not repo.git_boosts("cart.py") and time.monotonic() < deadline:
+        time.sleep(0.05)
     assert repo.git_boosts("cart.py")["z_near.py"] > 1.0
     snippets = repo._lexical(repo.request_for(cursor, __import__("repoctx.pipeline").pipeline.prompt_window(cursor, repo.tokenizer, 100, 100)))
     assert [s.path for s in snippets[:2]] == ["z_near.py", "a_far.py"]

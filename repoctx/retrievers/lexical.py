@@ -14,6 +14,7 @@ import math
 import re
 from collections import Counter, defaultdict
 from dataclasses import dataclass
+from itertools import chain
 
 import numpy as np
 
@@ -32,9 +33,10 @@ def code_terms(text: str) -> list[str]:
     for word in _IDENT.findall(text):
         lower = word.lower()
         terms.append(lower)
-        parts = [p.lower() for p in _SUBWORD.findall(word)]
-        if len(parts) > 1:
-            terms.extend(parts)
+        if lower != word or "_" in word:  # only camelCase and snake_case words have parts
+            parts = _SUBWORD.findall(word)
+            if len(parts) > 1:
+                terms.extend(p.lower() for p in parts)
     return terms
 
 
@@ -54,14 +56,12 @@ class ChunkRef:
 def _file_chunks(path: str, text: str, chunk_lines: int, stride: int) -> list[tuple[ChunkRef, Counter]]:
     """Sliding windows with their term counts; each line is tokenised once and shared."""
     lines = text.split("\n")
-    line_terms = [Counter(code_terms(line)) for line in lines]
+    line_terms = [code_terms(line) for line in lines]
     out = []
     start = 0
     while True:
         end = min(start + chunk_lines, len(lines))
-        counts: Counter = Counter()
-        for item in line_terms[start:end]:
-            counts.update(item)
+        counts = Counter(chain.from_iterable(line_terms[start:end]))
         if counts:
             out.append((ChunkRef(path, start, end, "\n".join(lines[start:end])), counts))
         if end >= len(lines):
@@ -101,6 +101,16 @@ class BM25Index:
             self._delta[path] = chunks
         if len(self._delta) > self.rebuild_after:
             self.rebuild()
+
+    def set_files(self, files: dict[str, str | None]) -> None:
+        """Many files at once (start-up): one rebuild at the end instead of one per delta batch."""
+        threshold, self.rebuild_after = self.rebuild_after, len(files) + len(self._delta) + 1
+        try:
+            for path, text in files.items():
+                self.set_file(path, text)
+        finally:
+            self.rebuild_after = threshold
+        self.rebuild()
 
     def rebuild(self) -> None:
         """Fold every file into the numpy posting arrays."""
