@@ -1,0 +1,39 @@
+"""The embedded default on a cross-file case: the completion is right only with repoctx context."""
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from repoctx.config import Config
+from repoctx.models import ModelError, qwen_path
+from repoctx.pipeline import Completer
+from repoctx.types import Cursor
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "shop"
+
+
+@pytest.fixture(scope="module")
+def completer(tmp_path_factory):
+    try:
+        qwen_path()
+    except ModelError as exc:
+        pytest.skip(f"the embedded model is not installed: {exc}")
+    root = tmp_path_factory.mktemp("shop") / "shop"
+    shutil.copytree(EXAMPLE, root, ignore=shutil.ignore_patterns(".repoctx"))
+    config = Config.from_dict({"index": {"location": str(root.parent / "index")}, "engine": {"max_tokens": 24, "timeout_s": 120}})
+    completer = Completer.open(root, config)
+    completer.repo.build_index()
+    yield completer
+    completer.close()
+
+
+def test_context_turns_an_invented_method_into_the_real_one(completer):
+    text = (EXAMPLE / "shop" / "checkout.py").read_text()
+    line = text.split("\n").index("    return calc.")
+    cursor = Cursor("shop/checkout.py", text, line, len("    return calc."))
+    without = completer.complete(cursor, ranked={})
+    with_context = completer.complete(cursor)
+    assert any(s.symbol == "PriceCalculator" for s in with_context.context.snippets)
+    assert with_context.text.startswith("total_with_tax("), with_context.text
+    assert "total_with_tax" not in without.text, without.text
