@@ -88,6 +88,7 @@ class RepoContext:
         self._layouts: OrderedDict[str, Layout] = OrderedDict()
         self._git_signals: OrderedDict[str, tuple[float, dict[str, float]]] = OrderedDict()
         self._git_pending: set[str] = set()
+        self._recent: tuple[float, list[str]] = (-GIT_SIGNAL_TTL_S, [])
         self._lock = threading.RLock()
         self._pool = ThreadPoolExecutor(max_workers=6, thread_name_prefix="repoctx-retrieve")
         self.notes: list[str] = list(self.workspace.notes)
@@ -184,7 +185,10 @@ class RepoContext:
     def _compute_git_boosts(self, path: str) -> None:
         boosts: dict[str, float] = {}
         try:
-            for other in self.workspace.recent_files(20):
+            now = time.monotonic()
+            if now - self._recent[0] >= GIT_SIGNAL_TTL_S:  # the same for every file: ask once per TTL
+                self._recent = (now, self.workspace.recent_files(20))
+            for other in self._recent[1]:
                 boosts[other] = 1.0 + RECENT_WEIGHT
             for other, score in self.workspace.co_changed(path, 10):
                 boosts[other] = boosts.get(other, 1.0) + CO_CHANGE_WEIGHT * score
