@@ -24,6 +24,7 @@ class ModuleResolver:
         self.paths = set(paths)
         self.go_module = go_module
         self._python_roots = self._find_python_roots()
+        self._roots_of_module = self._python_modules()
         self._by_dir: dict[str, list[str]] = defaultdict(list)
         for path in self.paths:
             self._by_dir[posixpath.dirname(path)].append(path)
@@ -42,6 +43,24 @@ class ModuleResolver:
                 if parent and f"{parent}/__init__.py" not in self.paths:
                     roots.add(parent)
         return sorted(roots, key=len)
+
+    def _python_modules(self) -> dict[str, list[str]]:
+        """Dotted module name -> the roots it exists under (shortest root first), so that an
+        absolute import is looked up, not tried under every root of a large tree."""
+        order = {root: i for i, root in enumerate(self._python_roots)}
+        found: dict[str, set[str]] = defaultdict(set)
+        for path in self.paths:
+            if not path.endswith((".py", ".pyi")):
+                continue
+            stem = path.rsplit(".", 1)[0]
+            if stem.endswith("/__init__"):
+                stem = stem[: -len("/__init__")]
+            parts = stem.split("/")
+            for depth in range(len(parts)):
+                root = "/".join(parts[:depth])
+                if root in order:
+                    found[".".join(parts[depth:])].add(root)
+        return {module: sorted(roots, key=order.__getitem__) for module, roots in found.items()}
 
     def resolve(self, importer: str, binding: ImportBinding, member: str | None = None) -> list[str]:
         """Files that may define `member` of the import (or the module itself when None)."""
@@ -69,7 +88,11 @@ class ModuleResolver:
                 base = posixpath.dirname(base)
             stems = [posixpath.join(base, *module.split(".")) if module else base]
         else:
-            stems = [posixpath.join(root, *module.split(".")) for root in self._python_roots]
+            roots = set(self._roots_of_module.get(module, ()))
+            if member:
+                roots.update(self._roots_of_module.get(f"{module}.{member}", ()))
+            ordered = sorted(roots, key=lambda root: (len(root), root))
+            stems = [posixpath.join(root, *module.split(".")) for root in ordered]
         found: list[str] = []
         for stem in stems:
             stem = stem.lstrip("/")

@@ -58,13 +58,16 @@ class Picks:
     def __init__(self, path: str) -> None:
         self.path = path
         self.items: list[tuple[Definition, str]] = []
+        self._seen: set[tuple[str, int, str]] = set()
 
     def __len__(self) -> int:
         return len(self.items)
 
     def add(self, definitions: list[Definition], reason: str) -> None:
         for definition in definitions:
-            if definition.path != self.path and all(definition != d for d, _ in self.items):
+            key = (definition.path, definition.start_line, definition.name)
+            if definition.path != self.path and key not in self._seen:
+                self._seen.add(key)
                 self.items.append((definition, reason))
 
     def snippets(self, finder: DefinitionFinder, source: str, top_k: int) -> list[Snippet]:

@@ -25,6 +25,8 @@ _SUBWORD = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|\d+")
 
 BM25_K1 = 1.2
 BM25_B = 0.75
+COMMON_TERM_SHARE = 0.25
+PRUNE_FROM_DOCS = 5000  # below this every term is scored
 
 
 def code_terms(text: str) -> list[str]:
@@ -85,14 +87,21 @@ class BM25Index:
         self._df: dict[str, int] = {}
         self._base_paths: dict[str, list[int]] = {}
         self._delta: dict[str, list[tuple[ChunkRef, Counter]]] = {}
+        self._alive_count = 0
+        self._alive_length = 0.0
+        self._norm: np.ndarray | None = None
+        self._norm_avgdl = 0.0
 
     def __len__(self) -> int:
         return int(self._alive.sum()) + sum(len(v) for v in self._delta.values())
 
     def set_file(self, path: str, text: str | None) -> None:
         """Add, replace (text) or remove (None) one file's chunks."""
-        for chunk_id in self._base_paths.get(path, ()):
-            self._alive[chunk_id] = False
+        for chunk_id in self._base_paths.pop(path, ()):
+            if self._alive[chunk_id]:
+                self._alive[chunk_id] = False
+                self._alive_count -= 1
+                self._alive_length -= float(self._lengths[chunk_id])
         self._files.pop(path, None)
         self._delta.pop(path, None)
         if text is not None:
@@ -137,6 +146,9 @@ class BM25Index:
         self._df = {term: len(v) for term, v in ids.items()}
         self._base_paths = dict(base_paths)
         self._delta = {}
+        self._alive_count = len(chunks)
+        self._alive_length = float(self._lengths.sum())
+        self._norm = None
 
     def search(self, query: str, k: int = 10, exclude: tuple[str, int, int] | None = None) -> list[tuple[ChunkRef, float]]:
         """Top-k chunks for the query; `exclude` = (path, start, end) drops chunks overlapping that range."""
@@ -146,19 +158,23 @@ class BM25Index:
         n_docs = max(len(self._chunks) + sum(len(v) for v in self._delta.values()), 1)
         results: list[tuple[ChunkRef, float]] = []
         delta_lengths = [sum(c.values()) for items in self._delta.values() for _, c in items]
-        alive_lengths = self._lengths[self._alive] if len(self._chunks) else self._lengths
-        counted = len(alive_lengths) + len(delta_lengths)
-        avgdl = (float(alive_lengths.sum()) + sum(delta_lengths)) / counted if counted else 1.0
+        counted = self._alive_count + len(delta_lengths)
+        avgdl = (self._alive_length + sum(delta_lengths)) / counted if counted else 1.0
         idf = {}
         for term in terms:
             df = self._df.get(term, 0) + sum(1 for items in self._delta.values() for _, c in items if term in c)
             idf[term] = math.log(1 + (n_docs - df + 0.5) / (df + 0.5))
         if len(self._chunks):
             scores = np.zeros(len(self._chunks), dtype=np.float32)
-            norm = BM25_K1 * (1 - BM25_B + BM25_B * self._lengths / avgdl)
+            if self._norm is None or self._norm_avgdl != avgdl:  # avgdl moves only when files change
+                self._norm = BM25_K1 * (1 - BM25_B + BM25_B * self._lengths / avgdl)
+                self._norm_avgdl = avgdl
+            norm = self._norm
             for term, qtf in terms.items():
                 posting = self._postings.get(term)
-                if posting is None:
+                # A term in a quarter of all windows (self, return, the) barely moves the
+                # ranking (idf < 1.2) but has the longest posting list: skip it.
+                if posting is None or (n_docs > PRUNE_FROM_DOCS and len(posting[0]) > COMMON_TERM_SHARE * n_docs):
                     continue
                 ids, tf = posting
                 scores[ids] += qtf * idf[term] * tf * (BM25_K1 + 1) / (tf + norm[ids])
