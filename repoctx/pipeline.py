@@ -84,6 +84,7 @@ class RepoContext:
         self.dense = None
         self._resolver_generation = -1
         self._resolver: ModuleResolver | None = None
+        self._resolver_paths = 0
         self._lexical_generation = -1
         self._layouts: OrderedDict[str, Layout] = OrderedDict()
         self._git_signals: OrderedDict[str, tuple[float, dict[str, float]]] = OrderedDict()
@@ -140,6 +141,12 @@ class RepoContext:
     def resolver(self) -> ModuleResolver:
         if self._resolver is None or self._resolver_generation != self.index.generation:
             paths = self.index.paths()
+            # An edit changes the generation but rarely the set of files: keep the resolver then.
+            key = hash(tuple(paths))
+            if self._resolver is not None and key == self._resolver_paths:
+                self._resolver_generation = self.index.generation
+                return self._resolver
+            self._resolver_paths = key
             go_module = None
             gomod = self.workspace.root / "go.mod"
             if gomod.is_file():

@@ -43,3 +43,14 @@ def test_failing_source_is_reported_not_raised(tmp_path):
     repo._retrievers = broken
     context = repo.context(cursors["b.py"])
     assert any("lexical: failed: ZeroDivisionError" in note for note in context.notes)
+
+
+def test_module_resolver_is_rebuilt_only_when_files_come_or_go(tmp_path):
+    files = {"a.py": "x = 1\n", "b.py": "from a import x\ny = <|>\n"}
+    repo, cursors = open_repo(tmp_path, files)
+    first = repo.resolver()
+    repo.set_buffer("a.py", "x = 2\n", edited_line=0)
+    assert repo.resolver() is first
+    repo.set_buffer("c.py", "from a import x\n", edited_line=0)
+    rebuilt = repo.resolver()
+    assert rebuilt is not first and "c.py" in rebuilt.paths
