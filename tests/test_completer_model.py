@@ -21,7 +21,10 @@ def completer(tmp_path_factory):
         pytest.skip(f"the embedded model is not installed: {exc}")
     root = tmp_path_factory.mktemp("shop") / "shop"
     shutil.copytree(EXAMPLE, root, ignore=shutil.ignore_patterns(".repoctx"))
-    config = Config.from_dict({"index": {"location": str(root.parent / "index")}, "engine": {"max_tokens": 24, "timeout_s": 120}})
+    # Quality is under test, not speed: no source may be dropped for time on a loaded machine.
+    limits = {name: 10_000.0 for name in ("imports", "typed_hole", "lexical", "recent")}
+    config = Config.from_dict({"index": {"location": str(root.parent / "index")}, "retrieval": {"time_limit_ms": limits},
+                               "engine": {"max_tokens": 24, "timeout_s": 120}})
     completer = Completer.open(root, config)
     completer.repo.build_index()
     yield completer

@@ -49,7 +49,10 @@ def test_real_model_completes_with_the_cross_file_method(shop):
     line = next(i for i, item in enumerate(lines) if item.strip() == "return calc.")
     lsp = LspSession(command=[sys.executable, "-m", "repoctx.cli", "lsp"])
     try:
-        lsp.initialize(shop, {"engine": {"model": MODEL}, "index": {"embedder": "none"}}, wait_ready=True, timeout=600)
+        # Quality is under test, not speed: no source may be dropped for time on a loaded machine.
+        limits = {name: 10_000.0 for name in ("imports", "typed_hole", "lexical", "recent")}
+        lsp.initialize(shop, {"engine": {"model": MODEL}, "index": {"embedder": "none"},
+                              "retrieval": {"timeLimitMs": limits}}, wait_ready=True, timeout=600)
         assert lsp.statuses[-1]["state"] == "ready", lsp.statuses[-1]
         uri = lsp.open(checkout, text)
         texts = lsp.inline(uri, line, len(lines[line]), timeout=300)
