@@ -29,6 +29,7 @@ from .tokenizer import ByteTokenizer, Tokenizer, truncate_to_tokens
 from .types import AssembledContext, Cursor, Snippet
 from .workspace import Workspace
 
+PREFIX_ANCHOR_LINES = 16  # a truncated file prefix starts on a multiple of this many lines
 MAX_LAYOUTS = 64  # per-document layouts kept for keystroke stability
 GIT_SIGNAL_TTL_S = 30.0  # git history changes rarely while typing; ask it at most this often per file
 CO_CHANGE_WEIGHT = 0.5  # a window from a file that always changes with this one scores up to 1.5x
@@ -67,6 +68,12 @@ def prompt_window(cursor: Cursor, tokenizer: Tokenizer, prefix_tokens: int, suff
         kept_after.append(line)
         spent += cost
     start = cursor.line - (len(kept_before) - 1)
+    if start > 0:
+        # A cut prefix starts on a multiple of PREFIX_ANCHOR_LINES, so that its first line
+        # (and with it every KV-cached token after it) does not move as the cursor line grows.
+        anchored = min(cursor.line, -(-start // PREFIX_ANCHOR_LINES) * PREFIX_ANCHOR_LINES)
+        kept_before = kept_before[: cursor.line - anchored + 1]
+        start = anchored
     end = cursor.line + len(kept_after)
     return PromptWindow("\n".join(reversed(kept_before)), "\n".join(kept_after), start, end)
 
