@@ -610,7 +610,9 @@ def run_with_model(groups: list[RepoTasks], args: argparse.Namespace, store: Run
                     baseline_ms = (time.perf_counter() - t0) * 1000
                     record = _common_record(task, strategy, model, args.budget)
                     try:
-                        completion = completer.complete(cursor, budget=args.budget, sources=wanted, ranked=ranked)
+                        streamed: list[str] = []
+                        completion = completer.complete(cursor, budget=args.budget, sources=wanted, ranked=ranked,
+                                                        on_text=streamed.append)
                     except EngineError as exc:
                         record.update(error=str(exc), **_scores("", task))
                         store.add(record)
@@ -620,7 +622,7 @@ def run_with_model(groups: list[RepoTasks], args: argparse.Namespace, store: Run
                     record.update(_scores(completion.text, task))
                     record.update(context_figures(repo, task, completion.context.snippets, window_text))
                     record.update(
-                        raw=completion.text,
+                        raw="".join(streamed),  # the engine's text before post-processing
                         used_tokens=completion.context.used_tokens,
                         prompt_tokens=completion.prompt_tokens,
                         completion_tokens=completion.completion_tokens,

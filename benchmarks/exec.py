@@ -782,12 +782,14 @@ def _complete(completer, repo, unit: Unit, masked: str, level: str, strategy: st
     with TaskBuffer(repo, unit.path, masked) as buffer:
         buffer.reset_layout()
         try:
-            completion = completer.complete(cursor, budget=budget, ranked={} if strategy == "infile" else None)
+            streamed: list[str] = []
+            completion = completer.complete(cursor, budget=budget, ranked={} if strategy == "infile" else None,
+                                            on_text=streamed.append)
         except EngineError as exc:
             return "", {}, {"error": str(exc)}
     timings = completion.timings_ms
     extra.update(
-        raw=completion.text, used_tokens=completion.context.used_tokens, prompt_tokens=completion.prompt_tokens,
+        raw="".join(streamed), used_tokens=completion.context.used_tokens, prompt_tokens=completion.prompt_tokens,
         completion_tokens=completion.completion_tokens, finish_reason=completion.finish_reason,
         n_snippets=len(completion.context.snippets),
     )
