@@ -101,6 +101,7 @@ DEFAULT_BUDGETS = (256, 512, 1024, 2048)
 MODEL_ALIASES = {"embedded": "qwen2.5-coder-0.5b", "default": "qwen2.5-coder-0.5b", "qwen": "qwen2.5-coder-0.5b",
                  "smollm": "smollm2-135m"}
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_WHITESPACE = re.compile(r"\s+")
 
 
 # ----------------------------------------------------------------------------- tasks
@@ -154,7 +155,8 @@ def load_tasks(args: argparse.Namespace, temp: Path) -> list[RepoTasks]:
     for spec in args.repo or []:
         root = fetch_repo(spec)
         print(f"{spec}: {root}", file=sys.stderr, flush=True)
-        tasks = build_line_tasks(root, args.n, args.seed, languages=languages, kinds=kinds, repo_name=root.name)
+        tasks = build_line_tasks(root, args.n, args.seed, languages=languages, kinds=kinds, repo_name=root.name,
+                                 skip=workspace_skips(root))
         groups.append(RepoTasks(root, root.name, tasks, spec))
     for path in args.tasks or []:
         tasks = load_cceval_jsonl(path)
@@ -171,6 +173,15 @@ def load_tasks(args: argparse.Namespace, temp: Path) -> list[RepoTasks]:
                 print(f"{repo_name}: no checkout under --repos-dir; only in-file and given context", file=sys.stderr)
             groups.append(RepoTasks(root, repo_name, items, str(path)))
     return groups
+
+
+def workspace_skips(root: Path) -> Callable[[str], bool]:
+    """The workspace's rule for files it never indexes by name (vendored, generated,
+    secret, excluded): tasks are not placed there."""
+    from repoctx.workspace import Workspace
+
+    workspace = Workspace(root)
+    return lambda path: workspace.skip_reason(path) is not None
 
 
 # ------------------------------------------------------------------------ strategies
@@ -348,8 +359,10 @@ def gold_presence(repo: RepoContext, task: Task, snippets: list[Snippet]) -> lis
                 covered.update(range(s.start_line, s.end_line))
         needed = {i for i in range(start, min(end, len(lines))) if lines[i].strip()}
         whole = bool(needed) and needed <= covered
-        signature = _signature_line(repo, path, start, end, lines)
-        shown = whole or bool(signature and any(signature in s.text for s in mine))
+        # The signature as the index normalised it, compared without whitespace: a
+        # skeleton shows a multi-line signature verbatim, an outline on one line.
+        signature = _WHITESPACE.sub("", _signature_line(repo, path, start, end, lines))
+        shown = whole or bool(signature and any(signature in _WHITESPACE.sub("", s.text) for s in mine))
         out.append((shown, whole))
     return out
 

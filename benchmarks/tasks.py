@@ -45,7 +45,7 @@ import subprocess
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from repoctx.parsing import identifier_uses, language_for_path, parse_file, parse_tree
 from repoctx.resolve import ModuleResolver
@@ -527,6 +527,7 @@ def build_line_tasks(
     languages: Iterable[str] = ("python", "typescript"),
     kinds: Iterable[str] = ("line",),
     repo_name: str | None = None,
+    skip: Callable[[str], bool] | None = None,
 ) -> list[Task]:
     """Up to `n` cross-file completion tasks from the repository at `repo_root`.
 
@@ -534,7 +535,10 @@ def build_line_tasks(
     then a `random.Random(seed)` shuffles the files and each file's candidates and the
     tasks are dealt round-robin over kinds and files, so that one large file does not
     fill the set. The same repository, `n`, `seed`, `languages` and `kinds` give the same
-    tasks in the same order. ``"typescript"`` includes ``.tsx`` files.
+    tasks in the same order. ``"typescript"`` includes ``.tsx`` files. `skip(path)` leaves
+    files out as task sites (the harness passes the workspace's own rule, so no task sits
+    in vendored or generated code that the tool never indexes); they still resolve
+    definitions.
     """
     kinds = tuple(kinds)
     unknown = [kind for kind in kinds if kind not in KINDS]
@@ -549,7 +553,7 @@ def build_line_tasks(
     per_kind: dict[str, dict[str, list[_Candidate]]] = {kind: {} for kind in kinds}
     for path in paths:
         language = language_for_path(path)
-        if language not in wanted or language not in _CONTAINERS:
+        if language not in wanted or language not in _CONTAINERS or (skip is not None and skip(path)):
             continue
         text = repo.text(path)
         if not text:

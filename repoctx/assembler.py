@@ -39,6 +39,7 @@ STICKY_BONUS = 1.5  # fused-score multiplier for snippets chosen on the previous
 # reshuffle the prompt's front and throw away the engine's KV cache.
 MAX_MISSES = 8
 MIN_USEFUL_TOKENS = 24  # below this a truncated snippet is noise
+DEFINITION_SHARE = 0.25  # of a source's allowance, for each definition after its first
 
 
 @dataclass
@@ -186,6 +187,11 @@ def assemble(
             room = min(allowance - spent, budget - used)
             if room < MIN_USEFUL_TOKENS:
                 break
+            if snippet.symbol and spent:
+                # Breadth before depth: after a source's first pick, a definition may take
+                # only a share of the allowance, shown as its skeleton or outline when the
+                # whole is larger, so that the next names still get their signatures.
+                room = min(room, max(MIN_USEFUL_TOKENS, int(allowance * DEFINITION_SHARE)))
             cost = try_take(snippet, score, room, truncate=False)
             spent += cost
             used += cost
@@ -199,12 +205,20 @@ def assemble(
 
     ordered = order(chosen, previous)
     rendered = render(ordered)
-    # Block overheads were counted one by one; the joined text is the truth. Drop from
-    # the least relevant end until it fits exactly.
+    # Block overheads were counted one by one; the joined text is the truth (tokens can
+    # merge across a join). Shrink the least relevant snippet by the overshoot, or drop
+    # it when it cannot shrink, until the whole fits exactly.
     total = tokenizer.count(rendered) if ordered else 0
+    scores = {snip.key: score for snip, score, _ in chosen}
     while ordered and total > budget:
-        weakest = min(ordered, key=lambda s: next(score for snip, score, _ in chosen if snip.key == s.key))
-        ordered.remove(weakest)
+        weakest = min(ordered, key=lambda s: scores.get(s.key, 0.0))
+        at = ordered.index(weakest)
+        smaller = _fit(weakest, tokenizer.count(weakest.text) - (total - budget) - 1, tokenizer, truncate=True)
+        if smaller is None or smaller.text == weakest.text:
+            del ordered[at]
+        else:
+            ordered[at] = smaller
+            scores[smaller.key] = scores.get(weakest.key, 0.0)
         rendered = render(ordered)
         total = tokenizer.count(rendered) if ordered else 0
 
@@ -245,7 +259,8 @@ def _carry_over(
 
 
 def _fit(snippet: Snippet, room: int, tokenizer: Tokenizer, truncate: bool = True) -> Snippet | None:
-    """The snippet itself, else its skeleton, else (when allowed) its head cut at a line boundary."""
+    """The snippet itself, else its skeleton, else its outline (signatures only), else
+    (when allowed) its head cut at a line boundary."""
     if room < MIN_USEFUL_TOKENS:
         return None
     if tokenizer.count(snippet.text) <= room:
@@ -255,15 +270,19 @@ def _fit(snippet: Snippet, room: int, tokenizer: Tokenizer, truncate: bool = Tru
         compressed = _skeleton(snippet.text, language)
         if compressed and compressed != snippet.text and tokenizer.count(compressed) <= room:
             return replace(snippet, text=compressed, reason=(snippet.reason + " (skeleton)").strip())
+    if snippet.compact and tokenizer.count(snippet.compact) <= room:
+        return replace(snippet, text=snippet.compact, compact="", reason=(snippet.reason + " (outline)").strip())
     if not truncate:
         return None
-    head = truncate_to_tokens(tokenizer, snippet.text, room)
+    # An outline cut at a line keeps more of the definition's surface than a cut body.
+    source = snippet.compact or snippet.text
+    head = truncate_to_tokens(tokenizer, source, room)
     if "\n" in head:
         head = head[: head.rfind("\n")]
     if tokenizer.count(head) < MIN_USEFUL_TOKENS:
         return None
-    lines = head.count("\n") + 1
-    return replace(snippet, text=head, end_line=snippet.start_line + lines, reason=(snippet.reason + " (truncated)").strip())
+    end_line = snippet.start_line + head.count("\n") + 1 if source is snippet.text else snippet.end_line
+    return replace(snippet, text=head, end_line=end_line, compact="", reason=(snippet.reason + " (truncated)").strip())
 
 
 @lru_cache(maxsize=1024)

@@ -1,12 +1,18 @@
 """Extractive compression: a region of source reduced to its skeleton.
 
-When a whole class or module does not fit the context budget, the assembler shows its
-skeleton instead: signatures, docstrings and doc comments, class fields and type
+Two levels. When a whole class or module does not fit the context budget, the assembler
+shows its skeleton instead: signatures, docstrings and doc comments, class fields and type
 members stay; function and method bodies are replaced by the language's own marker
 (``...`` on an indented line in Python, ``{ ... }`` in brace languages). Nested methods
 stay as signatures inside their class, lines keep their order, and the result still
 reads as source in the language. Which bodies may be elided is decided by the
 ``bodies`` section (``@elide`` captures) of ``repoctx/queries/<language>.scm``.
+
+When even the skeleton is too large (a 600-line class keeps hundreds of lines of
+docstrings), `outline` keeps only what a caller needs to write a call: the header, the
+first line of its documentation, and one line per public member, each as the index
+parsed it (decorators kept, bodies as the language's marker). It is built from the
+index's definitions, so it costs no parse at request time.
 """
 
 from __future__ import annotations
@@ -14,8 +20,9 @@ from __future__ import annotations
 import tree_sitter as ts
 
 from repoctx import parsing
+from repoctx.types import Definition
 
-__all__ = ["skeleton"]
+__all__ = ["outline", "skeleton"]
 
 _BRACE_MARKER = b"{ ... }"
 _PYTHON_MARKER = b"..."
@@ -167,3 +174,94 @@ def _python_edit(body: ts.Node, source: bytes) -> tuple[int, int, bytes] | None:
 
 def _is_ellipsis(statement: ts.Node) -> bool:
     return statement.type == "expression_statement" and (statement.text or b"").strip() == b"..."
+
+
+# ------------------------------------------------------------------------------- outline
+
+_FUNCTION_KINDS = {"function", "method", "constructor"}
+_TYPE_KINDS = {"class", "interface", "struct", "enum", "trait", "record"}
+_DOC_LINE_CHARS = 160
+_CONSTRUCTORS = {"__init__", "constructor", "new", "New"}
+_BRIEF_NAMES = 24
+_TRIPLE = '"' * 3
+
+
+def outline(definition: Definition, members: list[Definition], lines: list[str], brief: bool = False) -> str:
+    """`definition` as signatures only: decorators, header, the first sentence of its
+    documentation, and one line per public member.
+
+    `members` are the definitions nested in it (the index's ``parent``), `lines` the
+    text of its file. Python reads as Python (``def f(x): ...``); brace languages get
+    ``{ ... }`` bodies and a closing brace. `brief` keeps only the constructor's
+    signature and names the other members in one comment line: how to make one and
+    what it offers, in a few dozen tokens."""
+    python = definition.language == "python"
+    out = _outline_one(definition, lines, python, with_doc=True)
+    inner = [
+        m for m in members
+        if definition.start_line < m.start_line < definition.end_line and _public(m.name)
+    ]
+    if not inner:
+        return "\n".join(out)
+    if not python and out[-1].endswith(" { ... }"):
+        out[-1] = out[-1][: -len(" ... }")]
+    shown = [m for m in inner if not brief or m.name in _CONSTRUCTORS]
+    for member in shown:
+        out.extend(_outline_one(member, lines, python, with_doc=False))
+    if brief:
+        names = list(dict.fromkeys(m.name for m in inner if m.name not in _CONSTRUCTORS and not m.name.startswith("__")))
+        if names:
+            listed = ", ".join(names[:_BRIEF_NAMES]) + (", ..." if len(names) > _BRIEF_NAMES else "")
+            comment = "#" if python else "//"
+            out.append(f"{_indent_of(lines, definition.start_line)}    {comment} members: {listed}")
+    if python and len(out) == 1 + bool(definition.docstring) and not shown:
+        out.append(_indent_of(lines, definition.start_line) + "    ...")
+    if not python:
+        out.append(_indent_of(lines, definition.start_line) + "}")
+    return "\n".join(out)
+
+
+def _outline_one(definition: Definition, lines: list[str], python: bool, with_doc: bool) -> list[str]:
+    indent = _indent_of(lines, definition.start_line)
+    out = []
+    for row in range(definition.start_line, min(definition.end_line, len(lines))):
+        stripped = lines[row].strip()
+        if stripped.startswith("@"):
+            out.append(indent + stripped)
+        elif stripped and not stripped.startswith(("#", "//", "/*", "*")):
+            break
+    signature = " ".join(definition.signature.split())
+    doc = _first_sentence(definition.docstring) if with_doc else ""
+    if python:
+        if signature.endswith(":"):
+            out.append(indent + signature + ("" if doc else " ..."))
+            if doc:
+                out.append(f"{indent}    {_TRIPLE}{doc}{_TRIPLE}")
+        else:
+            out.append(indent + signature)
+        return out
+    if doc:
+        out.append(f"{indent}/** {doc} */")
+    if definition.kind in _FUNCTION_KINDS or definition.kind in _TYPE_KINDS:
+        out.append(indent + signature + " { ... }")
+    else:
+        out.append(indent + signature)
+    return out
+
+
+def _first_sentence(docstring: str) -> str:
+    paragraph = " ".join(docstring.strip().split("\n\n", 1)[0].split()) if docstring else ""
+    end = paragraph.find(". ")
+    line = paragraph[: end + 1] if end >= 0 else paragraph
+    if len(line) > _DOC_LINE_CHARS:
+        line = line[:_DOC_LINE_CHARS].rsplit(" ", 1)[0] + " ..."
+    return line.replace(_TRIPLE, "'''").replace("*/", "* /")
+
+
+def _indent_of(lines: list[str], row: int) -> str:
+    line = lines[row] if 0 <= row < len(lines) else ""
+    return line[: len(line) - len(line.lstrip())]
+
+
+def _public(name: str) -> bool:
+    return not name.startswith("_") or (name.startswith("__") and name.endswith("__"))

@@ -169,7 +169,7 @@ class RepoContext:
     def _retrievers(self) -> dict[str, Callable[[RetrievalRequest], list[Snippet]]]:
         finder = DefinitionFinder(self.index, self.resolver())
         retrievers: dict[str, Callable[[RetrievalRequest], list[Snippet]]] = {
-            "imports": ImportRetriever(finder),
+            "imports": ImportRetriever(finder, popularity=self.bm25.document_frequency),
             "typed_hole": TypedHoleRetriever(finder),
             "lexical": self._lexical,
             "recent": RecentEditsRetriever(self.edits, self.index.text_of),

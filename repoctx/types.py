@@ -63,6 +63,9 @@ class Snippet:
     score: float = 0.0
     symbol: str | None = None  # the definition this snippet shows, when it shows one
     reason: str = ""  # one line on why it was chosen, for debugging UIs
+    # Signatures only (`repoctx.compress.outline`) for a definition: what the assembler
+    # shows when neither the whole text nor its skeleton fits. Empty: no such form.
+    compact: str = ""
 
     @property
     def key(self) -> tuple[str, int, int]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from ..compress import outline
 from ..index import Index
 from ..resolve import ModuleResolver
 from ..types import Definition, ImportBinding, Snippet
@@ -53,28 +54,29 @@ class FileView:
 
 class Picks:
     """The definitions a retriever picks, best first, with why: each once, none from the
-    file being completed (its own definitions are already in the prompt)."""
+    file being completed (its own definitions are already in the prompt). A `brief` pick
+    is offered as its outline (signatures only)."""
 
     def __init__(self, path: str) -> None:
         self.path = path
-        self.items: list[tuple[Definition, str]] = []
+        self.items: list[tuple[Definition, str, bool]] = []
         self._seen: set[tuple[str, int, str]] = set()
 
     def __len__(self) -> int:
         return len(self.items)
 
-    def add(self, definitions: list[Definition], reason: str) -> None:
+    def add(self, definitions: list[Definition], reason: str, brief: bool = False) -> None:
         for definition in definitions:
             key = (definition.path, definition.start_line, definition.name)
             if definition.path != self.path and key not in self._seen:
                 self._seen.add(key)
-                self.items.append((definition, reason))
+                self.items.append((definition, reason, brief))
 
     def snippets(self, finder: DefinitionFinder, source: str, top_k: int) -> list[Snippet]:
         """The first `top_k` picks as snippets scored by rank: 1, 1/2, 1/3..."""
         return [
-            finder.snippet(definition, source, 1.0 / (rank + 1), reason)
-            for rank, (definition, reason) in enumerate(self.items[:top_k])
+            finder.snippet(definition, source, 1.0 / (rank + 1), reason, brief=brief)
+            for rank, (definition, reason, brief) in enumerate(self.items[:top_k])
         ]
 
 
@@ -83,6 +85,7 @@ class DefinitionFinder:
         self.index = index
         self.resolver = resolver
         self._lines: dict[str, tuple[int, list[str]]] = {}
+        self._exports: dict[str, tuple[int, list[Definition]]] = {}
 
     def lines_of(self, path: str) -> list[str]:
         cached = self._lines.get(path)
@@ -93,13 +96,24 @@ class DefinitionFinder:
         self._lines[path] = (self.index.generation, lines)
         return lines
 
-    def snippet(self, definition: Definition, source: str, score: float, reason: str) -> Snippet:
+    def snippet(self, definition: Definition, source: str, score: float, reason: str, *, brief: bool = False) -> Snippet:
+        """The definition's text, with its outline as the compact form; `brief` offers the
+        outline itself (for names the cursor is less likely to need in full)."""
         lines = self.lines_of(definition.path)
         text = "\n".join(lines[definition.start_line : definition.end_line])
+        compact = self.outline(definition)
+        if brief:
+            short = self.outline(definition, brief=True)
+            if short and len(short) < len(text):
+                text, compact, reason = short, "", f"{reason} (outline)"
         return Snippet(
             definition.path, definition.start_line, definition.end_line, text,
             source=source, score=score, symbol=definition.qualified_name, reason=reason,
+            compact=compact if len(compact) < len(text) else "",
         )
+
+    def outline(self, definition: Definition, brief: bool = False) -> str:
+        return outline(definition, self.members(definition), self.lines_of(definition.path), brief=brief)
 
     def through_import(self, importer: str, binding: ImportBinding, name: str, depth: int = 0) -> list[Definition]:
         """Definitions of `name` imported by `binding`, following re-exports."""
@@ -129,6 +143,38 @@ class DefinitionFinder:
             found = self.through_import(importer, binding, member)
         return found
 
+    def module_paths(self, view: FileView, local: str) -> list[str]:
+        """Files of the module a local name stands for: ``import pkg.m as local``, or
+        ``from pkg import local`` where ``local`` is a submodule; [] for anything else."""
+        aliases = view.module_aliases()
+        if local in aliases:
+            return [p for p in self.resolver.resolve(view.path, aliases[local]) if p != view.path]
+        bound = view.binding_for(local)
+        if bound is None:
+            return []
+        binding, imported = bound
+        return [
+            path for path in self.resolver.resolve(view.path, binding, member=imported)
+            if path != view.path and _module_name(path) == imported
+        ]
+
+    def exports(self, path: str) -> list[Definition]:
+        """What a module offers as ``module.name``: its top-level definitions, then the
+        public names it imports (a package's ``__init__`` re-exporting its modules)."""
+        cached = self._exports.get(path)
+        if cached and cached[0] == self.index.generation:
+            return cached[1]
+        found = [d for d in self.index.definitions_in(path) if d.parent is None and _public_name(d.name)]
+        names = {d.name for d in found}
+        for binding in self.index.imports_in(path):
+            for local, imported in binding.names.items():
+                if local in names or not _public_name(local):
+                    continue
+                names.add(local)
+                found.extend(self.through_import(path, binding, imported)[:1])
+        self._exports[path] = (self.index.generation, found)
+        return found
+
     def find(self, view: FileView, name: str, types_only: bool = False) -> list[Definition]:
         """The definitions `name` refers to from `view`'s file, best first."""
         bound = view.binding_for(name)
@@ -136,6 +182,8 @@ class DefinitionFinder:
         if bound is not None:
             binding, imported = bound
             found = self.through_import(view.path, binding, imported)
+            if not found and self.module_paths(view, name):
+                return []  # a module, not a definition: its members are looked up instead
         if not found:
             for binding in view.imports:
                 if binding.wildcard or (not binding.names and binding.language in ("c_sharp", "java")):
@@ -151,7 +199,23 @@ class DefinitionFinder:
         return found
 
     def members(self, definition: Definition) -> list[Definition]:
-        return [d for d in self.index.definitions_in(definition.path) if d.parent == definition.name]
+        return [
+            d for d in self.index.definitions_in(definition.path)
+            if d.parent == definition.name and definition.start_line < d.start_line < definition.end_line
+        ]
+
+
+def _module_name(path: str) -> str:
+    """``pkg/http.py`` -> ``http``; ``pkg/http/__init__.py`` (or ``index.ts``, ``mod.rs``) -> ``http``."""
+    parts = path.rsplit("/", 2)
+    stem = parts[-1].rsplit(".", 1)[0]
+    if stem in ("__init__", "index", "mod") and len(parts) > 1:
+        return parts[-2]
+    return stem
+
+
+def _public_name(name: str) -> bool:
+    return not name.startswith("_")
 
 
 _MEMBER_USE = "{}\\.([A-Za-z_][A-Za-z0-9_]*)"

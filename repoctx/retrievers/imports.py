@@ -1,25 +1,35 @@
 """Follow the names used near the cursor to their definitions in other files.
 
-Ranking, best first: the class of the receiver at the cursor (``calc.`` -> the class of
-``calc``, shown with its members); then imported names and module members in the order
-they are used, nearest the cursor first; then other names the file imports (they are
-what the file is about). Snippets are whole definitions; the assembler reduces a large
-class to its skeleton when it does not fit.
+Ranking, best first: what the cursor is a member of (``calc.`` -> the class of ``calc``,
+with its members; ``click.`` -> the members of module ``click``, those this file uses
+most first, then those the repository uses most; ``Request.`` -> the class ``Request``);
+then imported names and module members in the order they are used, nearest the cursor
+first; then other names the file imports (what the file is about), offered as outlines
+(signatures only), since the cursor needs their surface rather than their bodies.
+Snippets are whole definitions; the assembler reduces one that does not fit to its
+skeleton or outline.
 """
 
 from __future__ import annotations
 
-from ..holes import receiver_at
-from ..types import Snippet
+import re
+from collections.abc import Callable
+
+from ..holes import Receiver, receiver_at
+from ..types import Definition, Snippet
 from . import RetrievalRequest
 from .definitions import DefinitionFinder, FileView, Picks, member_uses
+
+_DOTTED_NAME = re.compile(r"[A-Za-z_$][\w$]*(?:\.[A-Za-z_$][\w$]*)*")
+_PARTIAL = re.compile(r"[A-Za-z_$][\w$]*$")
 
 
 class ImportRetriever:
     source = "imports"
 
-    def __init__(self, finder: DefinitionFinder) -> None:
+    def __init__(self, finder: DefinitionFinder, popularity: Callable[[str], int] | None = None) -> None:
         self.finder = finder
+        self.popularity = popularity or (lambda name: 0)
 
     def __call__(self, request: RetrievalRequest) -> list[Snippet]:
         cursor = request.cursor
@@ -28,8 +38,8 @@ class ImportRetriever:
 
         if request.language:
             receiver = receiver_at(cursor.text, request.language, cursor.line, cursor.column)
-            if receiver is not None and receiver.type_name:
-                picked.add(self.finder.find(view, receiver.type_name, types_only=True), f"type of `{receiver.expression}`")
+            if receiver is not None:
+                self._receiver(view, receiver, request, picked)
 
         aliases = view.module_aliases()
         window = request.query
@@ -49,12 +59,46 @@ class ImportRetriever:
             if len(picked) >= request.top_k:
                 break
             if name not in aliases and view.binding_for(name) is None and name[:1].isupper():
-                picked.add(self.finder.find(view, name)[:1], f"`{name}` used near the cursor")
-        for binding in request.imports:  # what else the file imports, nearest import last-used first
+                picked.add(self.finder.find(view, name)[:1], f"`{name}` used near the cursor", brief=True)
+        for binding in request.imports:  # what else the file imports
             for local, imported in binding.names.items():
                 if len(picked) >= request.top_k:
                     break
                 if local not in used:
-                    picked.add(self.finder.find(view, local)[:1], f"`{local}` imported by this file")
+                    picked.add(self.finder.find(view, local)[:1], f"`{local}` imported by this file", brief=True)
 
         return picked.snippets(self.finder, self.source, request.top_k)
+
+    def _receiver(self, view: FileView, receiver: Receiver, request: RetrievalRequest, picked: Picks) -> None:
+        """What the cursor is a member of, first in the list."""
+        if receiver.type_name:
+            picked.add(self.finder.find(view, receiver.type_name, types_only=True), f"type of `{receiver.expression}`")
+        expression = receiver.expression
+        if not _DOTTED_NAME.fullmatch(expression):
+            return
+        modules = self.finder.module_paths(view, expression)
+        if modules:
+            members = self._module_members(modules, expression, request)
+            for definition in members[: request.top_k]:
+                picked.add([definition], f"member of module `{expression}`", brief=True)
+        elif not receiver.type_name and view.binding_for(expression) is not None:
+            picked.add(self.finder.find(view, expression, types_only=True)[:1], f"members of `{expression}`")
+
+    def _module_members(self, modules: list[str], expression: str, request: RetrievalRequest) -> list[Definition]:
+        """The module's exports, those this file uses as ``expression.name`` most first,
+        then those the repository mentions most; only those matching a typed partial name."""
+        exports: list[Definition] = []
+        for path in modules:
+            exports.extend(self.finder.exports(path))
+        cursor = request.cursor
+        line_before = cursor.text.split("\n")[cursor.line][: cursor.column] if cursor.text else ""
+        partial = _PARTIAL.search(line_before)
+        typed = partial.group(0) if partial and line_before[: partial.start()].rstrip().endswith(".") else ""
+        if typed:
+            exports = [d for d in exports if d.name.startswith(typed)] or exports
+        uses = re.findall(r"(?<![\w.])" + re.escape(expression) + r"\.([A-Za-z_$][\w$]*)", cursor.text)
+        counts: dict[str, int] = {}
+        for name in uses:
+            counts[name] = counts.get(name, 0) + 1
+        order = {id(d): i for i, d in enumerate(exports)}
+        return sorted(exports, key=lambda d: (-counts.get(d.name, 0), -self.popularity(d.name), order[id(d)]))

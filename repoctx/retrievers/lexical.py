@@ -150,6 +150,11 @@ class BM25Index:
         self._alive_length = float(self._lengths.sum())
         self._norm = None
 
+    def document_frequency(self, term: str) -> int:
+        """Chunks that contain `term` (lower-cased) at the last rebuild: how much the
+        repository uses a name."""
+        return self._df.get(term.lower(), 0)
+
     def search(self, query: str, k: int = 10, exclude: tuple[str, int, int] | None = None) -> list[tuple[ChunkRef, float]]:
         """Top-k chunks for the query; `exclude` = (path, start, end) drops chunks overlapping that range."""
         terms = Counter(code_terms(query))
