@@ -201,6 +201,9 @@ def outline(definition: Definition, members: list[Definition], lines: list[str],
         m for m in members
         if definition.start_line < m.start_line < definition.end_line and _public(m.name)
     ]
+    # Attributes assigned inside a method (``self.x = ...``) belong to its body.
+    bodies = [(m.start_line, m.end_line) for m in inner if m.kind in _FUNCTION_KINDS]
+    inner = [m for m in inner if not any(start < m.start_line < end for start, end in bodies)]
     if not inner:
         return "\n".join(out)
     if not python and out[-1].endswith(" { ... }"):
@@ -223,7 +226,8 @@ def outline(definition: Definition, members: list[Definition], lines: list[str],
 
 def _outline_one(definition: Definition, lines: list[str], python: bool, with_doc: bool) -> list[str]:
     indent = _indent_of(lines, definition.start_line)
-    out = []
+    doc = _first_sentence(definition.docstring) if with_doc else ""
+    out = [f"{indent}/** {doc} */"] if doc and not python else []
     for row in range(definition.start_line, min(definition.end_line, len(lines))):
         stripped = lines[row].strip()
         if stripped.startswith("@"):
@@ -231,7 +235,6 @@ def _outline_one(definition: Definition, lines: list[str], python: bool, with_do
         elif stripped and not stripped.startswith(("#", "//", "/*", "*")):
             break
     signature = " ".join(definition.signature.split())
-    doc = _first_sentence(definition.docstring) if with_doc else ""
     if python:
         if signature.endswith(":"):
             out.append(indent + signature + ("" if doc else " ..."))
@@ -240,9 +243,10 @@ def _outline_one(definition: Definition, lines: list[str], python: bool, with_do
         else:
             out.append(indent + signature)
         return out
-    if doc:
-        out.append(f"{indent}/** {doc} */")
-    if definition.kind in _FUNCTION_KINDS or definition.kind in _TYPE_KINDS:
+    last = lines[min(definition.end_line, len(lines)) - 1].rstrip() if lines else ""
+    if last.endswith(";") and definition.kind in _FUNCTION_KINDS:
+        out.append(indent + signature.rstrip(";") + ";")  # a declaration without a body
+    elif definition.kind in _FUNCTION_KINDS or definition.kind in _TYPE_KINDS:
         out.append(indent + signature + " { ... }")
     else:
         out.append(indent + signature)

@@ -76,6 +76,35 @@ def test_big_class_is_compressed_to_its_skeleton():
     assert "value_3 = net * qty + 3" not in chosen.text
 
 
+def _class_with_outline(path: str, name: str) -> Snippet:
+    text = BIG_CLASS.replace("PriceCalculator", name)
+    compact = f"class {name}:\n" + "".join(f"    def method_{i}(self, net: float, qty: int = 1) -> float: ...\n" for i in range(8))
+    return Snippet(path, 0, text.count("\n") + 1, text, source="imports", symbol=name, compact=compact.rstrip("\n"))
+
+
+def test_outline_is_shown_when_even_the_skeleton_does_not_fit():
+    tokenizer = ByteTokenizer()
+    calc = _class_with_outline("shop/calc.py", "PriceCalculator")
+    budget = len(calc.compact) + 40  # room for the outline and its header, not for the skeleton
+    context, _ = assemble({"imports": [calc]}, tokenizer=tokenizer, budget=budget, quotas={"imports": 1.0})
+    [chosen] = context.snippets
+    assert chosen.text == calc.compact and chosen.reason.endswith("(outline)")
+
+
+def test_definitions_after_the_first_share_the_allowance():
+    tokenizer = ByteTokenizer()
+    classes = [_class_with_outline(f"shop/m{i}.py", f"Calc{i}") for i in range(3)]
+    whole = len(classes[0].text)
+    # Room for the first class whole and the others' outlines, but not for two whole classes.
+    budget = whole + 2 * len(classes[1].compact) + 200
+    context, _ = assemble({"imports": classes}, tokenizer=tokenizer, budget=budget, quotas={"imports": 1.0})
+    by_symbol = {s.symbol: s for s in context.snippets}
+    assert set(by_symbol) == {"Calc0", "Calc1", "Calc2"}
+    assert by_symbol["Calc0"].text == classes[0].text
+    assert all("value_3" not in by_symbol[name].text for name in ("Calc1", "Calc2"))
+    assert context.used_tokens <= budget
+
+
 def test_overlaps_and_visible_text_are_dropped():
     tokenizer = ByteTokenizer()
     text = "\n".join(f"line {i}" for i in range(40))

@@ -372,6 +372,19 @@ def test_languages_filter_and_unknown_kind(repo):
         build_line_tasks(repo, n=1, seed=0, kinds=("paragraph",))
 
 
+def test_files_the_workspace_skips_hold_no_tasks(repo):
+    from benchmarks.cceval import workspace_skips
+
+    everything = build_line_tasks(repo, n=1000, seed=0)
+    some_path = sorted({t.path for t in everything})[0]
+    kept = build_line_tasks(repo, n=1000, seed=0, skip=lambda path: path == some_path)
+    assert kept and all(t.path != some_path for t in kept)
+    assert {t.task_id for t in kept} == {t.task_id for t in everything if t.path != some_path}
+    # The harness's rule is the workspace's: vendored directories are skipped by name.
+    skips = workspace_skips(repo)
+    assert skips("third_party/lib/x.py") and skips("node_modules/a/index.ts") and not skips(some_path)
+
+
 def test_resolve_module():
     paths = list(FILES)
     assert resolve_module("pkg/__init__.py", ImportBinding("core", {"Engine": "Engine"}, level=1, language="python"), paths) == "pkg/core.py"

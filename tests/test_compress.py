@@ -425,3 +425,73 @@ def test_broken_buffer_still_compresses():
 def test_a_method_cut_out_of_its_class(language, member, expected):
     # the assembler hands over a definition's own text, e.g. one method
     assert skeleton(member, language) == expected
+
+
+def _outline_of(text: str, name: str, language: str = "python", brief: bool = False) -> str:
+    from repoctx.compress import outline
+
+    parsed = parse_file("m.py" if language == "python" else "m.ts", text, language)
+    definition = next(d for d in parsed.definitions if d.name == name and d.parent is None)
+    members = [d for d in parsed.definitions if d.parent == name]
+    return outline(definition, members, text.split("\n"), brief=brief)
+
+
+def test_outline_keeps_signatures_and_the_first_doc_sentence():
+    text = PYTHON + '''
+
+class Cart:
+    """A shopping cart. Holds lines until checkout.
+
+    More prose that an outline leaves out.
+    """
+
+    def __init__(self, owner: str) -> None:
+        self.owner = owner
+        self.lines = []
+
+    def _recalc(self):
+        return 0
+
+    @property
+    def total(self) -> float:
+        """The sum."""
+        return sum(self.lines)
+
+    def add(self, sku: str, qty: int = 1) -> None:
+        self.lines.append((sku, qty))
+'''
+    full = _outline_of(text, "Cart")
+    assert full == (
+        'class Cart:\n'
+        '    """A shopping cart."""\n'
+        '    def __init__(self, owner: str) -> None: ...\n'
+        '    @property\n'
+        '    def total(self) -> float: ...\n'
+        '    def add(self, sku: str, qty: int = 1) -> None: ...'
+    )
+    assert not parse_tree(full, "python").root_node.has_error
+    brief = _outline_of(text, "Cart", brief=True)
+    assert brief == (
+        'class Cart:\n'
+        '    """A shopping cart."""\n'
+        '    def __init__(self, owner: str) -> None: ...\n'
+        '    # members: total, add'
+    )
+    assert not parse_tree(brief, "python").root_node.has_error
+    # a function: its signature and first sentence, a valid stub
+    assert _outline_of(PYTHON, "load") == "def load(path: str) -> Inventory: ..."
+
+
+def test_outline_of_a_typescript_class_closes_its_braces():
+    text = _outline_of(TYPESCRIPT, "InvoiceService", "typescript")
+    lines = text.split("\n")
+    assert lines == [
+        "/** Loads invoices. */",
+        "@Injectable()",
+        "export class InvoiceService extends Base {",
+        "  private cache = new Map<string, Invoice>()",
+        "  constructor(private readonly api: Api) { ... }",
+        "  async get(id: string): Promise<Invoice> { ... }",
+        "  abstract refresh(): void;",  # a declaration keeps having no body
+        "}",
+    ]

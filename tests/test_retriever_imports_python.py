@@ -37,3 +37,67 @@ def test_unrelated_file_gives_nothing_from_imports(tmp_path):
     files = {"a.py": "x = 1\n", "b.py": "def g():\n    return <|>\n"}
     repo, cursors = open_repo(tmp_path, files)
     assert retrieve(repo, cursors["b.py"], "imports") == []
+
+
+MODULE_FILES = {
+    "tools/__init__.py": "from .core import Choice, Command, command\nfrom .errors import BadParameter\n",
+    "tools/core.py": (
+        "class Command:\n    \"\"\"A command line command.\"\"\"\n\n"
+        "    def __init__(self, name: str) -> None:\n        self.name = name\n\n"
+        "    def invoke(self, ctx) -> int:\n        return 0\n\n\n"
+        "class Choice:\n    \"\"\"One of fixed values.\"\"\"\n\n"
+        "    def __init__(self, choices: list[str], case_sensitive: bool = True) -> None:\n        self.choices = choices\n\n\n"
+        "def command(name: str | None = None):\n    \"\"\"Make a Command from a function.\"\"\"\n    return Command(name or 'x')\n"
+    ),
+    "tools/errors.py": "class BadParameter(Exception):\n    \"\"\"A parameter was wrong.\"\"\"\n",
+    "tools/http.py": "def parse_range(value: str) -> tuple[int, int]:\n    return (0, 0)\n\n\ndef quote(value: str) -> str:\n    return value\n",
+    "tests/test_cli.py": (
+        "import tools\n\n\n@tools.command()\ndef a():\n    pass\n\n\n@tools.command()\ndef b():\n    pass\n\n\n"
+        "def test_choice():\n    x = tools.<|>\n"
+    ),
+    "tools/ranges.py": "from . import http\n\n\ndef first(value):\n    return http.<|>\n",
+}
+
+
+def test_members_of_the_module_at_the_cursor_most_used_first(tmp_path):
+    repo, cursors = open_repo(tmp_path, MODULE_FILES)
+    snippets = retrieve(repo, cursors["tests/test_cli.py"], "imports")
+    names = [s.symbol for s in snippets]
+    # `tools.` offers what `tools/__init__.py` re-exports; `command` is used twice in the file.
+    assert names[0] == "command"
+    assert {"Choice", "Command", "BadParameter"} <= set(names)
+    choice = next(s for s in snippets if s.symbol == "Choice")
+    assert choice.path == "tools/core.py" and choice.reason.endswith("(outline)")
+    assert "def __init__(self, choices: list[str], case_sensitive: bool = True) -> None: ..." in choice.text
+
+
+def test_members_of_a_submodule_imported_from_its_package(tmp_path):
+    repo, cursors = open_repo(tmp_path, MODULE_FILES)
+    snippets = retrieve(repo, cursors["tools/ranges.py"], "imports")
+    assert [s.symbol for s in snippets][:2] == ["parse_range", "quote"]
+    assert all(s.path == "tools/http.py" for s in snippets[:2])
+
+
+def test_a_typed_partial_name_narrows_the_members(tmp_path):
+    files = dict(MODULE_FILES)
+    files["tests/test_cli.py"] = "import tools\n\n\ndef test_choice():\n    x = tools.Ch<|>\n"
+    repo, cursors = open_repo(tmp_path, files)
+    snippets = retrieve(repo, cursors["tests/test_cli.py"], "imports")
+    assert snippets[0].symbol == "Choice"
+    assert not any(s.symbol in ("Command", "command", "BadParameter") for s in snippets)
+
+
+def test_imported_but_unused_names_are_offered_as_outlines(tmp_path):
+    files = dict(FILES)
+    filler = "".join(f"def step_{i}(value):\n    return value + {i}\n\n\n" for i in range(8))
+    files["app/other.py"] = "from shop import PriceCalculator\n\n\n" + filler + "def f():\n    return <|>\n"
+    repo, cursors = open_repo(tmp_path, files)
+    snippets = retrieve(repo, cursors["app/other.py"], "imports")
+    calc = next(s for s in snippets if s.symbol == "PriceCalculator")
+    assert calc.reason.endswith("(outline)")
+    # how to make one and what it offers, not its bodies
+    assert calc.text == 'class PriceCalculator:\n    """Gross prices."""\n    # members: total_with_tax'
+    # the full outline stays as the compact form of the whole definition elsewhere
+    used = retrieve(repo, cursors["app/checkout.py"], "imports")[0]
+    assert used.symbol == "PriceCalculator" and "return net" in used.text
+    assert "def total_with_tax(self, net: float, qty: int = 1) -> float: ..." in used.compact
