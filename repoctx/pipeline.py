@@ -91,6 +91,7 @@ class RepoContext:
         self.dense = None
         self._resolver_generation = -1
         self._resolver: ModuleResolver | None = None
+        self._finder: DefinitionFinder | None = None
         self._resolver_paths = 0
         self._lexical_generation = -1
         self._layouts: OrderedDict[str, Layout] = OrderedDict()
@@ -167,7 +168,12 @@ class RepoContext:
 
     # -- retrieval ---------------------------------------------------------------
     def _retrievers(self) -> dict[str, Callable[[RetrievalRequest], list[Snippet]]]:
-        finder = DefinitionFinder(self.index, self.resolver())
+        resolver = self.resolver()
+        # One finder while the file set is unchanged: its caches (file lines, module
+        # exports) are keyed by the index generation and outlive a keystroke's request.
+        if self._finder is None or self._finder.resolver is not resolver:
+            self._finder = DefinitionFinder(self.index, resolver)
+        finder = self._finder
         retrievers: dict[str, Callable[[RetrievalRequest], list[Snippet]]] = {
             "imports": ImportRetriever(finder, popularity=self.bm25.document_frequency),
             "typed_hole": TypedHoleRetriever(finder),

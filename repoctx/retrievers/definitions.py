@@ -85,7 +85,7 @@ class DefinitionFinder:
         self.index = index
         self.resolver = resolver
         self._lines: dict[str, tuple[int, list[str]]] = {}
-        self._exports: dict[str, tuple[int, list[Definition]]] = {}
+        self._exports: dict[str, tuple[dict[str, str | None], list[Definition]]] = {}
 
     def lines_of(self, path: str) -> list[str]:
         cached = self._lines.get(path)
@@ -161,8 +161,10 @@ class DefinitionFinder:
     def exports(self, path: str) -> list[Definition]:
         """What a module offers as ``module.name``: its top-level definitions, then the
         public names it imports (a package's ``__init__`` re-exporting its modules)."""
+        # Kept while the texts it was read from are unchanged (the module and the files
+        # its definitions are in), so a keystroke elsewhere does not redo it.
         cached = self._exports.get(path)
-        if cached and cached[0] == self.index.generation:
+        if cached and all(self.index.blob_of(p) == blob for p, blob in cached[0].items()):
             return cached[1]
         found = [d for d in self.index.definitions_in(path) if d.parent is None and _public_name(d.name)]
         names = {d.name for d in found}
@@ -172,7 +174,8 @@ class DefinitionFinder:
                     continue
                 names.add(local)
                 found.extend(self.through_import(path, binding, imported)[:1])
-        self._exports[path] = (self.index.generation, found)
+        read_from = {p: self.index.blob_of(p) for p in {path, *(d.path for d in found)}}
+        self._exports[path] = (read_from, found)
         return found
 
     def find(self, view: FileView, name: str, types_only: bool = False) -> list[Definition]:
