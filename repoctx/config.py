@@ -81,7 +81,7 @@ class AssemblyConfig:
     budget: int = 1024
     """Tokens of repository context in the prompt (the prefix/suffix budget is separate)."""
     quotas: dict[str, float] = field(
-        default_factory=lambda: {"imports": 0.6, "typed_hole": 0.1, "lexical": 0.2, "dense": 0.1, "recent": 0.1}
+        default_factory=lambda: {"imports": 0.7, "typed_hole": 0.1, "lexical": 0.15, "dense": 0.1, "recent": 0.1}
     )
     """Share of the budget each source is guaranteed before the remainder is shared by rank.
     Definitions behind the imports get the most: on the cross-file benchmark they are

@@ -166,16 +166,29 @@ class DefinitionFinder:
         cached = self._exports.get(path)
         if cached and all(self.index.blob_of(p) == blob for p, blob in cached[0].items()):
             return cached[1]
+        found = self._exports_of(path, 0, set())
+        read_from = {p: self.index.blob_of(p) for p in {path, *(d.path for d in found)}}
+        self._exports[path] = (read_from, found)
+        return found
+
+    def _exports_of(self, path: str, depth: int, seen: set[str]) -> list[Definition]:
+        seen.add(path)
         found = [d for d in self.index.definitions_in(path) if d.parent is None and _public_name(d.name)]
         names = {d.name for d in found}
         for binding in self.index.imports_in(path):
+            if binding.wildcard and depth < REEXPORT_DEPTH:  # `export * from "./schemas"`, `from .core import *`
+                for target in self.resolver.resolve(path, binding):
+                    if target not in seen:
+                        for definition in self._exports_of(target, depth + 1, seen):
+                            if definition.name not in names:
+                                names.add(definition.name)
+                                found.append(definition)
+                continue
             for local, imported in binding.names.items():
                 if local in names or not _public_name(local):
                     continue
                 names.add(local)
                 found.extend(self.through_import(path, binding, imported)[:1])
-        read_from = {p: self.index.blob_of(p) for p in {path, *(d.path for d in found)}}
-        self._exports[path] = (read_from, found)
         return found
 
     def find(self, view: FileView, name: str, types_only: bool = False) -> list[Definition]:

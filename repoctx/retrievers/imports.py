@@ -22,6 +22,29 @@ from .definitions import DefinitionFinder, FileView, Picks, member_uses
 
 _DOTTED_NAME = re.compile(r"[A-Za-z_$][\w$]*(?:\.[A-Za-z_$][\w$]*)*")
 _PARTIAL = re.compile(r"[A-Za-z_$][\w$]*$")
+_DOTTED_BEFORE_CURSOR = re.compile(r"(?<![\w$.])([A-Za-z_$][\w$]*(?:\.[A-Za-z_$][\w$]*)*)\.[A-Za-z_$]?[\w$]*$")
+
+
+_TYPED_LANGUAGES = {"typescript", "tsx"}
+_TYPE_KINDS = {"class", "interface", "type_alias", "enum"}
+_TYPE_POSITION = re.compile(r"(?:\bas|\bextends|\bimplements|\bkeyof|\bin|:|<|\||&|\btype\s+[\w$]+\s*=)\s*$")
+
+
+def _word_counts(text: str, names: list[str]) -> dict[str, int]:
+    """How often each name occurs in `text` as a whole word."""
+    if not names:
+        return {}
+    wanted = set(names)
+    counts: dict[str, int] = {}
+    for word in re.findall(r"[A-Za-z_$][\w$]*", text):
+        if word in wanted:
+            counts[word] = counts.get(word, 0) + 1
+    return counts
+
+
+def _line_before(cursor) -> str:
+    lines = cursor.text.split("\n")
+    return lines[cursor.line][: cursor.column] if cursor.line < len(lines) else ""
 
 
 class ImportRetriever:
@@ -36,10 +59,16 @@ class ImportRetriever:
         view = FileView(cursor.path, request.imports)
         picked = Picks(cursor.path)
 
-        if request.language:
-            receiver = receiver_at(cursor.text, request.language, cursor.line, cursor.column)
-            if receiver is not None:
-                self._receiver(view, receiver, request, picked)
+        receiver = receiver_at(cursor.text, request.language, cursor.line, cursor.column) if request.language else None
+        if receiver is None:
+            # Where the syntax tree has no member expression (a type position such as
+            # ``x as errors.``, a half-typed line), the text before the cursor still names
+            # the receiver; only a module is looked up this way.
+            match = _DOTTED_BEFORE_CURSOR.search(_line_before(cursor))
+            if match:
+                receiver = Receiver(match.group(1), None)
+        if receiver is not None:
+            self._receiver(view, receiver, request, picked)
 
         aliases = view.module_aliases()
         window = request.query
@@ -60,12 +89,14 @@ class ImportRetriever:
                 break
             if name not in aliases and view.binding_for(name) is None and name[:1].isupper():
                 picked.add(self.finder.find(view, name)[:1], f"`{name}` used near the cursor", brief=True)
-        for binding in request.imports:  # what else the file imports
-            for local, imported in binding.names.items():
-                if len(picked) >= request.top_k:
-                    break
-                if local not in used:
-                    picked.add(self.finder.find(view, local)[:1], f"`{local}` imported by this file", brief=True)
+        # What else the file imports, the names it uses most first: the likeliest next
+        # name at a cursor anywhere in the file.
+        others = [local for binding in request.imports for local in binding.names if local not in used]
+        uses = _word_counts(cursor.text, others)
+        for local in sorted(dict.fromkeys(others), key=lambda name: -uses.get(name, 0)):
+            if len(picked) >= request.top_k:
+                break
+            picked.add(self.finder.find(view, local)[:1], f"`{local}` imported by this file", brief=True)
 
         return picked.snippets(self.finder, self.source, request.top_k)
 
@@ -81,7 +112,7 @@ class ImportRetriever:
             members = self._module_members(modules, expression, request)
             for definition in members[: request.top_k]:
                 picked.add([definition], f"member of module `{expression}`", brief=True)
-        elif not receiver.type_name and view.binding_for(expression) is not None:
+        elif not receiver.type_name and "." not in expression and view.binding_for(expression) is not None:
             picked.add(self.finder.find(view, expression, types_only=True)[:1], f"members of `{expression}`")
 
     def _module_members(self, modules: list[str], expression: str, request: RetrievalRequest) -> list[Definition]:
@@ -91,7 +122,7 @@ class ImportRetriever:
         for path in modules:
             exports.extend(self.finder.exports(path))
         cursor = request.cursor
-        line_before = cursor.text.split("\n")[cursor.line][: cursor.column] if cursor.text else ""
+        line_before = _line_before(cursor)
         partial = _PARTIAL.search(line_before)
         typed = partial.group(0) if partial and line_before[: partial.start()].rstrip().endswith(".") else ""
         if typed:
@@ -101,4 +132,9 @@ class ImportRetriever:
         for name in uses:
             counts[name] = counts.get(name, 0) + 1
         order = {id(d): i for i, d in enumerate(exports)}
-        return sorted(exports, key=lambda d: (-counts.get(d.name, 0), -self.popularity(d.name), order[id(d)]))
+        # In a type position (``x as m.``, ``: m.``, ``<m.``) a type is wanted, not a value.
+        before = line_before[: max(0, len(line_before) - len(typed) - len(expression) - 1)]
+        types_first = request.language in _TYPED_LANGUAGES and bool(_TYPE_POSITION.search(before))
+        return sorted(exports, key=lambda d: (
+            types_first and d.kind not in _TYPE_KINDS, -counts.get(d.name, 0), -self.popularity(d.name), order[id(d)],
+        ))

@@ -151,9 +151,10 @@ class BM25Index:
         self._norm = None
 
     def document_frequency(self, term: str) -> int:
-        """Chunks that contain `term` (lower-cased) at the last rebuild: how much the
+        """Chunks that contain the identifier `term` at the last rebuild: how much the
         repository uses a name."""
-        return self._df.get(term.lower(), 0)
+        terms = code_terms(term)
+        return self._df.get(terms[0], 0) if terms else 0
 
     def search(self, query: str, k: int = 10, exclude: tuple[str, int, int] | None = None) -> list[tuple[ChunkRef, float]]:
         """Top-k chunks for the query; `exclude` = (path, start, end) drops chunks overlapping that range."""
