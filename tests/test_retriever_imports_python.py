@@ -101,3 +101,16 @@ def test_imported_but_unused_names_are_offered_as_outlines(tmp_path):
     used = retrieve(repo, cursors["app/checkout.py"], "imports")[0]
     assert used.symbol == "PriceCalculator" and "return net" in used.text
     assert "def total_with_tax(self, net: float, qty: int = 1) -> float: ..." in used.compact
+
+
+def test_unused_imports_most_used_in_the_file_first(tmp_path):
+    files = dict(MODULE_FILES)
+    body = "".join(f"def case_{i}():\n    return Choice(['a'])\n\n\n" for i in range(3))
+    filler = "".join(f"def step_{i}(value):\n    return value + {i}\n\n\n" for i in range(8))
+    files["tests/test_cli.py"] = (
+        "from tools import BadParameter, Command, Choice\n\n\n" + body + filler + "def test_x():\n    x = <|>\n"
+    )
+    repo, cursors = open_repo(tmp_path, files)
+    names = [s.symbol for s in retrieve(repo, cursors["tests/test_cli.py"], "imports")]
+    # Choice is used three times in the file, the others only in the import.
+    assert names[0] == "Choice" and set(names[1:3]) == {"BadParameter", "Command"}
