@@ -182,7 +182,6 @@ _FUNCTION_KINDS = {"function", "method", "constructor"}
 _TYPE_KINDS = {"class", "interface", "struct", "enum", "trait", "record"}
 _DOC_LINE_CHARS = 160
 _CONSTRUCTORS = {"__init__", "constructor", "new", "New"}
-_BRIEF_NAMES = 24
 _TRIPLE = '"' * 3
 
 
@@ -193,8 +192,8 @@ def outline(definition: Definition, members: list[Definition], lines: list[str],
     `members` are the definitions nested in it (the index's ``parent``), `lines` the
     text of its file. Python reads as Python (``def f(x): ...``); brace languages get
     ``{ ... }`` bodies and a closing brace. `brief` keeps only the constructor's
-    signature and names the other members in one comment line: how to make one and
-    what it offers, in a few dozen tokens."""
+    signature: how to make one, in a few dozen tokens (listing the other members'
+    names cost more recall than it was worth, see benchmarks/RESULTS.md)."""
     python = definition.language == "python"
     out = _outline_one(definition, lines, python, with_doc=True)
     inner = [
@@ -211,14 +210,8 @@ def outline(definition: Definition, members: list[Definition], lines: list[str],
     shown = [m for m in inner if not brief or m.name in _CONSTRUCTORS]
     for member in shown:
         out.extend(_outline_one(member, lines, python, with_doc=False))
-    if brief:
-        names = list(dict.fromkeys(m.name for m in inner if m.name not in _CONSTRUCTORS and not m.name.startswith("__")))
-        if names:
-            listed = ", ".join(names[:_BRIEF_NAMES]) + (", ..." if len(names) > _BRIEF_NAMES else "")
-            comment = "#" if python else "//"
-            out.append(f"{_indent_of(lines, definition.start_line)}    {comment} members: {listed}")
-    if python and len(out) == 1 + bool(definition.docstring) and not shown:
-        out.append(_indent_of(lines, definition.start_line) + "    ...")
+    if python and not shown and not _first_sentence(definition.docstring):
+        out.append(_indent_of(lines, definition.start_line) + "    ...")  # a body, so it still parses
     if not python:
         out.append(_indent_of(lines, definition.start_line) + "}")
     return "\n".join(out)

@@ -474,8 +474,7 @@ class Cart:
     assert brief == (
         'class Cart:\n'
         '    """A shopping cart."""\n'
-        '    def __init__(self, owner: str) -> None: ...\n'
-        '    # members: total, add'
+        '    def __init__(self, owner: str) -> None: ...'
     )
     assert not parse_tree(brief, "python").root_node.has_error
     # a function: its signature and first sentence, a valid stub

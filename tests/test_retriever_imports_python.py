@@ -95,8 +95,8 @@ def test_imported_but_unused_names_are_offered_as_outlines(tmp_path):
     snippets = retrieve(repo, cursors["app/other.py"], "imports")
     calc = next(s for s in snippets if s.symbol == "PriceCalculator")
     assert calc.reason.endswith("(outline)")
-    # how to make one and what it offers, not its bodies
-    assert calc.text == 'class PriceCalculator:\n    """Gross prices."""\n    # members: total_with_tax'
+    # what it is, not its bodies
+    assert calc.text == 'class PriceCalculator:\n    """Gross prices."""'
     # the full outline stays as the compact form of the whole definition elsewhere
     used = retrieve(repo, cursors["app/checkout.py"], "imports")[0]
     assert used.symbol == "PriceCalculator" and "return net" in used.text
@@ -114,3 +114,15 @@ def test_unused_imports_most_used_in_the_file_first(tmp_path):
     names = [s.symbol for s in retrieve(repo, cursors["tests/test_cli.py"], "imports")]
     # Choice is used three times in the file, the others only in the import.
     assert names[0] == "Choice" and set(names[1:3]) == {"BadParameter", "Command"}
+
+
+def test_module_members_the_repository_uses_most_come_first(tmp_path):
+    files = dict(MODULE_FILES)
+    files["tests/test_errors.py"] = "import tools\n\n\n" + "".join(
+        f"def test_{i}():\n    raise tools.BadParameter('x')\n\n\n" for i in range(3)
+    )
+    files["tests/test_new.py"] = "import tools\n\n\ndef test_new():\n    tools.<|>\n"
+    repo, cursors = open_repo(tmp_path, files)
+    names = [s.symbol for s in retrieve(repo, cursors["tests/test_new.py"], "imports")]
+    # This file uses nothing yet; elsewhere `tools.BadParameter` is written 3 times, `tools.command` twice.
+    assert names[:2] == ["BadParameter", "command"]

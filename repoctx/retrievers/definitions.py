@@ -18,6 +18,7 @@ from ..resolve import ModuleResolver
 from ..types import Definition, ImportBinding, Snippet
 
 REEXPORT_DEPTH = 3
+ALIAS_SCAN_FILES = 400  # files read to learn which members of a module its users reach for
 _TYPE_KINDS = {"class", "interface", "struct", "enum", "trait", "type_alias", "record"}
 
 
@@ -86,6 +87,7 @@ class DefinitionFinder:
         self.resolver = resolver
         self._lines: dict[str, tuple[int, list[str]]] = {}
         self._exports: dict[str, tuple[dict[str, str | None], list[Definition]]] = {}
+        self._alias_counts: dict[str, dict[str, int]] = {}
 
     def lines_of(self, path: str) -> list[str]:
         cached = self._lines.get(path)
@@ -190,6 +192,27 @@ class DefinitionFinder:
                 names.add(local)
                 found.extend(self.through_import(path, binding, imported)[:1])
         return found
+
+    def alias_member_counts(self, alias: str) -> dict[str, int]:
+        """How often the repository writes ``alias.name``, per name, counted in (at most
+        ALIAS_SCAN_FILES) files that bind `alias` by an import: which members of a module
+        its users reach for. Kept for the finder's lifetime (the file set's)."""
+        cached = self._alias_counts.get(alias)
+        if cached is not None:
+            return cached
+        pattern = re.compile(r"(?<![\w.$])" + re.escape(alias) + r"\.([A-Za-z_$][\w$]*)")
+        counts: dict[str, int] = {}
+        scanned = 0
+        for path in self.index.paths():
+            if not any(alias in b.names or (not b.names and b.module == alias) for b in self.index.imports_in(path)):
+                continue
+            for name in pattern.findall(self.index.text_of(path) or ""):
+                counts[name] = counts.get(name, 0) + 1
+            scanned += 1
+            if scanned >= ALIAS_SCAN_FILES:
+                break
+        self._alias_counts[alias] = counts
+        return counts
 
     def find(self, view: FileView, name: str, types_only: bool = False) -> list[Definition]:
         """The definitions `name` refers to from `view`'s file, best first."""

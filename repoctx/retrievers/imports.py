@@ -117,7 +117,8 @@ class ImportRetriever:
 
     def _module_members(self, modules: list[str], expression: str, request: RetrievalRequest) -> list[Definition]:
         """The module's exports, those this file uses as ``expression.name`` most first,
-        then those the repository mentions most; only those matching a typed partial name."""
+        then those the repository's other files use so most, then the names the
+        repository mentions most; only those matching a typed partial name."""
         exports: list[Definition] = []
         for path in modules:
             exports.extend(self.finder.exports(path))
@@ -135,6 +136,8 @@ class ImportRetriever:
         # In a type position (``x as m.``, ``: m.``, ``<m.``) a type is wanted, not a value.
         before = line_before[: max(0, len(line_before) - len(typed) - len(expression) - 1)]
         types_first = request.language in _TYPED_LANGUAGES and bool(_TYPE_POSITION.search(before))
+        elsewhere = self.finder.alias_member_counts(expression)
         return sorted(exports, key=lambda d: (
-            types_first and d.kind not in _TYPE_KINDS, -counts.get(d.name, 0), -self.popularity(d.name), order[id(d)],
+            types_first and d.kind not in _TYPE_KINDS, -counts.get(d.name, 0), -elsewhere.get(d.name, 0),
+            -self.popularity(d.name), order[id(d)],
         ))
