@@ -202,6 +202,7 @@ def postprocess(
     text = _cut_leaked_tokens(completion).replace("\r\n", "\n")
     suffix = suffix.replace("\r\n", "\n")
     prefix = prefix.replace("\r\n", "\n")
+    text = _drop_doubled_indent(text, prefix, language)
 
     ended_with_space = False
     if not multiline or max_lines <= 1:
@@ -221,6 +222,28 @@ def postprocess(
     if ended_with_space and text and "\n" not in text and line_after[:1] and line_after[0] not in " \t)]},;:.":
         text += " "
     return text
+
+
+def _drop_doubled_indent(text: str, prefix: str, language: str | None) -> str:
+    """Indentation the model writes again when the cursor already sits after the line's
+    indentation (``····█`` -> ``····return x``) comes off, from the later lines too when
+    they were shifted alike. Kept where the line above opens a block the cursor is not
+    yet indented into: there the extra indentation is the block's."""
+    line_before = prefix.rsplit("\n", 1)[-1]
+    if not line_before or line_before.strip() or not text:
+        return text
+    lines = text.split("\n")
+    first = lines[0]
+    extra = len(first) - len(first.lstrip(" \t"))
+    if not extra or not first.strip():
+        return text
+    above = next((line for line in reversed(prefix.split("\n")[:-1]) if line.strip()), "")
+    if _opens_block(above, language) and _indent(above) >= _indent(line_before):
+        return text
+    depth = len(line_before) + extra
+    shifted = all(not line.strip() or not line[:depth].strip() for line in lines[1:])
+    rest = [line[extra:] if shifted and line.strip() else line for line in lines[1:]]
+    return "\n".join([first[extra:], *rest])
 
 
 def _cut_leaked_tokens(text: str) -> str:
