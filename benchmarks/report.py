@@ -102,7 +102,54 @@ def cceval_table(records: list[dict]) -> str:
         per_repo = _per_repo(records, model, budget)
         if per_repo:
             parts.append(per_repo)
+        paired = _paired_table(records, model, budget)
+        if paired:
+            parts.append(paired)
     return "\n\n".join(parts)
+
+
+BOOTSTRAP_RESAMPLES = 5000
+
+
+def paired_difference(a: list[float], b: list[float], resamples: int = BOOTSTRAP_RESAMPLES, seed: int = 0) -> tuple[float, float, float]:
+    """Mean of a - b over paired samples and its 95% percentile-bootstrap interval
+    (tasks resampled with replacement, `resamples` times, a fixed seed)."""
+    import random
+
+    if len(a) != len(b) or not a:
+        raise ValueError("paired samples of equal, non-zero length are needed")
+    diffs = [x - y for x, y in zip(a, b)]
+    rng = random.Random(seed)
+    n = len(diffs)
+    means = sorted(sum(diffs[rng.randrange(n)] for _ in range(n)) / n for _ in range(resamples))
+    return sum(diffs) / n, means[int(0.025 * resamples)], means[min(resamples - 1, int(0.975 * resamples))]
+
+
+def _paired_table(records: list[dict], model: Any, budget: Any) -> str:
+    """repoctx against each other strategy on the tasks both ran: EM and ES differences."""
+    by_strategy: dict[str, dict[str, dict]] = {}
+    for r in records:
+        if r.get("model") == model and r.get("budget") == budget and "em" in r:
+            by_strategy.setdefault(r["strategy"], {})[r["task_id"]] = r
+    if "repoctx" not in by_strategy:
+        return ""
+    rows = []
+    for other in sorted(by_strategy, key=_strategy_key):
+        if other == "repoctx":
+            continue
+        common = sorted(set(by_strategy["repoctx"]) & set(by_strategy[other]))
+        if len(common) < 2:
+            continue
+        mine = [by_strategy["repoctx"][t] for t in common]
+        theirs = [by_strategy[other][t] for t in common]
+        em = paired_difference([100.0 * r["em"] for r in mine], [100.0 * r["em"] for r in theirs])
+        es = paired_difference([float(r["es"]) for r in mine], [float(r["es"]) for r in theirs])
+        rows.append([f"repoctx − {other}", len(common), f"{em[0]:+.1f} [{em[1]:+.1f}, {em[2]:+.1f}]",
+                     f"{es[0]:+.1f} [{es[1]:+.1f}, {es[2]:+.1f}]"])
+    if not rows:
+        return ""
+    return (f"Paired differences (same tasks; 95% bootstrap interval, {BOOTSTRAP_RESAMPLES:,} resamples):\n\n"
+            + _table(["comparison", "tasks", "EM points", "ES points"], rows))
 
 
 def _pct(items: list[dict], key: str) -> float | None:

@@ -41,6 +41,18 @@ def test_tables(tmp_path: Path):
     assert "| m | click | expression | 4 | 25.0 |" in report.exec_table(execution)
 
 
+def test_paired_differences_with_bootstrap_intervals():
+    table = report.cceval_table(_cceval_rows())
+    # Every task: repoctx EM 1 against infile's 0, ES 90 against 40; the interval cannot move.
+    assert "| repoctx − infile | 4 | +100.0 [+100.0, +100.0] | +50.0 [+50.0, +50.0] |" in table
+    bm25 = next(line for line in table.splitlines() if line.startswith("| repoctx − bm25"))
+    assert "| 4 | +50.0 [" in bm25  # t9 (repoctx only) is not paired
+    mean, low, high = report.paired_difference([1, 0, 1, 0, 1, 1], [0, 0, 0, 0, 1, 0])
+    assert mean == pytest.approx(0.5) and 0.0 <= low < mean < high <= 1.0
+    with pytest.raises(ValueError):
+        report.paired_difference([1.0], [])
+
+
 def test_write_report_with_plots(tmp_path: Path):
     pytest.importorskip("matplotlib")
     with RunStore(tmp_path, "cceval.jsonl") as store:
