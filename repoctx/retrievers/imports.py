@@ -4,10 +4,11 @@ Ranking, best first: what the cursor is a member of (``calc.`` -> the class of `
 with its members; ``click.`` -> the members of module ``click``, those this file uses
 most first, then those the repository uses most; ``Request.`` -> the class ``Request``);
 then imported names and module members in the order they are used, nearest the cursor
-first; then other names the file imports (what the file is about), offered as outlines
-(signatures only), since the cursor needs their surface rather than their bodies.
-Snippets are whole definitions; the assembler reduces one that does not fit to its
-skeleton or outline.
+first; then other names the file imports, those the file uses most first. Module
+members and the names not used near the cursor are offered as brief outlines (header,
+first sentence of documentation, constructor): the cursor needs their surface rather
+than their bodies, and many fit where one body would. The rest are whole definitions;
+the assembler reduces one that does not fit to its skeleton or outline.
 """
 
 from __future__ import annotations
@@ -63,7 +64,7 @@ class ImportRetriever:
         if receiver is None:
             # Where the syntax tree has no member expression (a type position such as
             # ``x as errors.``, a half-typed line), the text before the cursor still names
-            # the receiver; only a module is looked up this way.
+            # the receiver; only modules and imported names are looked up this way.
             match = _DOTTED_BEFORE_CURSOR.search(_line_before(cursor))
             if match:
                 receiver = Receiver(match.group(1), None)
