@@ -274,14 +274,15 @@ def _fit(snippet: Snippet, room: int, tokenizer: Tokenizer, truncate: bool = Tru
         return replace(snippet, text=snippet.compact, compact="", reason=(snippet.reason + " (outline)").strip())
     if not truncate:
         return None
-    # An outline cut at a line keeps more of the definition's surface than a cut body.
-    source = snippet.compact or snippet.text
-    head = truncate_to_tokens(tokenizer, source, room)
+    # An outline cut at a line keeps more of the definition's surface than a cut body;
+    # a cut body's range shrinks to the lines it shows, a cut outline keeps the whole's.
+    from_outline = bool(snippet.compact)
+    head = truncate_to_tokens(tokenizer, snippet.compact if from_outline else snippet.text, room)
     if "\n" in head:
         head = head[: head.rfind("\n")]
     if tokenizer.count(head) < MIN_USEFUL_TOKENS:
         return None
-    end_line = snippet.start_line + head.count("\n") + 1 if source is snippet.text else snippet.end_line
+    end_line = snippet.end_line if from_outline else snippet.start_line + head.count("\n") + 1
     return replace(snippet, text=head, end_line=end_line, compact="", reason=(snippet.reason + " (truncated)").strip())
 
 

@@ -10,7 +10,7 @@ reads as source in the language. Which bodies may be elided is decided by the
 
 When even the skeleton is too large (a 600-line class keeps hundreds of lines of
 docstrings), `outline` keeps only what a caller needs to write a call: the header, the
-first line of its documentation, and one line per public member, each as the index
+first sentence of its documentation, and one line per public member, each as the index
 parsed it (decorators kept, bodies as the language's marker). It is built from the
 index's definitions, so it costs no parse at request time.
 """

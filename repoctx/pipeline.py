@@ -169,8 +169,9 @@ class RepoContext:
     # -- retrieval ---------------------------------------------------------------
     def _retrievers(self) -> dict[str, Callable[[RetrievalRequest], list[Snippet]]]:
         resolver = self.resolver()
-        # One finder while the file set is unchanged: its caches (file lines, module
-        # exports) are keyed by the index generation and outlive a keystroke's request.
+        # One finder while the file set is unchanged, so that its caches (file lines and
+        # module exports while their texts are unchanged, how the repository uses each
+        # module's members) outlive a keystroke's request.
         if self._finder is None or self._finder.resolver is not resolver:
             self._finder = DefinitionFinder(self.index, resolver)
         finder = self._finder

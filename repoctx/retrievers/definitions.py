@@ -85,17 +85,18 @@ class DefinitionFinder:
     def __init__(self, index: Index, resolver: ModuleResolver) -> None:
         self.index = index
         self.resolver = resolver
-        self._lines: dict[str, tuple[int, list[str]]] = {}
+        self._lines: dict[str, tuple[str | None, list[str]]] = {}
         self._exports: dict[str, tuple[dict[str, str | None], list[Definition]]] = {}
         self._alias_counts: dict[str, dict[str, int]] = {}
 
     def lines_of(self, path: str) -> list[str]:
+        version = self.index.blob_of(path)  # a keystroke elsewhere keeps this file's lines
         cached = self._lines.get(path)
-        if cached and cached[0] == self.index.generation:
+        if cached and cached[0] == version and version is not None:
             return cached[1]
         text = self.index.text_of(path) or ""
         lines = text.split("\n")
-        self._lines[path] = (self.index.generation, lines)
+        self._lines[path] = (version, lines)
         return lines
 
     def snippet(self, definition: Definition, source: str, score: float, reason: str, *, brief: bool = False) -> Snippet:
@@ -103,11 +104,9 @@ class DefinitionFinder:
         outline itself (for names the cursor is less likely to need in full)."""
         lines = self.lines_of(definition.path)
         text = "\n".join(lines[definition.start_line : definition.end_line])
-        compact = self.outline(definition)
-        if brief:
-            short = self.outline(definition, brief=True)
-            if short and len(short) < len(text):
-                text, compact, reason = short, "", f"{reason} (outline)"
+        compact = self.outline(definition, brief=brief)
+        if brief and compact and len(compact) < len(text):
+            text, compact, reason = compact, "", f"{reason} (outline)"
         return Snippet(
             definition.path, definition.start_line, definition.end_line, text,
             source=source, score=score, symbol=definition.qualified_name, reason=reason,
