@@ -126,10 +126,17 @@ def test_incremental_edits_reach_the_completion(session, repo):
     path = repo / "shop/edited.py"
     text = "from shop.util import slugify\n\n\ndef title_slug(t):\n    return \n"
     uri = session.open(path, text)
-    assert session.inline(uri, 4, 11) == ["nothing_known()"]
+    session.inline(uri, 4, 11)
+
+    def definitions(line: int, column: int) -> list[str]:
+        return [s["symbol"] for s in session.context(uri, line, column)["snippets"] if s["source"] == "imports"]
+
+    assert "PriceCalculator" not in definitions(4, 11)
     # Type a call of a PriceCalculator: the import and the use arrive as two incremental edits.
     session.change(uri, 2, 0, 0, "from shop.pricing import PriceCalculator\n")
     session.change(uri, 3, 5, 11, "calc = PriceCalculator(0.1)\n    return calc.")
+    # Only the edited buffer imports and uses PriceCalculator: the server has both edits.
+    assert "PriceCalculator" in definitions(6, len("    return calc."))
     texts = session.inline(uri, 6, len("    return calc."))
     assert texts == ["total_with_tax(net, qty)"]
 
