@@ -19,7 +19,7 @@ from ..types import Definition, ImportBinding, Snippet
 
 REEXPORT_DEPTH = 3
 ALIAS_SCAN_FILES = 400  # files read to learn which members of a module its users reach for
-_TYPE_KINDS = {"class", "interface", "struct", "enum", "trait", "type_alias", "record"}
+TYPE_KINDS = {"class", "interface", "struct", "enum", "trait", "type_alias", "record"}
 
 
 @dataclass
@@ -199,14 +199,12 @@ class DefinitionFinder:
         cached = self._alias_counts.get(alias)
         if cached is not None:
             return cached
-        pattern = re.compile(r"(?<![\w.$])" + re.escape(alias) + r"\.([A-Za-z_$][\w$]*)")
         counts: dict[str, int] = {}
         scanned = 0
         for path in self.index.paths():
             if not any(alias in b.names or (not b.names and b.module == alias) for b in self.index.imports_in(path)):
                 continue
-            for name in pattern.findall(self.index.text_of(path) or ""):
-                counts[name] = counts.get(name, 0) + 1
+            count_member_uses(self.index.text_of(path) or "", alias, counts)
             scanned += 1
             if scanned >= ALIAS_SCAN_FILES:
                 break
@@ -233,7 +231,7 @@ class DefinitionFinder:
             candidates.sort(key=lambda d: (not d.path.startswith(directory), d.path == view.path, d.path, d.start_line))
             found = candidates[:3]
         if types_only:
-            found = [d for d in found if d.kind in _TYPE_KINDS] or found
+            found = [d for d in found if d.kind in TYPE_KINDS] or found
         return found
 
     def members(self, definition: Definition) -> list[Definition]:
@@ -254,6 +252,13 @@ def _module_name(path: str) -> str:
 
 def _public_name(name: str) -> bool:
     return not name.startswith("_")
+
+
+def count_member_uses(text: str, alias: str, counts: dict[str, int]) -> dict[str, int]:
+    """Adds to `counts` how often `text` writes ``alias.name``, per name."""
+    for name in re.findall(r"(?<![\w.$])" + re.escape(alias) + r"\.([A-Za-z_$][\w$]*)", text):
+        counts[name] = counts.get(name, 0) + 1
+    return counts
 
 
 _MEMBER_USE = "{}\\.([A-Za-z_][A-Za-z0-9_]*)"

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from ..holes import Receiver, receiver_at
 from ..types import Definition, Snippet
 from . import RetrievalRequest
-from .definitions import DefinitionFinder, FileView, Picks, member_uses
+from .definitions import TYPE_KINDS, DefinitionFinder, FileView, Picks, count_member_uses, member_uses
 
 _DOTTED_NAME = re.compile(r"[A-Za-z_$][\w$]*(?:\.[A-Za-z_$][\w$]*)*")
 _PARTIAL = re.compile(r"[A-Za-z_$][\w$]*$")
@@ -27,7 +27,6 @@ _DOTTED_BEFORE_CURSOR = re.compile(r"(?<![\w$.])([A-Za-z_$][\w$]*(?:\.[A-Za-z_$]
 
 
 _TYPED_LANGUAGES = {"typescript", "tsx"}
-_TYPE_KINDS = {"class", "interface", "type_alias", "enum"}
 _TYPE_POSITION = re.compile(r"(?:\bas|\bextends|\bimplements|\bkeyof|\bin|:|<|\||&|\btype\s+[\w$]+\s*=)\s*$")
 
 
@@ -41,11 +40,6 @@ def _word_counts(text: str, names: list[str]) -> dict[str, int]:
         if word in wanted:
             counts[word] = counts.get(word, 0) + 1
     return counts
-
-
-def _line_before(cursor) -> str:
-    lines = cursor.text.split("\n")
-    return lines[cursor.line][: cursor.column] if cursor.line < len(lines) else ""
 
 
 class ImportRetriever:
@@ -65,7 +59,7 @@ class ImportRetriever:
             # Where the syntax tree has no member expression (a type position such as
             # ``x as errors.``, a half-typed line), the text before the cursor still names
             # the receiver; only modules and imported names are looked up this way.
-            match = _DOTTED_BEFORE_CURSOR.search(_line_before(cursor))
+            match = _DOTTED_BEFORE_CURSOR.search(cursor.prefix.rsplit("\n", 1)[-1])
             if match:
                 receiver = Receiver(match.group(1), None)
         if receiver is not None:
@@ -124,21 +118,18 @@ class ImportRetriever:
         for path in modules:
             exports.extend(self.finder.exports(path))
         cursor = request.cursor
-        line_before = _line_before(cursor)
+        line_before = cursor.prefix.rsplit("\n", 1)[-1]
         partial = _PARTIAL.search(line_before)
         typed = partial.group(0) if partial and line_before[: partial.start()].rstrip().endswith(".") else ""
         if typed:
             exports = [d for d in exports if d.name.startswith(typed)] or exports
-        uses = re.findall(r"(?<![\w.])" + re.escape(expression) + r"\.([A-Za-z_$][\w$]*)", cursor.text)
-        counts: dict[str, int] = {}
-        for name in uses:
-            counts[name] = counts.get(name, 0) + 1
+        counts = count_member_uses(cursor.text, expression, {})
         order = {id(d): i for i, d in enumerate(exports)}
         # In a type position (``x as m.``, ``: m.``, ``<m.``) a type is wanted, not a value.
         before = line_before[: max(0, len(line_before) - len(typed) - len(expression) - 1)]
         types_first = request.language in _TYPED_LANGUAGES and bool(_TYPE_POSITION.search(before))
         elsewhere = self.finder.alias_member_counts(expression)
         return sorted(exports, key=lambda d: (
-            types_first and d.kind not in _TYPE_KINDS, -counts.get(d.name, 0), -elsewhere.get(d.name, 0),
+            types_first and d.kind not in TYPE_KINDS, -counts.get(d.name, 0), -elsewhere.get(d.name, 0),
             -self.popularity(d.name), order[id(d)],
         ))
