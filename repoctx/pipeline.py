@@ -426,12 +426,22 @@ class Completer:
         self, cursor: Cursor, cancel=None, on_text: Callable[[str], None] | None = None, budget: int | None = None,
         sources: list[str] | None = None, ranked: dict[str, list[Snippet]] | None = None,
     ) -> Completion:
+        started = time.perf_counter()
+        prompt, context, window = self.prompt_for(cursor, budget, sources, ranked)
+        return self.complete_prompt(cursor, prompt, context, window, cancel, on_text, started=started)
+
+    def complete_prompt(
+        self, cursor: Cursor, prompt: str, context: AssembledContext, window: PromptWindow, cancel=None,
+        on_text: Callable[[str], None] | None = None, started: float | None = None,
+    ) -> Completion:
+        """Generate and post-process from a prompt `prompt_for` built (so a caller can look at,
+        or score, the exact prompt first); `started` is when building it began."""
         from .engines.base import GenerationRequest
         from .postprocess import multiline_wanted, postprocess, stop_sequences
 
-        started = time.perf_counter()
-        prompt, context, window = self.prompt_for(cursor, budget, sources, ranked)
-        context_ms = (time.perf_counter() - started) * 1000
+        began = time.perf_counter()
+        started = began if started is None else started
+        context_ms = (began - started) * 1000
         language = cursor.language or language_for_path(cursor.path)
         mode = self.config.completion.multiline
         multiline = mode == "always" or (mode == "auto" and multiline_wanted(window.prefix, window.suffix, language))

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from .base import CancelToken, Engine, EngineError, GenerationRequest, GenerationResult
+from .base import CancelToken, Engine, EngineError, GenerationRequest, GenerationResult, TargetScore
 
 __all__ = [
     "CancelToken",
@@ -23,9 +23,11 @@ __all__ = [
     "GenerationRequest",
     "GenerationResult",
     "StopStream",
+    "TargetScore",
     "create_engine",
     "held_for",
     "rope_decision",
+    "score_target",
 ]
 
 ENGINE_KINDS = ("llamacpp", "transformers", "vllm", "http")
@@ -71,6 +73,18 @@ def create_engine(config: Any, needed_window: int | None = None) -> Engine:
     from .vllm_engine import VLLMEngine
 
     return VLLMEngine(spec, config, decision=decision, context_window=window)
+
+
+def score_target(engine: Engine, prompt: str, target: str, timeout_s: float = 30.0) -> TargetScore:
+    """The model's teacher-forced log-probability of `target` right after `prompt`.
+
+    Only engines that hold the model's logits can do this (the embedded llama.cpp engine);
+    the others raise EngineError saying so."""
+    score = getattr(engine, "score", None)
+    if score is None:
+        raise EngineError(f"the {getattr(engine, 'name', type(engine).__name__)} engine cannot score a target "
+                          f"(teacher-forced log-probabilities need the model's logits; use the llamacpp engine)")
+    return score(prompt, target, timeout_s=timeout_s)
 
 
 def rope_decision(native_window: int, needed_tokens: int, config: Any, kind: str) -> Any:

@@ -53,6 +53,49 @@ class GenerationResult:
         return self.reused_prompt_tokens / self.prompt_tokens if self.prompt_tokens else 0.0
 
 
+@dataclass
+class TargetScore:
+    """How likely the model finds a given continuation of a prompt (teacher forcing).
+
+    One evaluation of prompt + target: for each target token, its natural-log probability
+    given the prompt and the target tokens before it, and whether greedy decoding follows
+    the target there: the most likely token is the target's own, or a token that writes the
+    whole rest of the target and more (a line's last token merged with its newline). The
+    target is tokenized on its own, as the model would write it after the prompt.
+    """
+
+    tokens: list[str]
+    logprobs: list[float]
+    greedy: list[bool]
+    prompt_tokens: int
+    reused_prompt_tokens: int = 0
+    next_token: str = ""  # the most likely token after the whole target
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def total_logprob(self) -> float:
+        return float(sum(self.logprobs))
+
+    @property
+    def mean_logprob(self) -> float:
+        return self.total_logprob / len(self.logprobs) if self.logprobs else 0.0
+
+    @property
+    def all_greedy(self) -> bool:
+        """Greedy decoding writes the whole target (token for token)."""
+        return all(self.greedy)
+
+    @property
+    def greedy_prefix(self) -> int:
+        """Target tokens greedy decoding gets right before its first miss."""
+        count = 0
+        for hit in self.greedy:
+            if not hit:
+                break
+            count += 1
+        return count
+
+
 class Engine(Protocol):
     name: str
     tokenizer: Tokenizer
@@ -67,3 +110,6 @@ class Engine(Protocol):
     ) -> GenerationResult: ...
 
     def close(self) -> None: ...
+
+    # Optional: engines that can score a target after a prompt (`repoctx.engines.score_target`)
+    # define  score(prompt: str, target: str, timeout_s: float = 30.0) -> TargetScore.

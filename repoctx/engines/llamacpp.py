@@ -10,6 +10,12 @@ The prompt is evaluated here in chunks (so a cancel or a timeout is noticed duri
 prefill too); `Llama.generate` then finds everything but the last prompt token already in
 the cache, evaluates that one token and samples. The `CancelToken` is checked after every
 generated token.
+
+`score(prompt, target)` is the teacher-forced log-probability of a target after a prompt
+(benchmarks use it as a less noisy signal than exact match). It shares the same cache: the
+prompt is prefilled as for a generation and the last prompt token plus the target are
+evaluated in one batch with logits kept for every position, so a generation from the same
+prompt right after a score re-evaluates one token only.
 """
 
 from __future__ import annotations
@@ -32,7 +38,7 @@ from ..models import (
 )
 from ..tokenizer import LlamaCppTokenizer
 from . import Deadline, StopStream, held_for
-from .base import CancelToken, EngineError, GenerationRequest, GenerationResult
+from .base import CancelToken, EngineError, GenerationRequest, GenerationResult, TargetScore
 
 _PREFILL_CHUNK = 128
 """Prompt tokens evaluated between two cancel/timeout checks."""
@@ -221,6 +227,21 @@ class LlamaCppEngine:
                 self._llama.reset()  # the KV cache may be half-written; start clean next time
                 raise EngineError(f"llama.cpp failed: {type(exc).__name__}: {exc}") from exc
 
+    def score(self, prompt: str, target: str, timeout_s: float = 30.0) -> TargetScore:
+        """Each target token's log-probability after `prompt` (and the target before it), and
+        whether it is the most likely token there; see `TargetScore`."""
+        deadline = Deadline(timeout_s, "scoring")
+        with held_for(self._lock, deadline):
+            if self._closed:
+                raise EngineError("the llamacpp engine is closed")
+            try:
+                return self._score(prompt, target, deadline)
+            except EngineError:
+                raise
+            except (RuntimeError, ValueError, AssertionError) as exc:
+                self._llama.reset()
+                raise EngineError(f"llama.cpp failed while scoring: {type(exc).__name__}: {exc}") from exc
+
     def close(self) -> None:
         with self._lock:
             if not self._closed:
@@ -285,6 +306,56 @@ class LlamaCppEngine:
         timings.update(prefill=_ms(start, first), first_token=_ms(start, first), decode=_ms(first, end),
                        total=_ms(start, end))
         return GenerationResult(text, len(tokens), completion, reused, finish, timings)
+
+    def _score(self, prompt: str, target: str, deadline: Deadline) -> TargetScore:
+        import numpy as np
+
+        llama = self._llama
+        start = time.perf_counter()
+        tokens = llama.tokenize(prompt.encode("utf-8"), add_bos=True, special=True)
+        # The target as the model would write it: tokenized on its own, special text kept literal.
+        wanted = llama.tokenize(target.encode("utf-8"), add_bos=False, special=False) if target else []
+        if not tokens:
+            raise EngineError("the prompt is empty")
+        if len(tokens) + len(wanted) > self.context_window:
+            raise EngineError(f"prompt and target are {len(tokens) + len(wanted)} tokens; "
+                              f"the context window is {self.context_window}")
+        reused, _ = self._prefill(tokens, None, deadline)
+        prefilled = time.perf_counter()
+        # Row i of the logits predicts wanted[i]: the rows come from the last prompt token and
+        # the target tokens; the last row is what the model would write after the target.
+        sequence = [tokens[-1]] + wanted
+        n_vocab = llama.n_vocab()
+        rows = []
+        llama._ctx.kv_cache_seq_rm(-1, llama.n_tokens, -1)
+        for offset in range(0, len(sequence), llama.n_batch):
+            deadline.check()
+            batch = sequence[offset:offset + llama.n_batch]
+            n_past = llama.n_tokens
+            llama._batch.set_batch(batch=batch, n_past=n_past, logits_all=True)
+            llama._ctx.decode(llama._batch)
+            rows.append(np.ctypeslib.as_array(llama._ctx.get_logits(), shape=(len(batch) * n_vocab,))
+                        .reshape(len(batch), n_vocab).astype(np.float64))
+            llama.input_ids[n_past:n_past + len(batch)] = batch
+            llama.n_tokens += len(batch)
+        logits = np.concatenate(rows)
+        peak = logits.max(axis=1, keepdims=True)
+        logsumexp = peak[:, 0] + np.log(np.exp(logits - peak).sum(axis=1))
+        best = logits.argmax(axis=1)
+        logprobs = [float(logits[i, token] - logsumexp[i]) for i, token in enumerate(wanted)]
+        raw = [llama.detokenize([token]) for token in wanted]
+        greedy = []
+        for i, token in enumerate(wanted):
+            # The most likely token is the target's, or one that writes all the rest of the
+            # target and more (the line's last token merged with the newline after it, as in
+            # ")\n"): either way greedy decoding writes the target's text.
+            hit = best[i] == token or llama.detokenize([int(best[i])]).startswith(b"".join(raw[i:]))
+            greedy.append(bool(hit))
+        pieces = [piece.decode("utf-8", "replace") for piece in raw]
+        after = llama.detokenize([int(best[len(wanted)])], special=True).decode("utf-8", "replace")
+        end = time.perf_counter()
+        return TargetScore(pieces, logprobs, greedy, len(tokens), reused, after,
+                           {"prefill": _ms(start, prefilled), "score": _ms(prefilled, end), "total": _ms(start, end)})
 
     def _prefill(self, tokens: list[int], cancel: CancelToken | None, deadline: Deadline) -> tuple[int, bool]:
         """Evaluate all prompt tokens but the last, reusing the cached common prefix.
