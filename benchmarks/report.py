@@ -1,8 +1,9 @@
 """Tables and plots from a results folder: ``python -m benchmarks.report DIR``.
 
 Reads whatever the harnesses left in DIR — ``cceval.jsonl`` (completions with a model),
-``recall.jsonl`` (model-free context figures), ``exec.jsonl`` (execution) and ``run.json``
-(how they were made) — and writes ``report.md`` with markdown tables, plus PNG plots
+``signal.jsonl`` (the log-prob signal without generation), ``recall.jsonl`` (model-free
+context figures), ``exec.jsonl`` (execution) and ``run.json`` (how they were made) — and
+writes ``report.md`` with markdown tables, plus PNG plots
 (matplotlib, Agg backend): EM/ES per strategy, gold-definition recall against budget,
 pass@1 per level, and the latency CDF. Tables compare strategies only over the tasks every
 one of them finished, so a partial run still compares like with like.
@@ -12,166 +13,28 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 from collections import defaultdict
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from .runs import read_jsonl
 
-__all__ = ["cceval_table", "exec_table", "main", "percentile", "recall_table", "write_report"]
+__all__ = ["BOOTSTRAP_RESAMPLES", "cceval_table", "exec_table", "main", "paired_difference", "percentile", "recall_table",
+           "signal_table", "write_report"]
 
-STRATEGY_ORDER = ("infile", "bm25", "jaccard", "given", "repoctx", "oracle")
-
-
-def _strategy_key(name: str) -> tuple[int, str]:
-    if name in STRATEGY_ORDER:
-        return (STRATEGY_ORDER.index(name), name)
-    if name.startswith("repoctx-no-"):
-        return (STRATEGY_ORDER.index("repoctx") + 1, name)
-    return (len(STRATEGY_ORDER), name)
-
-
-def percentile(values: list[float], q: float) -> float | None:
-    """The q-th percentile (0-100), linear between closest ranks."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    position = (len(ordered) - 1) * q / 100
-    low, high = math.floor(position), math.ceil(position)
-    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
-
-
-def _mean(values: Iterable[float]) -> float | None:
-    values = [float(v) for v in values if v is not None]
-    return sum(values) / len(values) if values else None
-
-
-def _fmt(value: Any, digits: int = 1) -> str:
-    if value is None:
-        return "–"
-    if isinstance(value, float):
-        return f"{value:.{digits}f}"
-    return str(value)
-
-
-def _table(header: list[str], rows: list[list[Any]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" if i == 0 else "---:" for i in range(len(header))) + "|"]
-    lines += ["| " + " | ".join(_fmt(c) for c in row) + " |" for row in rows]
-    return "\n".join(lines)
-
-
-def _common(records: list[dict], group_keys: tuple[str, ...]) -> dict[tuple, list[dict]]:
-    """Records grouped by `group_keys` + strategy, restricted to tasks finished by every strategy of the group."""
-    groups: dict[tuple, dict[str, dict[str, dict]]] = defaultdict(lambda: defaultdict(dict))
-    for r in records:
-        groups[tuple(r.get(k) for k in group_keys)][r["strategy"]][r["task_id"]] = r
-    out: dict[tuple, list[dict]] = {}
-    for key, by_strategy in groups.items():
-        shared = set.intersection(*(set(v) for v in by_strategy.values()))
-        for strategy, items in by_strategy.items():
-            out[key + (strategy,)] = [items[t] for t in sorted(shared)]
-    return out
-
-
-def cceval_table(records: list[dict]) -> str:
-    """EM / ES / identifier EM and F1 / latency per strategy (per model and budget)."""
-    parts = []
-    grouped = _common(records, ("model", "budget"))
-    keys = sorted({k[:2] for k in grouped}, key=str)
-    for model, budget in keys:
-        rows = []
-        for strategy in sorted({k[2] for k in grouped if k[:2] == (model, budget)}, key=_strategy_key):
-            items = grouped[(model, budget, strategy)]
-            if not items:
-                continue
-            context = [r.get("context_ms", 0.0) for r in items]
-            engine = [r.get("engine_ms", 0.0) for r in items]
-            rows.append([
-                strategy, len(items),
-                100 * _mean(r["em"] for r in items), _mean(r["es"] for r in items),
-                100 * _mean(r["id_em"] for r in items), 100 * _mean(r["id_f1"] for r in items),
-                _pct(items, "gold_all"), _mean(r.get("used_tokens", 0) for r in items),
-                percentile(context, 50), percentile(context, 95), percentile(engine, 50), percentile(engine, 95),
-                sum(1 for r in items if r.get("error")),
-            ])
-        parts.append(f"**model {model}, context budget {budget} tokens**\n\n" + _table(
-            ["strategy", "tasks", "EM %", "ES", "ID-EM %", "ID-F1 %", "gold def. in context %", "context tokens",
-             "context ms p50", "p95", "engine ms p50", "p95", "errors"], rows))
-        per_repo = _per_repo(records, model, budget)
-        if per_repo:
-            parts.append(per_repo)
-        paired = _paired_table(records, model, budget)
-        if paired:
-            parts.append(paired)
-    return "\n\n".join(parts)
-
-
-BOOTSTRAP_RESAMPLES = 5000
-
-
-def paired_difference(a: list[float], b: list[float], resamples: int = BOOTSTRAP_RESAMPLES, seed: int = 0) -> tuple[float, float, float]:
-    """Mean of a - b over paired samples and its 95% percentile-bootstrap interval
-    (tasks resampled with replacement, `resamples` times, a fixed seed)."""
-    import random
-
-    if len(a) != len(b) or not a:
-        raise ValueError("paired samples of equal, non-zero length are needed")
-    diffs = [x - y for x, y in zip(a, b)]
-    rng = random.Random(seed)
-    n = len(diffs)
-    means = sorted(sum(diffs[rng.randrange(n)] for _ in range(n)) / n for _ in range(resamples))
-    return sum(diffs) / n, means[int(0.025 * resamples)], means[min(resamples - 1, int(0.975 * resamples))]
-
-
-def _paired_table(records: list[dict], model: Any, budget: Any) -> str:
-    """repoctx against each other strategy on the tasks both ran: EM and ES differences."""
-    by_strategy: dict[str, dict[str, dict]] = {}
-    for r in records:
-        if r.get("model") == model and r.get("budget") == budget and "em" in r:
-            by_strategy.setdefault(r["strategy"], {})[r["task_id"]] = r
-    if "repoctx" not in by_strategy:
-        return ""
-    rows = []
-    for other in sorted(by_strategy, key=_strategy_key):
-        if other == "repoctx":
-            continue
-        common = sorted(set(by_strategy["repoctx"]) & set(by_strategy[other]))
-        if len(common) < 2:
-            continue
-        mine = [by_strategy["repoctx"][t] for t in common]
-        theirs = [by_strategy[other][t] for t in common]
-        em = paired_difference([100.0 * r["em"] for r in mine], [100.0 * r["em"] for r in theirs])
-        es = paired_difference([float(r["es"]) for r in mine], [float(r["es"]) for r in theirs])
-        rows.append([f"repoctx − {other}", len(common), f"{em[0]:+.1f} [{em[1]:+.1f}, {em[2]:+.1f}]",
-                     f"{es[0]:+.1f} [{es[1]:+.1f}, {es[2]:+.1f}]"])
-    if not rows:
-        return ""
-    return (f"Paired differences (same tasks; 95% bootstrap interval, {BOOTSTRAP_RESAMPLES:,} resamples):\n\n"
-            + _table(["comparison", "tasks", "EM points", "ES points"], rows))
-
-
-def _pct(items: list[dict], key: str) -> float | None:
-    values = [r[key] for r in items if key in r]
-    return 100 * sum(values) / len(values) if values else None
-
-
-def _per_repo(records: list[dict], model: str, budget: Any) -> str:
-    chosen = [r for r in records if r.get("model") == model and r.get("budget") == budget]
-    repos = sorted({r.get("repo", "") for r in chosen})
-    if len(repos) < 2:
-        return ""
-    grouped = _common(chosen, ("repo",))
-    strategies = sorted({k[1] for k in grouped}, key=_strategy_key)
-    rows = []
-    for repo in repos:
-        row: list[Any] = [repo, len(grouped.get((repo, strategies[0]), []))]
-        for strategy in strategies:
-            items = grouped.get((repo, strategy), [])
-            row.append(f"{100 * _mean(r['em'] for r in items):.1f} / {_mean(r['es'] for r in items):.1f}" if items else "–")
-        rows.append(row)
-    return "EM % / ES per repository:\n\n" + _table(["repository", "tasks", *strategies], rows)
+from .report_cceval import (  # noqa: E402  (re-exported: one place for the completion tables)
+    BOOTSTRAP_RESAMPLES,
+    cceval_table,
+    common as _common,
+    mean as _mean,
+    paired_difference,
+    pct as _pct,
+    percentile,
+    signal_table,
+    strategy_key as _strategy_key,
+    table as _table,
+)
 
 
 def recall_table(records: list[dict]) -> str:
@@ -189,12 +52,19 @@ def recall_table(records: list[dict]) -> str:
         for strategy in strategies:
             rows.append([strategy] + [_pct(grouped.get((b, strategy), []), key) for b in budgets])
         blocks.append(f"{title} ({tasks} tasks)\n\n" + _table(["strategy"] + [f"{b} tok" for b in budgets], rows))
+    independent = _independent_recall(grouped, budgets, strategies)
+    if independent:
+        blocks.append(independent)
     rows = []
     for strategy in strategies:
         items = [r for b in budgets for r in grouped.get((b, strategy), [])]
         ms = [r.get("context_ms", 0.0) for r in items]
-        rows.append([strategy, percentile(ms, 50), percentile(ms, 95), sum(1 for r in items if r.get("leak"))])
-    blocks.append("context latency (retrieval + assembly, ms) and leaks\n\n" + _table(["strategy", "p50", "p95", "leaks"], rows))
+        timed = [r for r in items if "dropped_for_time" in r]
+        rows.append([strategy, percentile(ms, 50), percentile(ms, 95), sum(1 for r in items if r.get("leak")),
+                     _share(timed, "dropped_for_time"), _share(timed, "over_default_limit")])
+    blocks.append("context latency (retrieval + assembly, ms), leaks, and requests with a source dropped for time "
+                  "(run under the harness's limits) or slower than the default configuration's limit\n\n"
+                  + _table(["strategy", "p50", "p95", "leaks", "dropped for time %", "over the default limit %"], rows))
     repos = sorted({r.get("repo", "") for r in records})
     if len(repos) > 1 and budgets:
         b = 1024 if 1024 in budgets else budgets[-1]
@@ -206,6 +76,39 @@ def recall_table(records: list[dict]) -> str:
         blocks.append(f"gold definitions all present % per repository at {b} tokens\n\n" +
                       _table(["repository", "tasks", *strategies], rows))
     return "\n\n".join(blocks)
+
+
+def _share(items: list[dict], key: str) -> float | None:
+    return 100 * sum(1 for r in items if r.get(key)) / len(items) if items else None
+
+
+def _independent_recall(grouped: dict, budgets: list, strategies: list[str]) -> str:
+    """Gold recall beside the independent resolver's (jedi / the TypeScript compiler): the old
+    figure on all tasks, on the tasks where both resolvers name the same definitions, and
+    against the independent resolver's own gold definitions."""
+    rows = []
+    for strategy in strategies:
+        row: list[Any] = [strategy]
+        for b in budgets:
+            items = grouped.get((b, strategy), [])
+            agree = [r for r in items if r.get("resolver_agree") == 1]
+            own = [r for r in items if r.get("igold_all") is not None]
+            if not own:
+                return ""
+            row.append(f"{_fmt_pct(_pct(items, 'gold_all'))} / {_fmt_pct(_pct(agree, 'gold_all'))} / "
+                       f"{_fmt_pct(_pct(own, 'igold_all'))}")
+        rows.append(row)
+    first = grouped.get((budgets[0], strategies[0]), [])
+    agree = sum(1 for r in first if r.get("resolver_agree") == 1)
+    own = sum(1 for r in first if r.get("igold_all") is not None)
+    return (f"gold definitions all present %: repoctx's resolver on all {len(first)} tasks / on the {agree} tasks where "
+            f"the independent resolver (jedi, TypeScript compiler) names the same definitions / against the independent "
+            f"resolver's definitions on the {own} tasks it resolves\n\n"
+            + _table(["strategy"] + [f"{b} tok" for b in budgets], rows))
+
+
+def _fmt_pct(value: float | None) -> str:
+    return "–" if value is None else f"{value:.1f}"
 
 
 def exec_table(records: list[dict]) -> str:
@@ -362,6 +265,9 @@ def write_report(directory: str | Path, plots: bool = True) -> Path:
         sections.append("## Completion (CrossCodeEval metrics)\n\n" + cceval_table(cceval))
         if plots:
             images += plot_cceval(cceval, directory)
+    signal = list(read_jsonl(directory / "signal.jsonl"))
+    if signal:
+        sections.append("## Log-prob signal (no generation)\n\n" + signal_table(signal))
     recall = list(read_jsonl(directory / "recall.jsonl"))
     if recall:
         sections.append("## Context without a model\n\n" + recall_table(recall))

@@ -4,8 +4,12 @@
 Every harness appends one record as soon as a task is done and flushes it, so an
 interrupted run (Ctrl-C, a crash, a killed job) loses at most the task in flight; run the
 same command again and the finished keys are skipped. A line cut short by an interruption
-is ignored on reading. `RunInfo` records how the results were made (command, date,
-machine, repoctx commit) beside them, in ``run.json``.
+is ignored on reading. `record_run` records how the results were made (command, date,
+machine, repoctx commit, fingerprint) beside them, in ``run.json``.
+
+A store opened with a fingerprint (`benchmarks.fingerprint`) stamps it on every record and
+refuses to open when it already holds records of another fingerprint (or of none): a resumed
+run never mixes code, configuration or model versions in one table.
 """
 
 from __future__ import annotations
@@ -52,14 +56,26 @@ def read_jsonl(path: str | os.PathLike[str]) -> Iterator[dict[str, Any]]:
 class RunStore:
     """Records of one harness in ``<out_dir>/<name>``; a key written once is never redone."""
 
-    def __init__(self, out_dir: str | os.PathLike[str], name: str) -> None:
+    def __init__(self, out_dir: str | os.PathLike[str], name: str, fingerprint: str | None = None,
+                 described: dict[str, Any] | None = None) -> None:
         self.out_dir = Path(out_dir)
         self.out_dir.mkdir(parents=True, exist_ok=True)
         self.path = self.out_dir / name
+        self.fingerprint = fingerprint
         self._records: dict[tuple[str, str, str, str], dict[str, Any]] = {}
         for record in read_jsonl(self.path):
             self._records[key_of(record)] = record
         self.loaded = len(self._records)
+        if fingerprint is not None:
+            others = {str(r.get("fingerprint")) for r in self._records.values()} - {fingerprint}
+            if others:
+                from .fingerprint import FingerprintMismatch
+
+                raise FingerprintMismatch(
+                    f"{self.path} holds {sum(1 for r in self._records.values() if r.get('fingerprint') != fingerprint)} "
+                    f"records of fingerprint {', '.join(sorted(others))}; this run is {fingerprint} "
+                    f"({json.dumps(described or {}, sort_keys=True)}). The code, configuration or model "
+                    f"changed: write to a new --out (run.json in that folder says what each fingerprint was)")
         self._repair_tail()
         self._handle = open(self.path, "a", encoding="utf-8")
 
@@ -84,6 +100,8 @@ class RunStore:
         for name in KEY_FIELDS:
             if name not in record:
                 raise ValueError(f"a result record needs {name!r}")
+        if self.fingerprint is not None:
+            record = {**record, "fingerprint": self.fingerprint}
         self._handle.write(json.dumps(record, ensure_ascii=False, sort_keys=True) + "\n")
         self._handle.flush()
         os.fsync(self._handle.fileno())

@@ -11,7 +11,8 @@ import pytest
 
 from benchmarks import cceval
 from benchmarks.runs import RunStore, read_jsonl
-from benchmarks.tasks import build_line_tasks
+from benchmarks.figures import LineCensus
+from benchmarks.tasks import Task, build_line_tasks
 from repoctx.config import Config
 from repoctx.engines.base import GenerationResult
 from repoctx.pipeline import RepoContext
@@ -118,22 +119,30 @@ def test_model_free_figures_and_resume(repo_root: Path, tmp_path: Path, capsys):
 
 
 def test_no_snippet_shows_the_ground_truth_line(repo_root: Path):
-    """The gold line is on disk; the pipeline must only ever see the buffer without it."""
+    """The gold line is on disk; the pipeline must only ever see the buffer without it —
+    every source (dense retrieval too, when the embedder is installed) and every baseline."""
     tasks = build_line_tasks(repo_root, 20, 0, kinds=("line", "block_first_line", "multi_line"))
     tasks = [t for t in tasks if SECRET in t.groundtruth]
     assert tasks, "the fixture must yield tasks whose ground truth holds the marker"
     config = Config()
     config.index.location = str(repo_root.parent / "index")
-    config.retrieval.sources = ["imports", "typed_hole", "lexical", "recent"]
-    config.retrieval.time_limit_ms = {k: 5000.0 for k in ("imports", "typed_hole", "lexical", "recent")}
+    sources = ["imports", "typed_hole", "lexical", "recent"]
+    config.retrieval.sources = sources
+    config.retrieval.time_limit_ms = {k: 60000.0 for k in (*sources, "dense")}
     repo = RepoContext(repo_root, config, ByteTokenizer())
     repo.build_index()
+    if importlib.util.find_spec("sentence_transformers") is not None:
+        repo.build_vectors()
+        assert repo.dense is not None
+        config.retrieval.sources = [*sources, "dense"]
+    census = cceval.repository_census(repo_root)
     baselines = cceval.Baselines(repo)
     baselines.prepare()
     try:
         for task in tasks:
             on_disk = (repo_root / task.path).read_text()
             assert task.groundtruth in on_disk
+            assert census.unique(task)  # the marker lines occur once: any path showing them leaks
             with cceval.TaskBuffer.for_task(repo, task) as buffer:
                 cursor = cceval.task_cursor(task)
                 seen = []
@@ -141,30 +150,47 @@ def test_no_snippet_shows_the_ground_truth_line(repo_root: Path):
                 for budget in (64, 256, 4096):
                     buffer.reset_layout()
                     seen.extend(repo.context(cursor, budget=budget).snippets)
-                for kind in ("bm25", "jaccard", "oracle"):
+                for kind in ("bm25", "bm25-cceval", "bm25-cceval-fill", "bm25-fill", "jaccard", "oracle"):
                     seen.extend(cceval.baseline_ranked(kind, baselines, task, cursor)["oracle" if kind == "oracle" else "lexical"])
                 request = repo.request_for(cursor, cceval.prompt_window(cursor, repo.tokenizer, 10**6, 10**6))
-                for snippets in repo.retrieve(request)[0].values():
+                ranked = repo.retrieve(request)[0]
+                if "dense" in config.retrieval.sources:
+                    assert "dense" in ranked  # dense retrieval took part and is checked too
+                for snippets in ranked.values():
                     seen.extend(snippets)
-                own = [s for s in seen if s.path == task.path]
-                for snippet in own:
+                for snippet in seen:
                     assert task.groundtruth.strip() not in snippet.text
-                assert not cceval.leaked(task, seen)
+                assert not cceval.leaked(task, seen, census.unique(task))
             # afterwards the index holds the file as it is on disk again
             assert repo.index.text_of(task.path) == on_disk
     finally:
         repo.close()
 
 
-def test_leak_detector_catches_a_leak(repo_root: Path):
-    task = [t for t in build_line_tasks(repo_root, 20, 0) if SECRET in t.groundtruth][0]
+def _task(prompt: str, groundtruth: str, right: str, path: str = "a.py") -> Task:
+    return Task(task_id="t", repo="r", path=path, line=prompt.count("\n"), prompt=prompt, right_context=right,
+                groundtruth=groundtruth, cross_file_symbols=["compute"], gold_definitions=[], kind="line",
+                language="python", column=len(prompt.rsplit("\n", 1)[-1]))
+
+
+def test_leak_detector_compares_whole_lines_across_paths():
     from repoctx.types import Snippet
 
-    text = (repo_root / task.path).read_text()
-    bad = Snippet(task.path, 0, text.count("\n") + 1, text, source="lexical")
-    assert cceval.leaked(task, [bad])
-    other = Snippet("pkg/colors.py", 0, 3, (repo_root / "pkg/colors.py").read_text(), source="lexical")
-    assert not cceval.leaked(task, [other])
+    # The gold line "y = compute(a, b)" is a substring of a buffer line, "xy = compute(a, b)":
+    # a substring test finds it in the buffer and never checks it; whole lines tell them apart.
+    task = _task("x = 1\ny = ", "compute(a, b)", "\nxy = compute(a, b)\n")
+    original = Snippet("a.py", 0, 3, "x = 1\ny = compute(a, b)\nxy = compute(a, b)", source="lexical")
+    assert cceval.leaked(task, [original], unique=False)
+    buffer = Snippet("a.py", 2, 3, "xy = compute(a, b)", source="lexical")
+    assert not cceval.leaked(task, [buffer], unique=False)
+    # Another file showing the line: a leak when the line is unique in the repository (it can
+    # only come from the hidden original, e.g. a stale index or vector), not when it is repeated.
+    elsewhere = Snippet("b.py", 10, 11, "    y = compute(a, b)", source="dense")
+    assert cceval.leaked(task, [elsewhere], unique=True)
+    assert not cceval.leaked(task, [elsewhere], unique=False)
+    census = LineCensus(["x = 1\ny = compute(a, b)\nxy = compute(a, b)\n", "def f():\n    y = compute(a, b)\n"])
+    assert census.copyable(task) and not census.unique(task)
+    assert LineCensus(["x = 1\ny = compute(a, b)\n"]).unique(task)
 
 
 class EchoEngine:

@@ -29,7 +29,7 @@ def test_tables(tmp_path: Path):
     lines = {line.split("|")[1].strip(): line for line in table.splitlines() if line.startswith("| ")}
     assert "| repoctx | 4 | 100.0 | 90.0 |" in lines["repoctx"]
     assert "| bm25 | 4 | 50.0 | 60.0 |" in lines["bm25"]
-    assert "EM % / ES per repository" in table
+    assert "EM % / log-prob per token per repository" in table
     assert report.percentile([1, 2, 3, 4], 50) == 2.5
     recall = [{"strategy": s, "task_id": f"t{i}", "model": "none", "budget": b, "repo": "r", "gold_all": int(s == "repoctx"),
                "gold_full": 0, "id_coverage": 0.5, "context_ms": 3.0, "leak": False}
@@ -51,6 +51,40 @@ def test_paired_differences_with_bootstrap_intervals():
     assert mean == pytest.approx(0.5) and 0.0 <= low < mean < high <= 1.0
     with pytest.raises(ValueError):
         report.paired_difference([1.0], [])
+
+
+def _signal_rows():
+    """Three tasks; bm25-cceval beats bm25 on EM, so it is the strongest BM25 variant."""
+    rows = []
+    for i in range(3):
+        for strategy, em, lp in (("bm25", 0, -1.0), ("bm25-cceval", int(i < 2), -0.5), ("repoctx", 1, -0.25)):
+            rows.append({"strategy": strategy, "task_id": f"t{i}", "model": "m", "budget": 1024, "repo": "r",
+                         "em": em, "es": 50 + 10 * em, "id_em": em, "id_f1": 0.5, "logprob_mean": lp,
+                         "logprob_sum": 4 * lp, "greedy_all": em, "copyable": int(i == 0), "cceval": int(i != 0),
+                         "package_age": "new" if i < 2 else "old", "dropped_for_time": ["dense"] if i == 0 else [],
+                         "over_default_limit": []})
+    return rows
+
+
+def test_signal_columns_strongest_bm25_and_slices():
+    text = report.cceval_table(_signal_rows())
+    lines = {line.split("|")[1].strip(): line for line in text.splitlines() if line.startswith("| ")}
+    # log-prob / token, log-prob / task, greedy = target % follow raw EM
+    assert "| -0.250 | -1.00 | 100.0 |" in lines["repoctx"]
+    assert "| -1.000 | -4.00 | 0.0 |" in lines["bm25"]
+    assert "| 33.3 | 0.0 |" in lines["repoctx"]  # a source dropped for time in 1 of 3 requests
+    strongest = next(line for line in text.splitlines() if line.startswith("| repoctx − strongest BM25"))
+    assert "(bm25-cceval)" in strongest and "| 3 | +33.3 [" in strongest
+    assert "+0.250 [+0.250, +0.250]" in strongest  # per-token log-prob difference, every task alike
+    for title in ("By target line elsewhere in the repository", "By CrossCodeEval filters", "By package first released"):
+        assert title in text
+    slice_rows = {line.split("|")[1].strip(): line for line in text.split("By target line")[1].splitlines()
+                  if line.startswith("| ")}
+    assert "| copyable | 1 |" in slice_rows["copyable"] and "| not copyable | 2 |" in slice_rows["not copyable"]
+    signal_only = report.signal_table([{k: v for k, v in r.items() if k not in ("em", "es", "id_em", "id_f1")}
+                                       for r in _signal_rows()])
+    assert "EM %" not in signal_only.split("\n")[2] and "log-prob / token" in signal_only
+    assert "repoctx − strongest BM25" in signal_only
 
 
 def test_write_report_with_plots(tmp_path: Path):
