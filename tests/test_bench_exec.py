@@ -10,6 +10,7 @@ import pytest
 
 from benchmarks import exec as bench_exec
 from benchmarks.exec import (
+    Unit,
     CurrentPython,
     Workdir,
     coverage_map,
@@ -223,10 +224,25 @@ def test_model_fill_with_a_scripted_engine(prepared, tmp_path, monkeypatch):
         monkeypatch.setattr(cceval, "open_engine", lambda config, right=right: Engine(right))
         out = tmp_path / f"out-{right}"
         bench_exec.run(["--repo", str(source), "--levels", "expression,statement,function", "--n", "1",
-                        "--model", "scripted", "--strategies", "repoctx,infile", "--vectors", "off", "--out", str(out)],
+                        "--model", "scripted", "--strategies", "repoctx,infile,bm25-cceval", "--vectors", "off",
+                        "--out", str(out)],
                        environment=CurrentPython())
         rows = list(read_jsonl(out / "exec.jsonl"))
-        assert len(rows) == 6 and {r["strategy"] for r in rows} == {"repoctx", "infile"}
+        assert len(rows) == 9 and {r["strategy"] for r in rows} == {"repoctx", "infile", "bm25-cceval"}
+        assert all(r["fingerprint"] == rows[0]["fingerprint"] for r in rows)
         assert all(r["passed"] == int(right) for r in rows), rows
     copies = list((tmp_path / "cache" / "exec").glob("*/repo"))
     assert all(Workdir(c).restore_all() == [] for c in copies)
+
+
+def test_units_run_round_robin_over_repositories_and_levels():
+    """An early stop leaves every repository and level represented."""
+    def unit(name):
+        return Unit(name, "a.py", "expression", 0, 1, 0, 0, 1, "x")
+
+    prepared = [bench_exec.Prepared("a", "a", None, None, {"expression": [unit("a1"), unit("a2"), unit("a3")],
+                                                           "function": [unit("af1")]}),
+                bench_exec.Prepared("b", "b", None, None, {"expression": [unit("b1")], "function": [unit("bf1"), unit("bf2")]}),
+                bench_exec.Prepared("c", "c", None, None, {"expression": [unit("c1")], "function": []})]
+    order = [u.unit_id for _, _, u in bench_exec.schedule(prepared, ["expression", "function"])]
+    assert order == ["a1", "af1", "b1", "bf1", "c1", "a2", "bf2", "a3"]
