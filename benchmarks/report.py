@@ -52,6 +52,9 @@ def recall_table(records: list[dict]) -> str:
         for strategy in strategies:
             rows.append([strategy] + [_pct(grouped.get((b, strategy), []), key) for b in budgets])
         blocks.append(f"{title} ({tasks} tasks)\n\n" + _table(["strategy"] + [f"{b} tok" for b in budgets], rows))
+    sliced = _recall_slices(records, budgets, strategies)
+    if sliced:
+        blocks.append(sliced)
     independent = _independent_recall(grouped, budgets, strategies)
     if independent:
         blocks.append(independent)
@@ -76,6 +79,26 @@ def recall_table(records: list[dict]) -> str:
         blocks.append(f"gold definitions all present % per repository at {b} tokens\n\n" +
                       _table(["repository", "tasks", *strategies], rows))
     return "\n\n".join(blocks)
+
+
+def _recall_slices(records: list[dict], budgets: list, strategies: list[str]) -> str:
+    """Gold recall at 1,024 tokens (or the largest budget) per slice of tasks."""
+    from .report_cceval import SLICES
+
+    if not budgets:
+        return ""
+    b = 1024 if 1024 in budgets else budgets[-1]
+    rows = []
+    for _, title, label_of in SLICES:
+        at_budget = [r for r in records if r.get("budget") == b]
+        for label in sorted({label_of(r) for r in at_budget} - {None}):
+            part = _common([r for r in at_budget if label_of(r) == label], ())
+            rows.append([f"{title}: {label}", len(part.get((strategies[0],), []))]
+                        + [_pct(part.get((s,), []), "gold_all") for s in strategies])
+    if not rows:
+        return ""
+    return (f"gold definitions all present % at {b} tokens, by slice of tasks\n\n"
+            + _table(["slice", "tasks", *strategies], rows))
 
 
 def _share(items: list[dict], key: str) -> float | None:
