@@ -61,7 +61,7 @@ from repoctx.tokenizer import ByteTokenizer, Tokenizer
 from repoctx.types import Cursor
 
 from .figures import LineCensus, context_figures, leaked  # noqa: F401  (leaked: the harness's leak test)
-from .fingerprint import FingerprintMismatch, fingerprint, fingerprint_id
+from .fingerprint import FingerprintMismatch, fingerprint, fingerprint_id, source_state
 from .metrics import edit_similarity, score
 from .runs import Progress, RunStore, record_run
 from .strategies import BASELINES, BM25_VARIANTS, Baselines, TaskBuffer, baseline_ranked, plan  # noqa: F401
@@ -593,7 +593,7 @@ def run(argv: list[str] | None = None) -> Path:
         store = RunStore(out, name, fingerprint=ident, described=described)
     except FingerprintMismatch as exc:
         raise SystemExit(str(exc))
-    record_run(out, "cceval", sys.argv[1:] if argv is None else argv, {"fingerprint": ident, "fingerprint_of": described})
+    record_run(out, "cceval", sys.argv[1:] if argv is None else argv, {"fingerprint": ident, "fingerprint_of": described, "source": source_state()})
     try:
         with tempfile.TemporaryDirectory(prefix="repoctx-cceval-") as temp:
             groups = load_tasks(args, Path(temp))

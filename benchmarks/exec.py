@@ -75,7 +75,7 @@ from .exec_env import (  # noqa: F401  (the environment's parts, re-exported)
     run_tests,
 )
 from .exec_units import LEVELS, STATEMENT_MAX_LINES, Unit, find_units, select_units  # noqa: F401
-from .fingerprint import FingerprintMismatch, fingerprint, fingerprint_id
+from .fingerprint import FingerprintMismatch, fingerprint, fingerprint_id, source_state
 from .runs import Progress, RunStore, record_run
 
 __all__ = [
@@ -171,7 +171,7 @@ def run(argv: list[str] | None = None, environment: TestEnvironment | None = Non
         store = RunStore(out, "exec.jsonl", fingerprint=ident, described=described)
     except FingerprintMismatch as exc:
         raise SystemExit(str(exc))
-    record_run(out, "exec", sys.argv[1:] if argv is None else argv, {"fingerprint": ident, "fingerprint_of": described})
+    record_run(out, "exec", sys.argv[1:] if argv is None else argv, {"fingerprint": ident, "fingerprint_of": described, "source": source_state()})
     cache = Path(os.environ.get("REPOCTX_BENCH_CACHE") or Path(__file__).resolve().parent / ".cache") / "exec"
     prepared: list[Prepared] = []
     runner = None

@@ -1,12 +1,14 @@
 """What made a result: the code, its configuration and the model, as one short identity.
 
 A results store resumed after a change of code, configuration or model would otherwise mix
-two configurations under one table. `fingerprint(...)` describes a run — the repoctx commit
-and whether the working tree differed from it (with a hash of the difference, so two
-different uncommitted states never look alike), the resolved `Config` (every field but the
-index location, which is per machine), the model's identity and the tokenizer budgets are
-counted in, and the harness settings that change what a record means — and `RunStore` keeps
-its id in every record and refuses to add records of another id to a store.
+two configurations under one table. `fingerprint(...)` describes a run — a digest of the
+code as it is on disk (every tracked or untracked source file of ``repoctx/`` and
+``benchmarks/`` and ``pyproject.toml``: committed or not, a change of code changes it, a
+change of documentation does not), the resolved `Config` (every field but the index
+location, which is per machine), the model's identity and the tokenizer budgets are counted
+in, and the harness settings that change what a record means — and `RunStore` keeps its id
+in every record and refuses to add records of another id to a store. `source_state` (the
+commit, and whether the working tree differed from it) is recorded beside it in ``run.json``.
 """
 
 from __future__ import annotations
@@ -18,7 +20,10 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-__all__ = ["FingerprintMismatch", "config_digest", "fingerprint", "fingerprint_id", "source_state"]
+__all__ = ["FingerprintMismatch", "code_digest", "config_digest", "fingerprint", "fingerprint_id", "source_state"]
+
+CODE_PATHS = ("repoctx", "benchmarks", "pyproject.toml")
+CODE_SUFFIXES = (".py", ".scm", ".js", ".toml")
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -55,6 +60,24 @@ def source_state(root: Path = ROOT) -> dict[str, Any]:
     return {"commit": commit, "dirty": dirty, "diff": digest}
 
 
+def code_digest(root: Path = ROOT) -> str:
+    """A hash of the code's current contents (tracked and untracked source files, ignored ones not)."""
+    try:
+        listed = subprocess.run(["git", "-C", str(root), "ls-files", "-z", "--cached", "--others", "--exclude-standard",
+                                 "--", *CODE_PATHS], capture_output=True, timeout=60).stdout
+    except (OSError, subprocess.SubprocessError):
+        listed = b""
+    paths = sorted({p for p in listed.decode("utf-8", "surrogateescape").split("\0") if p.endswith(CODE_SUFFIXES)})
+    h = hashlib.sha256()
+    for path in paths:
+        h.update(path.encode("utf-8", "surrogateescape") + b"\0")
+        try:
+            h.update(hashlib.sha256((root / path).read_bytes()).digest())
+        except OSError:
+            h.update(b"missing")
+    return h.hexdigest()[:16]
+
+
 def _plain(value: Any) -> Any:
     if dataclasses.is_dataclass(value):
         return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
@@ -78,7 +101,7 @@ def fingerprint(config: Any, model: str, tokenizer: str, harness: dict[str, Any]
                 root: Path = ROOT) -> dict[str, Any]:
     """Everything that decides what a record of this run says; `fingerprint_id` hashes it."""
     digest, _ = config_digest(config)
-    return {**source_state(root), "config": digest, "model": model, "tokenizer": tokenizer,
+    return {"code": code_digest(root), "config": digest, "model": model, "tokenizer": tokenizer,
             "harness": dict(sorted((harness or {}).items()))}
 
 

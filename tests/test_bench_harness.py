@@ -63,6 +63,23 @@ def test_a_store_refuses_records_of_another_fingerprint(repo_root: Path, tmp_pat
         cceval.run(_free(repo_root, legacy, "--strategies", "infile"))
 
 
+def test_the_code_digest_follows_code_not_documentation(tmp_path: Path):
+    from benchmarks.fingerprint import code_digest
+    from tests.helpers import git_run
+
+    root = make_repo(tmp_path, {"repoctx/a.py": "X = 1\n", "benchmarks/RESULTS.md": "# figures\n", "README.md": "hi\n"})
+    first = code_digest(root)
+    (root / "benchmarks" / "RESULTS.md").write_text("# figures, more of them\n")
+    (root / "README.md").write_text("hello\n")
+    git_run(root, "commit", "-qam", "docs")
+    assert code_digest(root) == first  # a documentation commit does not stop a resume
+    (root / "repoctx" / "a.py").write_text("X = 2\n")
+    changed = code_digest(root)
+    assert changed != first  # uncommitted code counts
+    (root / "benchmarks" / "new.py").write_text("Y = 1\n")
+    assert code_digest(root) not in (first, changed)  # so does an untracked source file
+
+
 # --------------------------------------------------------------------------- time limits
 
 
