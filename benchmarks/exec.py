@@ -69,6 +69,7 @@ from .exec_env import (  # noqa: F401  (the environment's parts, re-exported)
     RepoVenv,
     TestEnvironment,
     Workdir,
+    collected_tests,
     coverage_map,
     has_tests,
     masked_file,
@@ -123,6 +124,13 @@ def prepare(spec: str, args: argparse.Namespace, cache: Path, out: Path, environ
         print(f"{spec}: running the suite once under coverage ...", file=sys.stderr, flush=True)
         cover = coverage_map(work.root, env, timeout=args.suite_timeout)
         cover.save(cover_file)
+    stable = collected_tests(work.root, env)
+    if stable:
+        unstable = [t for t in cover.outcomes if t not in stable]
+        cover.outcomes = {t: o for t, o in cover.outcomes.items() if t in stable}
+        if unstable:
+            print(f"{spec}: {len(unstable)} test ids change between collections (left out), e.g. {unstable[0]}",
+                  file=sys.stderr, flush=True)
     failing = cover.failing
     print(f"{spec}: {len(cover.outcomes)} tests, {len(cover.passing)} pass, {len(failing)} fail on the "
           f"untouched repository (left out) [{cover.seconds:.0f}s]", file=sys.stderr, flush=True)

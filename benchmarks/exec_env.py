@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Iterable, Protocol
 
 __all__ = [
-    "CoverageMap", "CurrentPython", "RepoVenv", "TestEnvironment", "Workdir", "coverage_map", "has_tests",
+    "CoverageMap", "CurrentPython", "RepoVenv", "TestEnvironment", "Workdir", "collected_tests", "coverage_map", "has_tests",
     "masked_file", "run_tests", "test_paths", "test_requirements",
 ]
 
@@ -371,6 +371,20 @@ def _run_limited(command: list[str], cwd: Path, env: dict[str, str], timeout: fl
         process.wait()
         raise
     return code, output.decode("utf-8", "replace"), time.perf_counter() - started
+
+
+def collected_tests(repo_dir: Path, environment: TestEnvironment, timeout: float = 600.0) -> set[str]:
+    """The test node ids a fresh collection gives (empty when collection fails).
+
+    Ids built from values of the moment (``test_x[04:40:51 2026-12-07]``, a parameter made
+    with ``datetime.now()``) differ between two collections: a unit must never rely on one,
+    since running it by its recorded id finds nothing and fails even the ground truth."""
+    paths = test_paths(repo_dir)
+    command = [environment.python, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider", *paths]
+    code, output, _ = _run_limited(command, repo_dir, environment.env(repo_dir), timeout)
+    if code != 0:
+        return set()
+    return {line.strip() for line in output.splitlines() if "::" in line and not line.startswith(" ")}
 
 
 def run_tests(repo_dir: Path, environment: TestEnvironment, tests: list[str], timeout: float) -> tuple[bool, float, str]:

@@ -246,3 +246,18 @@ def test_units_run_round_robin_over_repositories_and_levels():
                 bench_exec.Prepared("c", "c", None, None, {"expression": [unit("c1")], "function": []})]
     order = [u.unit_id for _, _, u in bench_exec.schedule(prepared, ["expression", "function"])]
     assert order == ["a1", "af1", "b1", "bf1", "c1", "a2", "bf2", "a3"]
+
+
+def test_test_ids_that_change_between_collections_are_found(tmp_path):
+    """A parameter made at collection time (a timestamp) gives an id no later run finds: such
+    tests are left out of the coverage map's passing tests, or even the gold fill would fail."""
+    from benchmarks.exec_env import collected_tests
+
+    root = make_repo(tmp_path, {
+        "tests/test_t.py": "import time\nimport pytest\n\n\n@pytest.mark.parametrize('x', [str(time.time_ns())])\n"
+                           "def test_now(x):\n    assert x\n\n\ndef test_fixed():\n    assert True\n",
+    })
+    first = collected_tests(root, CurrentPython())
+    second = collected_tests(root, CurrentPython())
+    assert "tests/test_t.py::test_fixed" in first & second
+    assert len(first) == len(second) == 2 and first != second  # the timestamped id moved
