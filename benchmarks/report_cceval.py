@@ -135,9 +135,9 @@ def _strategy_rows(grouped: dict[tuple, list[dict]], prefix: tuple, generation: 
         row: list[Any] = [strategy, len(items)]
         if generation:
             engine = [r.get("engine_ms", 0.0) for r in items]
-            row += [100 * (mean(r.get("em") for r in items) or 0), mean(r.get("es") for r in items),
-                    mean(r.get("es_lev") for r in items), 100 * (mean(r.get("id_em") for r in items) or 0),
-                    100 * (mean(r.get("id_f1") for r in items) or 0), pct(items, "raw_em")]
+            row += [100 * (mean(r.get("em") for r in items) or 0.0), mean(r.get("es") for r in items),
+                    mean(r.get("es_lev") for r in items), 100 * (mean(r.get("id_em") for r in items) or 0.0),
+                    100 * (mean(r.get("id_f1") for r in items) or 0.0), pct(items, "raw_em")]
         row += signal + [pct(items, "gold_all"), mean(r.get("used_tokens", 0) for r in items),
                          mean(r.get("prompt_tokens") for r in items), percentile(context, 50)]
         if generation:
