@@ -133,6 +133,8 @@ def load_tasks(args: argparse.Namespace, temp: Path) -> list[RepoTasks]:
                                  skip=workspace_skips(root))
         census = repository_census(root)
         tag_all(tasks, census)
+        if args.cceval_filter:
+            tasks = _filtered(root, tasks, args, languages, kinds, census)
         groups.append(RepoTasks(root, root.name, tasks, spec, census))
     for path in args.tasks or []:
         tasks = load_cceval_jsonl(path)
@@ -153,6 +155,19 @@ def load_tasks(args: argparse.Namespace, temp: Path) -> list[RepoTasks]:
             tag_all(items, census)
             groups.append(RepoTasks(root, repo_name, items, str(path), census))
     return groups
+
+
+def _filtered(root: Path, tasks: list[Task], args: argparse.Namespace, languages: tuple, kinds: tuple,
+              census: LineCensus) -> list[Task]:
+    """The first `--n` tasks that pass the CrossCodeEval-style filters (`task_tags`), drawn from
+    a larger deal of the same seed so that the kept tasks keep their order."""
+    kept = [t for t in tasks if not t.metadata.get("cceval_fail")]
+    if len(kept) < args.n and len(tasks) == args.n:
+        more = build_line_tasks(root, args.n * 4, args.seed, languages=languages, kinds=kinds, repo_name=root.name,
+                                skip=workspace_skips(root))
+        tag_all(more, census)
+        kept = [t for t in more if not t.metadata.get("cceval_fail")]
+    return kept[: args.n]
 
 
 def workspace_skips(root: Path) -> Callable[[str], bool]:
@@ -539,6 +554,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--kinds", default="line", help="task kinds, comma-separated: line, block_first_line")
     p.add_argument("--languages", default="python,typescript")
+    p.add_argument("--cceval-filter", action="store_true",
+                   help="keep only tasks that pass the CrossCodeEval-style filters (reports split by them either way)")
     p.add_argument("--strategies", default=DEFAULT_STRATEGIES,
                    help=f"comma-separated: {', '.join(BASELINES)}, repoctx, repoctx-no-<source>")
     p.add_argument("--model", default="none",
@@ -585,7 +602,7 @@ def run(argv: list[str] | None = None) -> Path:
     described = fingerprint(
         base_config(args), model_identity(model),
         model_identity(args.tokenizer) if model == "none" else model_identity(model),
-        {"harness": "cceval", "mode": mode, "kinds": args.kinds, "languages": args.languages, "vectors": args.vectors,
+        {"harness": "cceval", "mode": mode, "kinds": args.kinds, "cceval_filter": args.cceval_filter, "languages": args.languages, "vectors": args.vectors,
          "time_limits": args.time_limits, "resolver": args.resolver, "budget": args.budget if model != "none" else None},
     )
     ident = fingerprint_id(described)

@@ -115,6 +115,19 @@ def test_sources_dropped_for_time_are_recorded(repo_root: Path, tmp_path: Path, 
     assert any(r["gold_all"] for r in rows)  # the slow source's definitions arrived
 
 
+def test_the_cceval_filter_option_keeps_only_passing_tasks(tmp_path: Path):
+    # `return RED`: a one-token reference the filters remove.
+    repo_root = make_repo(tmp_path / "f", {**FILES, "pkg/extra.py": "from pkg.colors import RED\n\n\ndef color():\n    return RED\n"})
+    out = tmp_path / "filtered"
+    cceval.run(_free(repo_root, out, "--strategies", "infile", "--cceval-filter", "--n", "20"))
+    rows = list(read_jsonl(out / "recall.jsonl"))
+    everything = build_line_tasks(repo_root, 20, 0)
+    passing = [t for t in everything if not rule_failures(t)]
+    assert 0 < len(passing) < len(everything)  # the fixture has tasks of both kinds
+    assert {r["task_id"].split("/", 1)[1] for r in rows} == {t.task_id.split("/", 1)[1] for t in passing}
+    assert all(r["cceval"] == 1 and r["cceval_fail"] == [] for r in rows)
+
+
 def test_multi_line_tasks_are_refused(repo_root: Path, tmp_path: Path):
     with pytest.raises(SystemExit, match="multi_line"):
         cceval.run(_free(repo_root, tmp_path / "m", "--kinds", "line,multi_line"))
