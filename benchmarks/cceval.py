@@ -378,6 +378,9 @@ def run_model_free(groups: list[RepoTasks], args: argparse.Namespace, store: Run
             repo.close()
 
 
+DEFAULT_MEMO = Path(__file__).resolve().parent / ".cache" / "model_calls.sqlite"
+
+
 def open_engine(config: Config):
     """The configured engine (`repoctx.pipeline.open_engine`), opened once for all repositories."""
     from repoctx.pipeline import open_engine as pipeline_open_engine
@@ -435,6 +438,10 @@ def run_with_model(groups: list[RepoTasks], args: argparse.Namespace, store: Run
     opened: dict[int, tuple[RepoContext, Completer, Baselines, dict]] = {}
     try:
         engine = open_engine(repo_config(base, groups[0].root))
+        if args.memo:
+            from .model_memo import MemoEngine
+
+            engine = MemoEngine(engine, args.memo)
         print(f"engine: {engine.model_name} window {engine.context_window}", file=sys.stderr, flush=True)
         for number, group in enumerate(groups):
             if not any(t.task_id in pending for t in group.tasks):
@@ -479,6 +486,7 @@ def run_with_model(groups: list[RepoTasks], args: argparse.Namespace, store: Run
                     prompt, context, window = completer.prompt_for(cursor, args.budget, wanted, ranked)
                     context_ms = (time.perf_counter() - t0) * 1000
                     record.update(signal_figures(engine, prompt, task, args.engine_timeout))
+                    record["signal_memo"] = int(getattr(engine, "last_replayed", False))
                     record.update(context_figures(repo, task, context.snippets, window_text, unique))
                     retrieval = {k[len("retrieve."):]: v for k, v in context.timings_ms.items() if k.startswith("retrieve.")}
                     if kind == "pipeline":
@@ -509,6 +517,7 @@ def run_with_model(groups: list[RepoTasks], args: argparse.Namespace, store: Run
                         completion_tokens=completion.completion_tokens,
                         reused_prompt_tokens=completion.reused_prompt_tokens,
                         finish_reason=completion.finish_reason,
+                        memo=int(getattr(engine, "last_replayed", False)),
                         engine_ms=timings.get("engine.total", 0.0),
                         prefill_ms=timings.get("engine.prefill", 0.0),
                         total_ms=timings.get("total", 0.0),
@@ -578,6 +587,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--engine-timeout", type=float, default=300.0, help="seconds one generation may take")
     p.add_argument("--stop-after-min", type=float, default=0.0,
                    help="with a model: stop cleanly after this many minutes (tasks go round-robin over repositories)")
+    p.add_argument("--memo", default=str(DEFAULT_MEMO),
+                   help="SQLite file of model calls by their exact inputs: a prompt seen before is answered from it "
+                        "(benchmarks.model_memo); '' turns it off")
     p.add_argument("--config", help="a repoctx TOML configuration to start from")
     p.add_argument("--out", help="results folder (default benchmarks/results/cceval-<model>-<date>)")
     return p

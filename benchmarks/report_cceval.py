@@ -134,7 +134,9 @@ def _strategy_rows(grouped: dict[tuple, list[dict]], prefix: tuple, generation: 
         context = [r.get("context_ms", 0.0) for r in items]
         row: list[Any] = [strategy, len(items)]
         if generation:
-            engine = [r.get("engine_ms", 0.0) for r in items]
+            # Calls answered from the model memo keep the timings of the run that made them;
+            # latency is read from the calls this run made itself.
+            engine = [r.get("engine_ms", 0.0) for r in items if not r.get("memo")]
             row += [100 * (mean(r.get("em") for r in items) or 0.0), mean(r.get("es") for r in items),
                     mean(r.get("es_lev") for r in items), 100 * (mean(r.get("id_em") for r in items) or 0.0),
                     100 * (mean(r.get("id_f1") for r in items) or 0.0), pct(items, "raw_em")]
