@@ -378,9 +378,6 @@ def run_model_free(groups: list[RepoTasks], args: argparse.Namespace, store: Run
             repo.close()
 
 
-DEFAULT_MEMO = Path(__file__).resolve().parent / ".cache" / "model_calls.sqlite"
-
-
 def open_engine(config: Config):
     """The configured engine (`repoctx.pipeline.open_engine`), opened once for all repositories."""
     from repoctx.pipeline import open_engine as pipeline_open_engine
@@ -438,10 +435,10 @@ def run_with_model(groups: list[RepoTasks], args: argparse.Namespace, store: Run
     opened: dict[int, tuple[RepoContext, Completer, Baselines, dict]] = {}
     try:
         engine = open_engine(repo_config(base, groups[0].root))
-        if args.memo:
-            from .model_memo import MemoEngine
+        if args.memo and getattr(engine, "spec", None) is not None:  # only a real model's calls are remembered
+            from .model_memo import MemoEngine, memo_path
 
-            engine = MemoEngine(engine, args.memo)
+            engine = MemoEngine(engine, memo_path(args.memo))
         print(f"engine: {engine.model_name} window {engine.context_window}", file=sys.stderr, flush=True)
         for number, group in enumerate(groups):
             if not any(t.task_id in pending for t in group.tasks):
@@ -587,9 +584,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--engine-timeout", type=float, default=300.0, help="seconds one generation may take")
     p.add_argument("--stop-after-min", type=float, default=0.0,
                    help="with a model: stop cleanly after this many minutes (tasks go round-robin over repositories)")
-    p.add_argument("--memo", default=str(DEFAULT_MEMO),
+    p.add_argument("--memo", default="default",
                    help="SQLite file of model calls by their exact inputs: a prompt seen before is answered from it "
-                        "(benchmarks.model_memo); '' turns it off")
+                        "(benchmarks.model_memo; default $REPOCTX_BENCH_CACHE/model_calls.sqlite); '' turns it off")
     p.add_argument("--config", help="a repoctx TOML configuration to start from")
     p.add_argument("--out", help="results folder (default benchmarks/results/cceval-<model>-<date>)")
     return p

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import sqlite3
 import threading
 from collections.abc import Callable
@@ -30,15 +31,21 @@ from typing import Any
 
 from repoctx.engines.base import GenerationRequest, GenerationResult, TargetScore
 
-DEFAULT_PATH = Path(__file__).resolve().parent / ".cache" / "model_calls.sqlite"
+
+
+def memo_path(spec: str | Path = "default") -> Path:
+    """`spec`, or for "default" ``$REPOCTX_BENCH_CACHE/model_calls.sqlite`` (``benchmarks/.cache`` when unset)."""
+    if str(spec) != "default":
+        return Path(spec)
+    return Path(os.environ.get("REPOCTX_BENCH_CACHE") or Path(__file__).resolve().parent / ".cache") / "model_calls.sqlite"
 
 
 class MemoEngine:
     """An engine that answers repeated calls from a persistent memo and forwards the rest."""
 
-    def __init__(self, engine: Any, path: str | Path = DEFAULT_PATH, identity: str | None = None) -> None:
+    def __init__(self, engine: Any, path: str | Path | None = None, identity: str | None = None) -> None:
         self.engine = engine
-        self.path = Path(path)
+        self.path = Path(path) if path is not None else memo_path()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(self.path, check_same_thread=False)
         self._db.execute("CREATE TABLE IF NOT EXISTS calls (key TEXT PRIMARY KEY, kind TEXT, value TEXT)")
