@@ -204,6 +204,19 @@ class RepoctxServer(LanguageServer):
         self._noted: LRUCache[tuple[str, str], bool] = LRUCache(MAX_DOCUMENT_NOTES)
         self._engine_generation = 0
         self._closed = False
+        self.framing_error = ""  # why the client's stream could not be read, when it broke
+
+    # -- transport (strict framing, see `lsp_server.framing`) ----------------------------------
+
+    def start_io(self, stdin: Any = None, stdout: Any = None) -> None:
+        from .framing import run_stdio
+
+        run_stdio(self, stdin, stdout)
+
+    def start_tcp(self, host: str, port: int) -> None:
+        from .framing import run_tcp
+
+        run_tcp(self, host, port)
 
     # -- messages to the client (always sent from the event loop) ------------------------------
 
