@@ -564,6 +564,15 @@ class RepoctxServer(LanguageServer):
 
     # -- documents ----------------------------------------------------------------------------
 
+    def policy(self) -> Any:
+        """The repository's secret and path policy (`repoctx.policy`), or the configuration's
+        while the workspace is still opening."""
+        if self.repo is not None:
+            return self.repo.workspace.policy
+        from repoctx.policy import Policy
+
+        return Policy(self.config)
+
     def rel_path(self, uri: str) -> str | None:
         if self.repo is None or not uri.startswith("file:"):
             return None
@@ -578,7 +587,7 @@ class RepoctxServer(LanguageServer):
         if rel is None:
             return
         self._open_rel[uri] = rel
-        if _refused_text(text, self.config) is not None:
+        if not self.policy().check_text(text, secrets=False).allowed:  # binary, huge, not Unicode: never indexed
             return
         with self._pending_lock:
             first = rel not in self._pending
@@ -674,9 +683,9 @@ class RepoctxServer(LanguageServer):
         rel = self.rel_path(uri)
         if rel is None:
             return None, "the document is not open and not in the workspace"
-        text, reason = self.repo.workspace.read_checked(rel)
+        text, verdict = self.repo.workspace.read_verdict(rel)
         if text is None:
-            return None, f"the document is not open and the file is {reason or 'unreadable'}"
+            return None, f"the document is not open and the file is refused: {_refusal(verdict)}"
         return text, ""
 
     def cursor_at(self, uri: str, line: int, character: int) -> tuple[Any, str, str, str]:
@@ -691,12 +700,10 @@ class RepoctxServer(LanguageServer):
         text, why = self.document_text(uri)
         if text is None:
             return None, "", "", why
-        refused = _refused_text(text, self.config)
-        if refused is not None:
-            return None, "", "", refused
-        reason = self.repo.workspace.skip_reason(rel)
-        if reason in ("secret", "excluded"):
-            return None, "", "", f"the file is {reason}: repoctx does not complete there"
+        # The cheap checks here, on the event loop; the secret scan runs with the completion, in a worker.
+        rel, verdict = self.repo.workspace.policy.check_cursor(rel, text, secrets=False)
+        if not verdict.allowed:
+            return None, "", "", _refusal(verdict)
         encoding = str(self.workspace.position_encoding or types.PositionEncodingKind.Utf16)
         where = locate(text, line, character, encoding)
         if where is None:
@@ -727,13 +734,16 @@ class RepoctxServer(LanguageServer):
         if completer is None:
             if self.engine_state == "error":
                 self._note_once(uri, f"no completions: the engine failed to load ({self.engine_error})", types.MessageType.Warning)
+            else:
+                self._note_once(uri, f"no completion yet: {self.status()['message']}")
             return "", {"source": "engine not ready"}
         rel = cursor.path
 
         def run(job: Job) -> tuple[str, Any]:
             self._flush_buffer(rel)
-            if _looks_secret(cursor.text):
-                return "", "the buffer looks like it holds a secret: repoctx does not complete there"
+            verdict = completer.repo.workspace.policy.check_text(cursor.text)
+            if not verdict.allowed:
+                return "", _refusal(verdict)
             completion = completer.complete(cursor, cancel=job.token, on_text=job.on_text)
             return completion.text, completion
 
@@ -786,6 +796,10 @@ class RepoctxServer(LanguageServer):
         rel = cursor.path
 
         def work() -> dict[str, Any]:
+            verdict = (completer.repo if completer is not None else repo).workspace.policy.check_text(cursor.text)
+            if not verdict.allowed:
+                self._note_once(uri, _refusal(verdict), types.MessageType.Warning)
+                return _empty_context(self.config, _refusal(verdict))
             self._flush_buffer(rel)
             if completer is not None:
                 _, context, _ = completer.prompt_for(cursor)
@@ -849,27 +863,9 @@ def _fs_rel(root: Path | None, uri: str) -> str | None:
         return None
 
 
-def _refused_text(text: str, config: Config) -> str | None:
-    """Why a buffer is never completed nor indexed (binary, huge), or None."""
-    if "\x00" in text[:8192]:
-        return "the document is binary"
-    limit = config.workspace.max_file_bytes
-    if len(text) > limit:
-        return f"the document is larger than workspace.max_file_bytes ({limit} bytes)"
-    if not text.isascii():
-        try:
-            size = len(text.encode("utf-8"))
-        except UnicodeEncodeError:
-            return "the document is not valid Unicode (it holds lone surrogates)"
-        if size > limit:
-            return f"the document is larger than workspace.max_file_bytes ({limit} bytes)"
-    return None
-
-
-def _looks_secret(text: str) -> bool:
-    from repoctx.secrets import looks_like_secret
-
-    return looks_like_secret(text)
+def _refusal(verdict: Any) -> str:
+    """A policy refusal as the one line the client is told (window/logMessage)."""
+    return f"{verdict.reason}: {verdict.detail}; repoctx does not complete there"
 
 
 def _empty_context(config: Config, why: str) -> dict[str, Any]:
