@@ -11,8 +11,8 @@ in the library. What it adds is the editor plumbing:
 * `repoctx/status` (notification): ``{state: "indexing"|"ready"|"error", message, engine,
   files_indexed, files_total, last_latency_ms}``;
 * background work: the workspace is indexed in a thread with `$/progress` reports and the
-  engine loads in another; completions never wait for either (an empty answer until the
-  engine is ready);
+  engine loads in another; completions never wait for either (an empty answer and a log
+  message until the engine is ready);
 * latency: debounce, one job per document (a newer request cancels the older generation;
   `$/cancelRequest` cancels too, down to the engine), an LRU cache keyed by the exact prompt,
   and type-ahead reuse of the last completion (see `lsp_server.scheduler`). Parsing, retrieval
@@ -20,9 +20,11 @@ in the library. What it adds is the editor plumbing:
 
 `initializationOptions` is a repoctx configuration dict (snake_case or camelCase, see
 `repoctx.config.Config.from_dict`); bad options are reported with `window/showMessage` and
-the defaults are used. Bad input (unknown documents, binary or huge files, positions outside
-the document, engine failures) gets an empty answer or a JSON-RPC error plus a
-`window/logMessage`; the server keeps running.
+the defaults are used. Bad input (unknown documents, binary or huge files, buffers holding a
+secret or files the secret and path policy refuses, positions outside the document, engine
+failures) gets an empty answer or a JSON-RPC error plus a `window/logMessage`; the server
+keeps running. A frame that cannot be delimited ends it with status 1 (see
+`lsp_server.framing`), so that the editor restarts it.
 """
 
 from __future__ import annotations
