@@ -153,7 +153,7 @@ def is_secret_path(path: str, patterns: list[str]) -> bool:
 # -- content -----------------------------------------------------------------------
 
 _PRIVATE_KEY = re.compile(r"-----BEGIN[ A-Z0-9]*PRIVATE KEY(?: BLOCK)?-----")
-# A PEM header written in pieces ("-----BEGIN RSA " "PRIVATE KEY-----", "-----BEGIN " + "PRIVATE..."):
+# A PEM header written in pieces (split across adjacent or concatenated string literals):
 # a run of dashes followed (past quotes, "+", backslashes and spaces) by a B...
 _DASHES_THEN_B = re.compile(r"-----(?=[\"'`+\s\\]*B)")
 # ...whose next characters, without that noise and "\n" escapes, read as a private key header.
@@ -177,7 +177,7 @@ _TOKEN_FORMATS: list[tuple[re.Pattern[str], str, str]] = [
     (re.compile(r"eyJ[A-Za-z0-9_\-]{10,}\.eyJ[A-Za-z0-9_\-]{10,}\.[A-Za-z0-9_\-]{10,}"), "", "a JSON web token"),
 ]
 
-# A password in a URL: scheme://user:password@host (postgres://app:s3cret@db/prod).
+# A password in a URL: scheme://user:<password>@host, any password that is not a template.
 _URL_PASSWORD = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://[^\s:/@\"'`]*:([^\s/@\"'`]+)@[A-Za-z0-9\[]")
 # Templates and placeholders in that place are not passwords: {password}, ${PASS}, %(pw)s, <pass>, $PASS.
 _URL_TEMPLATE = re.compile(r"[{}<>$%*]")
@@ -247,7 +247,7 @@ def find_secret(text: str) -> str | None:
 
     Recognises PEM private key blocks (also a header written in pieces across string
     literals), AWS access key ids, GitHub/GitLab/Slack/Google/Stripe/OpenAI-style tokens,
-    JWTs, passwords in URLs (``postgres://user:pass@host``) and high-entropy literals of
+    JWTs, passwords in URLs (``postgres://user:<password>@host``) and high-entropy literals of
     any length assigned to names that mention a key, secret, token or password.
     Placeholders (``your-api-key-here``, ``${API_KEY}``, ``xxxx``), templates
     (``{password}``) and lookups (``os.environ["API_KEY"]``) are not secrets. Costs a few

@@ -156,3 +156,15 @@ def test_secrets_the_detector_used_to_miss(text: str, kind: str) -> None:
 )
 def test_lookalikes_of_those_secrets_are_not_secrets(text: str) -> None:
     assert find_secret(text) is None
+
+
+def test_repoctx_own_sources_and_docs_are_not_taken_for_secrets() -> None:
+    # Documentation of the detector (examples of what it finds) must not hide the detector itself.
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    files = [p for folder in ("repoctx", "lsp_server", "http_service", "benchmarks", "docs")
+             for p in (root / folder).rglob("*") if p.suffix in (".py", ".md", ".scm")]
+    files += [root / "README.md"]
+    flagged = {str(p.relative_to(root)): find_secret(p.read_text(errors="replace")) for p in files}
+    assert {path: kind for path, kind in flagged.items() if kind} == {}
