@@ -63,30 +63,35 @@ snippet = st.fixed_dictionaries({"path": texts, "text": texts},
                                 optional={"start_line": numbers, "end_line": numbers, "source": texts})
 shaped = st.dictionaries(st.sampled_from(FIELDS), st.one_of(json_values, st.lists(snippet, max_size=4), texts, numbers),
                          max_size=8)
-valid_ish = st.one_of(
-    st.fixed_dictionaries({"prompt": texts}, optional={"suffix": texts, "max_tokens": st.integers(1, 16),
-                                                       "stop": st.lists(texts, max_size=3), "stream": st.booleans(),
-                                                       "path": texts}),
-    st.fixed_dictionaries({"prefix": texts}, optional={"suffix": texts, "path": texts, "max_tokens": st.integers(1, 16),
-                                                       "snippets": st.lists(snippet, max_size=4),
-                                                       "repos": st.just(["teamlib"]), "budget": st.integers(0, 5000)}),
-    st.fixed_dictionaries({"repo": st.just("teamlib"), "path": texts},
-                          optional={"prefix": texts, "suffix": texts, "text": texts, "line": numbers, "column": numbers}),
-)
+FITTING = {  # bodies shaped like each route's, with values of any kind
+    "/v1/completions": st.fixed_dictionaries(
+        {"prompt": st.one_of(texts, st.lists(texts, max_size=2))},
+        optional={"suffix": texts, "max_tokens": st.one_of(st.integers(1, 16), numbers), "stop": st.lists(texts, max_size=3),
+                  "stream": st.booleans(), "path": texts, "temperature": numbers, "model": texts}),
+    "/v1/code/completions": st.fixed_dictionaries(
+        {"prefix": texts},
+        optional={"suffix": texts, "path": texts, "max_tokens": st.integers(1, 16), "snippets": st.lists(snippet, max_size=4),
+                  "repos": st.sampled_from([["teamlib"], ["teamlib", "teamlib"], ["nope"]]), "budget": numbers,
+                  "language": texts, "repo_name": texts}),
+    "/v1/code/context": st.fixed_dictionaries(
+        {"repo": st.sampled_from(["teamlib", "teamlib", "nope"]), "path": texts},
+        optional={"prefix": texts, "suffix": texts, "text": texts, "line": numbers, "column": numbers, "budget": numbers}),
+}
 
 
 @st.composite
-def bodies(draw) -> bytes | None:
-    kind = draw(st.sampled_from(["shaped", "valid_ish", "valid_ish", "valid_ish", "valid_ish", "json", "bytes", "broken",
-                                 "huge", "none"]))
+def bodies(draw, route: str) -> bytes | None:
+    fitting = FITTING.get(route, json_values)
+    kind = draw(st.sampled_from(["fitting"] * 10 + ["shaped", "shaped", "json", "json", "bytes", "broken", "broken",
+                                                    "huge", "none"]))
     if kind == "none":
         return None
     if kind == "bytes":
         return draw(st.binary(max_size=200))
     if kind == "huge":
         return b'{"prompt": "' + b"x" * draw(st.integers(MAX_BODY - 50, MAX_BODY + 5000)) + b'"}'
-    value = draw({"shaped": shaped, "valid_ish": valid_ish, "json": json_values, "broken": valid_ish}[kind])
-    data = json.dumps(value, ensure_ascii=draw(st.booleans()) or kind == "shaped", allow_nan=True)
+    value = draw({"shaped": shaped, "json": json_values, "fitting": fitting, "broken": fitting}[kind])
+    data = json.dumps(value, ensure_ascii=draw(st.booleans()), allow_nan=True)
     raw = data.encode("utf-8", "surrogatepass")  # lone surrogates as raw bytes when not escaped
     if kind == "broken":
         raw = raw[: draw(st.integers(0, max(0, len(raw) - 1)))]
@@ -106,17 +111,19 @@ def requests(draw) -> tuple[str, str, dict[str, str], bytes | None]:
     route = draw(st.sampled_from(ROUTES[:3]) if pick < 7 else st.sampled_from(ROUTES) if pick < 9 else
                  texts.map(lambda t: "/" + t))
     path = quote_from_bytes(route.encode("utf-8", "surrogatepass"), safe="/")
-    if draw(st.booleans()):
-        path += "?" + _query(draw(st.dictionaries(st.one_of(st.sampled_from(FIELDS), texts), scalars, max_size=6)))
     usual = "GET" if route in ROUTES[3:] else "POST"
     method = draw(st.sampled_from([usual] * 25 + ["GET", "PUT", "DELETE", "HEAD", "OPTIONS"]))
+    if route == "/v1/code/context" and method == "GET":  # its cursor as a query string
+        path += "?" + _query(draw(FITTING[route]))
+    elif draw(st.integers(0, 3)) == 0:
+        path += "?" + _query(draw(st.dictionaries(st.one_of(st.sampled_from(FIELDS), texts), scalars, max_size=6)))
     key = draw(st.sampled_from([ALICE] * 12 + [BOB, "wrong-key-0123456789", ""]))
     headers = {"Authorization": f"Bearer {key}"} if key else {}
     content_type = draw(st.sampled_from(["application/json", "application/json", "text/plain", None,
                                          "application/json; charset=latin-1"]))
     if content_type:
         headers["Content-Type"] = content_type
-    return method, path, headers, draw(bodies())
+    return method, path, headers, draw(bodies(route))
 
 
 # -- the server -------------------------------------------------------------------------------
@@ -151,9 +158,14 @@ class Connection:
         self.statuses: Counter[int] = Counter()
 
     def send(self, method: str, path: str, headers: dict[str, str], body: bytes | None) -> int:
-        self.conn.request(method, path, body=body, headers=headers)
-        response = self.conn.getresponse()
-        response.read()
+        try:
+            self.conn.request(method, path, body=body, headers=headers)
+            response = self.conn.getresponse()
+            response.read()
+        except (http.client.HTTPException, OSError) as exc:
+            self.conn.close()  # the next example starts on a fresh connection
+            raise AssertionError(f"the server dropped the connection unannounced ({type(exc).__name__}: {exc}) "
+                                 f"at {method} {path[:80]}") from exc
         self.statuses[response.status] += 1
         if (response.getheader("connection") or "").lower() == "close":
             self.conn.close()  # announced: a new connection for the next request
