@@ -78,7 +78,8 @@ class LimitSettings:
     body_timeout_s: float = 30.0
     """A request body that has not arrived this long after its headers gets 408."""
     max_header_bytes: int = 16384
-    """Largest request head (request line and headers); a larger one is refused with 400."""
+    """Most bytes of a request head (request line and headers) buffered while its end has not
+    arrived; a head that grows past it unfinished gets 400 and the connection is closed."""
 
 
 @dataclass

@@ -35,6 +35,7 @@ from tests.test_service_plumbing import settings as service_settings  # noqa: E4
 FUZZ_REQUESTS = int(os.environ.get("REPOCTX_FUZZ_REQUESTS", "2000"))
 REQUESTS_PER_EXAMPLE = 4
 MAX_BODY = 64 * 1024
+MAX_URL = 8 * 1024
 
 ROUTES = ["/v1/completions", "/v1/code/completions", "/v1/code/context", "/health", "/v1/models", "/metrics"]
 FIELDS = ["prompt", "suffix", "prefix", "path", "language", "snippets", "text", "start_line", "end_line", "source",
@@ -123,6 +124,9 @@ def requests(draw) -> tuple[str, str, dict[str, str], bytes | None]:
                                          "application/json; charset=latin-1"]))
     if content_type:
         headers["Content-Type"] = content_type
+    # A head over max_header_bytes is refused by the HTTP parser, which closes the connection
+    # while the client still writes (tested on its own in test_service_hardening): keep under it.
+    path = path[:MAX_URL]
     return method, path, headers, draw(bodies(route))
 
 

@@ -187,6 +187,20 @@ def test_connections_that_never_finish_their_headers_are_closed(served):
             sock.close()
 
 
+def test_a_request_head_that_outgrows_the_limit_is_refused_and_the_service_lives_on(served):
+    client, server, _ = served(settings(max_header_bytes=4096))
+    host, port = server.servers[0].sockets[0].getsockname()[:2]
+    for head in (b"GET /health?q=" + b"a" * 20_000, b"GET /health HTTP/1.1\r\nHost: x\r\nX-Pad: " + b"b" * 20_000):
+        with socket.create_connection((host, port), timeout=30) as sock:
+            try:
+                sock.sendall(head)  # and no end of the head: the server must not buffer it all
+                answer = sock.recv(4096)
+            except ConnectionResetError:  # closed while the rest of the head was still on its way
+                answer = b""
+        assert answer == b"" or answer.startswith(b"HTTP/1.1 400"), answer[:100]
+        assert client.get("/health").status_code == 200
+
+
 RAW_SURROGATE = "\\ud800"  # as JSON writes it: the six characters \ud800
 
 
