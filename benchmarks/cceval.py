@@ -51,12 +51,14 @@ import re
 import sys
 import tempfile
 import time
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
 from repoctx.config import Config
 from repoctx.pipeline import RepoContext, prompt_window
+from repoctx.policy import Policy
 from repoctx.tokenizer import ByteTokenizer, Tokenizer
 from repoctx.types import Cursor
 
@@ -135,7 +137,7 @@ def load_tasks(args: argparse.Namespace, temp: Path) -> list[RepoTasks]:
         tag_all(tasks, census)
         if args.cceval_filter:
             tasks = _filtered(root, tasks, args, languages, kinds, census)
-        groups.append(RepoTasks(root, root.name, tasks, spec, census))
+        groups.append(RepoTasks(root, root.name, admissible(tasks, Policy(root=root), spec), spec, census))
     for path in args.tasks or []:
         tasks = load_cceval_jsonl(path)
         if args.n:
@@ -153,7 +155,8 @@ def load_tasks(args: argparse.Namespace, temp: Path) -> list[RepoTasks]:
             else:
                 census = repository_census(root)
             tag_all(items, census)
-            groups.append(RepoTasks(root, repo_name, items, str(path), census))
+            groups.append(RepoTasks(root, repo_name, admissible(items, Policy(), f"{path} ({repo_name})"), str(path),
+                                    census))
     return groups
 
 
@@ -168,6 +171,25 @@ def _filtered(root: Path, tasks: list[Task], args: argparse.Namespace, languages
         tag_all(more, census)
         kept = [t for t in more if not t.metadata.get("cceval_fail")]
     return kept[: args.n]
+
+
+def admissible(tasks: list[Task], policy: Policy, where: str) -> list[Task]:
+    """The tasks whose buffer the secret and path policy lets reach a model (as every shell
+    refuses to complete in a file holding a secret); how many were left out and why goes to stderr."""
+    kept: list[Task] = []
+    refused: Counter[str] = Counter()
+    for task in tasks:
+        cursor = task_cursor(task)
+        verdict = policy.check_cursor(cursor.path, cursor.text)[1]
+        if verdict.allowed:
+            kept.append(task)
+        else:
+            refused[verdict.reason] += 1
+    if refused:
+        reasons = ", ".join(f"{reason} {count}" for reason, count in sorted(refused.items()))
+        print(f"{where}: {sum(refused.values())} tasks left out by the secret and path policy ({reasons})",
+              file=sys.stderr, flush=True)
+    return kept
 
 
 def workspace_skips(root: Path) -> Callable[[str], bool]:

@@ -35,6 +35,7 @@ exact match on the run's own tasks) is the baseline reports compare repoctx agai
 from __future__ import annotations
 
 from repoctx.pipeline import RepoContext
+from repoctx.policy import Policy
 from repoctx.retrievers.lexical import BM25Index, jaccard_search, to_snippets
 from repoctx.types import Cursor, Snippet
 
@@ -174,9 +175,10 @@ def text_of(repo: RepoContext, path: str) -> str:
     return text
 
 
-def given(task: Task) -> list[Snippet]:
+def given(task: Task, policy: Policy | None = None) -> list[Snippet]:
     """An official record's retrieved chunks; each gets a range of its own so none is
-    taken for an overlap of another."""
+    taken for an overlap of another. Chunks the secret and path policy refuses are left
+    out, as a client's snippets are."""
     out = []
     for i, chunk in enumerate(task.crossfile_context):
         text = str(chunk.get("retrieved_chunk", ""))
@@ -184,7 +186,7 @@ def given(task: Task) -> list[Snippet]:
         start = (i + 1) * 1_000_000
         out.append(Snippet(path, start, start + text.count("\n") + 1, text, source="lexical",
                            score=float(chunk.get("score", 0.0) or 0.0), reason="given"))
-    return out
+    return (policy or Policy()).screen_snippets(out, "given chunk")[0]
 
 
 def plan(strategy: str, sources: list[str]) -> tuple[str, list[str] | None]:
@@ -217,5 +219,5 @@ def baseline_ranked(kind: str, baselines: Baselines, task: Task, cursor: Cursor)
     if kind == "oracle":
         return {"oracle": baselines.oracle(task)}
     if kind == "given":
-        return {"lexical": given(task)}
+        return {"lexical": given(task, baselines.repo.workspace.policy)}
     raise ValueError(kind)

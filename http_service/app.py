@@ -11,8 +11,10 @@ Routes (see README.md for the request and response shapes):
 * ``GET|POST /v1/code/context``: the context engine's answer for a cursor in a shared repository.
 * ``GET /health``, ``GET /v1/models``, ``GET /metrics`` (Prometheus).
 
-Every request but /health passes the `Guard` (an ASGI middleware): API key, per-key token
-bucket and concurrency cap, body size. Each engine sits behind a `Gate`: a bounded FIFO queue
+Every request but /health passes the `Guard` (an ASGI middleware, `http_service.guard`): API
+key, per-key token bucket and concurrency cap, body size and time; connections that stall
+before their headers are closed. Client text passes the library's secret and path policy
+(`http_service.screening`). Each engine sits behind a `Gate`: a bounded FIFO queue
 in front of a fixed number of generation slots (one for llama.cpp), answering 503 with
 Retry-After when the queue is full. A client that disconnects, streaming or not, sets the
 generation's `CancelToken`, so the engine stops at its next token.
@@ -52,129 +54,19 @@ from repoctx.postprocess import multiline_wanted, postprocess, stop_sequences
 from repoctx.prompt import PromptTemplate, detect_template, render_context, render_prompt
 from repoctx.types import AssembledContext, Cursor, Snippet
 
-from .security import (
-    ANONYMOUS, ConcurrencyLimiter, KeyStore, RateLimiter, check_startup, presented_key, retry_after_header)
+from repoctx.policy import Policy
+
+from .errors import CLIENT_GONE, ClientGone, ServiceError, error_response, validation_message
+from .guard import Guard, uvicorn_options as connection_options
+from .metrics import Metrics
+from .screening import cursor_fields, reject_lone_surrogates, screen_snippets
+from .security import ANONYMOUS, ConcurrencyLimiter, KeyStore, RateLimiter, check_startup
 from .settings import RepoSettings, ServiceSettings
 
 log = logging.getLogger("repoctx.service")
 
 PROMPT_MARGIN = 1
 """Tokens kept free beside the prompt for a BOS token the engine may add."""
-
-ROUTES = {
-    "/health": "/health",
-    "/metrics": "/metrics",
-    "/v1/models": "/v1/models",
-    "/v1/completions": "/v1/completions",
-    "/v1/code/completions": "/v1/code/completions",
-    "/v1/code/context": "/v1/code/context",
-}
-COSTLY = {"/v1/completions", "/v1/code/completions", "/v1/code/context"}
-"""Routes that spend the per-key rate limit and concurrency cap."""
-
-CLIENT_GONE = 499  # nginx's "client closed request": what metrics record for an abandoned request
-
-
-# ----------------------------------------------------------------------------------- errors
-
-class ServiceError(Exception):
-    """An error with an HTTP status and an OpenAI-style error body."""
-
-    def __init__(self, status: int, message: str, kind: str = "invalid_request_error", code: str | None = None,
-                 param: str | None = None, retry_after: float | None = None) -> None:
-        super().__init__(message)
-        self.status, self.message, self.kind, self.code, self.param = status, message, kind, code, param
-        self.retry_after = retry_after
-
-
-class ClientGone(Exception):
-    """The client disconnected while its request waited or ran."""
-
-
-def error_response(status: int, message: str, kind: str = "invalid_request_error", code: str | None = None,
-                   param: str | None = None, retry_after: float | None = None) -> JSONResponse:
-    headers = {"Retry-After": retry_after_header(retry_after)} if retry_after is not None else None
-    if status == 401:
-        headers = {**(headers or {}), "WWW-Authenticate": 'Bearer realm="repoctx"'}
-    body = {"error": {"message": message, "type": kind, "param": param, "code": code}}
-    return JSONResponse(body, status_code=status, headers=headers)
-
-
-def _validation_message(errors: list[dict[str, Any]]) -> tuple[str, str | None]:
-    parts: list[str] = []
-    first: str | None = None
-    for error in errors[:8]:
-        loc = [str(item) for item in error.get("loc", ()) if item not in ("body",)]
-        where = ".".join(loc)
-        first = first or where or None
-        if error.get("type") == "json_invalid":
-            detail = (error.get("ctx") or {}).get("error") or error.get("msg", "")
-            parts.append(f"malformed JSON in the request body: {detail}")
-        elif error.get("type") == "missing" and not where:
-            parts.append("the request body is missing; send a JSON object")
-        else:
-            parts.append(f"{where or 'body'}: {error.get('msg', 'invalid')}")
-    if len(errors) > 8:
-        parts.append(f"... and {len(errors) - 8} more")
-    return "; ".join(parts), first
-
-
-# ----------------------------------------------------------------------------------- metrics
-
-class Metrics:
-    """The service's Prometheus metrics, in a registry of its own (one per app)."""
-
-    def __init__(self) -> None:
-        from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-
-        r = self.registry = CollectorRegistry()
-        self.requests = Counter("repoctx_http_requests", "HTTP requests by route, method and status",
-                                ["route", "method", "status"], registry=r)
-        self.latency = Histogram("repoctx_http_request_duration_seconds", "Time from request to the end of the response",
-                                 ["route"], registry=r,
-                                 buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120))
-        self.queue_depth = Gauge("repoctx_queue_depth", "Requests waiting for an engine", ["engine"], registry=r)
-        self.inflight = Gauge("repoctx_engine_inflight", "Generations running", ["engine"], registry=r)
-        self.prompt_tokens = Counter("repoctx_prompt_tokens", "Prompt tokens sent to engines", ["engine", "tenant"], registry=r)
-        self.completion_tokens = Counter("repoctx_completion_tokens", "Tokens generated", ["engine", "tenant"], registry=r)
-        self.reused_tokens = Counter("repoctx_reused_prompt_tokens", "Prompt tokens served from the engine's KV/prefix cache",
-                                     ["engine"], registry=r)
-        self.hit_rate = Gauge("repoctx_prefix_cache_hit_rate",
-                              "reused_prompt_tokens / prompt_tokens since start", ["engine"], registry=r)
-        self.generation = Histogram("repoctx_generation_seconds", "Engine time per generation", ["engine"], registry=r,
-                                    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60))
-        self.first_token = Histogram("repoctx_first_token_seconds", "Engine time to the first token", ["engine"], registry=r,
-                                     buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
-        self.finished = Counter("repoctx_generations", "Generations by finish reason", ["engine", "finish_reason"], registry=r)
-        self.rejected = Counter("repoctx_rejected_requests", "Requests refused before reaching an engine", ["reason"], registry=r)
-        self.cache_hits = Counter("repoctx_completion_cache_hits", "Completions answered from the per-tenant cache",
-                                  registry=r)
-        self.repo_ready = Gauge("repoctx_repo_index_ready", "1 when a shared repository's index is ready", ["repo"], registry=r)
-        self._totals: dict[str, list[int]] = {}
-        self._lock = threading.Lock()
-
-    def record_generation(self, engine: str, tenant: str, result: GenerationResult) -> None:
-        self.prompt_tokens.labels(engine, tenant).inc(result.prompt_tokens)
-        self.completion_tokens.labels(engine, tenant).inc(result.completion_tokens)
-        self.reused_tokens.labels(engine).inc(result.reused_prompt_tokens)
-        self.finished.labels(engine, result.finish_reason).inc()
-        timings = result.timings_ms or {}
-        if "total" in timings:
-            self.generation.labels(engine).observe(timings["total"] / 1000)
-        if "first_token" in timings and result.completion_tokens:
-            self.first_token.labels(engine).observe(timings["first_token"] / 1000)
-        with self._lock:
-            totals = self._totals.setdefault(engine, [0, 0])
-            totals[0] += result.prompt_tokens
-            totals[1] += result.reused_prompt_tokens
-            rate = totals[1] / totals[0] if totals[0] else 0.0
-        self.hit_rate.labels(engine).set(rate)
-
-    def render(self) -> tuple[bytes, str]:
-        from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-
-        return generate_latest(self.registry), CONTENT_TYPE_LATEST
-
 
 # ----------------------------------------------------------------------------------- the gate
 
@@ -454,7 +346,9 @@ class SharedRepo:
         return self.spec.name
 
     def allowed(self, tenant: str) -> bool:
-        return not self.spec.tenants or tenant in self.spec.tenants or tenant == ANONYMOUS
+        """Whether a key's tenant may use this repository (`Service.may_use` also lets the one
+        user of a service without keys in)."""
+        return not self.spec.tenants or tenant in self.spec.tenants
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name=f"repoctx-index-{self.name}", daemon=True)
@@ -499,7 +393,16 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class CompletionBody(BaseModel):
+class _Unicode:
+    """Bodies whose strings must all be Unicode text (a lone surrogate is a 422, not a 500)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _unicode_only(cls, data: Any) -> Any:
+        return reject_lone_surrogates(data)
+
+
+class CompletionBody(_Unicode, BaseModel):
     """OpenAI's /v1/completions request; fields repoctx does not support are refused, unknown ones ignored."""
 
     model_config = ConfigDict(extra="ignore")
@@ -584,7 +487,7 @@ class SnippetBody(_Strict):
                        text=self.lines_text, source=self.source, reason="sent by the client")
 
 
-class CodeCompletionBody(_Strict):
+class CodeCompletionBody(_Unicode, _Strict):
     prefix: str
     suffix: str = ""
     language: str | None = Field(None, max_length=64)
@@ -599,7 +502,7 @@ class CodeCompletionBody(_Strict):
     model: str | None = None
 
 
-class ContextBody(_Strict):
+class ContextBody(_Unicode, _Strict):
     repo: str = Field(min_length=1)
     path: str = Field(min_length=1, max_length=1024)
     prefix: str | None = None
@@ -658,6 +561,7 @@ class Service:
         self.settings = settings
         self.keys = keys if keys is not None else KeyStore.from_settings(settings)
         self.metrics = Metrics()
+        self.policy = Policy(settings.repoctx)  # one secret and path policy for every route
         self.limiter = RateLimiter(settings.limits.requests_per_minute, settings.limits.burst)
         self.concurrency = ConcurrencyLimiter(settings.limits.max_concurrent_per_key)
         self.cache = CompletionCache(settings.completion_cache_size, settings.shared_completion_cache)
@@ -735,6 +639,18 @@ class Service:
             with contextlib.suppress(Exception):
                 repo.close()
 
+    def may_use(self, repo: SharedRepo, tenant: str) -> bool:
+        """A key's tenant may use the repositories that list it (or list nobody); without keys, the
+        service's one user (loopback only) may use them all. The name alone never decides."""
+        return repo.allowed(tenant) if len(self.keys) else tenant == ANONYMOUS
+
+    def visible(self, tenant: str) -> Callable[[str, str], bool] | None:
+        """Which /metrics samples `tenant` may see (None: all of them)."""
+        if not len(self.keys) or tenant in self.settings.metrics_admins:
+            return None
+        return lambda label, value: (value == tenant if label == "tenant" else
+                                     value in self.repos and self.may_use(self.repos[value], tenant))
+
     # -- choosing an engine ---------------------------------------------------------------------
     def slot_for_model(self, model: str | None) -> EngineSlot | None:
         if not model or model == "default":
@@ -766,118 +682,6 @@ class Service:
 
     def record(self, slot: EngineSlot, tenant: str) -> Callable[[GenerationResult], None]:
         return lambda result: self.metrics.record_generation(slot.name, tenant, result)
-
-
-# ----------------------------------------------------------------------------------- the guard middleware
-
-class Guard:
-    """Pure ASGI middleware: metrics for every request; key, rate limit, concurrency cap and body size.
-
-    It buffers the body (at most ``max_body_bytes``) before the app sees it, then hands the
-    app a `receive` that replays it and afterwards passes through to the server's, so the
-    handlers can wait for ``http.disconnect``.
-    """
-
-    def __init__(self, app: Any, service: Service) -> None:
-        self.app = app
-        self.service = service
-
-    async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        route = ROUTES.get(scope.get("path", ""), "other")
-        method = scope.get("method", "GET")
-        status = [500]
-        started = time.perf_counter()
-
-        async def send_status(message: dict) -> None:
-            if message["type"] == "http.response.start":
-                status[0] = message["status"]
-            await send(message)
-
-        try:
-            await self._guarded(scope, receive, send_status, route)
-        finally:
-            recorded = scope.get("repoctx.status", status[0])
-            self.service.metrics.requests.labels(route, method, str(recorded)).inc()
-            self.service.metrics.latency.labels(route).observe(time.perf_counter() - started)
-
-    async def _refuse(self, scope: dict, receive: Callable, send: Callable, reason: str, response: Response) -> None:
-        self.service.metrics.rejected.labels(reason).inc()
-        await response(scope, receive, send)
-
-    async def _guarded(self, scope: dict, receive: Callable, send: Callable, route: str) -> None:
-        service = self.service
-        settings = service.settings
-        if route == "/health" or (route == "/metrics" and settings.metrics_public):
-            await self.app(scope, receive, send)
-            return
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
-        if len(service.keys):
-            tenant = service.keys.authenticate(presented_key(headers))
-            if tenant is None:
-                missing = presented_key(headers) is None
-                message = ("missing API key: send 'Authorization: Bearer <key>'" if missing else "invalid API key")
-                await self._refuse(scope, receive, send, "auth",
-                                   error_response(401, message, "authentication_error", "invalid_api_key"))
-                return
-        else:
-            tenant = ANONYMOUS
-        scope["repoctx.tenant"] = tenant
-        if route not in COSTLY:
-            await self.app(scope, receive, send)
-            return
-        if service.draining:
-            await self._refuse(scope, receive, send, "draining",
-                               error_response(503, "the service is shutting down", "overloaded_error", "shutting_down",
-                                              retry_after=5))
-            return
-        wait = service.limiter.take(tenant)
-        if wait > 0:
-            await self._refuse(scope, receive, send, "rate_limit", error_response(
-                429, f"rate limit: {settings.limits.requests_per_minute:g} requests per minute per key "
-                     f"(burst {settings.limits.burst}); retry in {math.ceil(wait)} s",
-                "rate_limit_error", "rate_limited", retry_after=wait))
-            return
-        if not service.concurrency.acquire(tenant):
-            await self._refuse(scope, receive, send, "concurrency", error_response(
-                429, f"too many requests in flight for this key (at most {settings.limits.max_concurrent_per_key})",
-                "rate_limit_error", "too_many_concurrent_requests", retry_after=1))
-            return
-        try:
-            limit = settings.limits.max_body_bytes
-            length = headers.get("content-length")
-            if length is not None and length.isdigit() and int(length) > limit:
-                await self._refuse(scope, receive, send, "body_size", error_response(
-                    413, f"request body of {int(length)} bytes is over the {limit}-byte limit", code="body_too_large"))
-                return
-            chunks: list[bytes] = []
-            size = 0
-            while True:
-                message = await receive()
-                if message["type"] == "http.disconnect":
-                    scope["repoctx.status"] = CLIENT_GONE
-                    return
-                body = message.get("body", b"")
-                size += len(body)
-                if size > limit:
-                    await self._refuse(scope, receive, send, "body_size", error_response(
-                        413, f"request body is over the {limit}-byte limit", code="body_too_large"))
-                    return
-                chunks.append(body)
-                if not message.get("more_body", False):
-                    break
-            replay = [{"type": "http.request", "body": b"".join(chunks), "more_body": False}]
-
-            async def replaying() -> dict:
-                if replay:
-                    return replay.pop()
-                return await receive()
-
-            await self.app(scope, replaying, send)
-        finally:
-            service.concurrency.release(tenant)
 
 
 # ----------------------------------------------------------------------------------- prompt fitting (glue only)
@@ -967,7 +771,7 @@ def create_app(settings: ServiceSettings | None = None, keys: KeyStore | None = 
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-        message, param = _validation_message(list(exc.errors()))
+        message, param = validation_message(list(exc.errors()))
         service.metrics.rejected.labels("invalid").inc()
         return error_response(422, message, param=param, code="invalid_request")
 
@@ -1012,10 +816,12 @@ def create_app(settings: ServiceSettings | None = None, keys: KeyStore | None = 
             for slot in service.slots.values()]}
 
     @app.get("/metrics")
-    async def metrics() -> Response:
+    async def metrics(request: Request) -> Response:
         for slot in service.slots.values():
             slot.gate._gauges()
-        data, content_type = service.metrics.render()
+        # Other tenants' names and token counts, and repositories a key may not use, stay hidden.
+        visible = None if settings.metrics_public else service.visible(tenant_of(request))
+        data, content_type = service.metrics.render(visible)
         return Response(content=data, media_type=content_type)
 
     # -- OpenAI completions -------------------------------------------------------------------
@@ -1025,13 +831,16 @@ def create_app(settings: ServiceSettings | None = None, keys: KeyStore | None = 
         chosen = service.slot_for_model(body.model)
         slot = chosen or service.slots["default"]
         max_tokens = service.max_tokens(body.max_tokens, slot)
+        # The prompt is the cursor's file (or all of a prompt): refused whole when the policy says so.
+        path = await asyncio.to_thread(cursor_fields, service.policy, body.path,
+                                       {"prompt": body.prompt_text, "suffix": body.suffix})
 
         def build(slot: EngineSlot) -> tuple[str, list[str], int]:
             if body.suffix is None:
                 prompt, stops = body.prompt_text, body.stops
             else:  # fill-in-the-middle in the model's own format
-                language = body.language or language_for_path(body.path)
-                prompt = render_prompt(slot.template, path=body.path, prefix=body.prompt_text, suffix=body.suffix,
+                language = body.language or language_for_path(path)
+                prompt = render_prompt(slot.template, path=path, prefix=body.prompt_text, suffix=body.suffix,
                                        snippets=[], language=language)
                 stops = list(dict.fromkeys([*slot.template.stop, *body.stops]))
             return prompt, stops, slot.engine.tokenizer.count(prompt)
@@ -1152,7 +961,7 @@ def create_app(settings: ServiceSettings | None = None, keys: KeyStore | None = 
         chosen: list[SharedRepo] = []
         for name in dict.fromkeys(names):
             repo = service.repos.get(name)
-            if repo is None or not repo.allowed(tenant):
+            if repo is None or not service.may_use(repo, tenant):
                 raise ServiceError(404, f"unknown repository {name!r}", code="unknown_repository", param="repos")
             if repo.state != "ready":
                 if repo.state == "failed":
@@ -1183,21 +992,29 @@ def create_app(settings: ServiceSettings | None = None, keys: KeyStore | None = 
         repos = repos_for(body.repos, tenant)
         asked = body.max_tokens
 
+        def screen() -> tuple[CodeCompletionBody, list[Snippet], list[str]]:
+            # The cursor's file is refused whole; a snippet the policy refuses is left out, with a note.
+            path = cursor_fields(service.policy, body.path, {"prefix": body.prefix, "suffix": body.suffix})
+            kept, left_out = screen_snippets(service.policy, [snippet.snippet() for snippet in body.snippets])
+            return body.model_copy(update={"path": path}), kept, left_out
+
+        body, snippets, left_out = await asyncio.to_thread(screen)
+
         def prepare() -> tuple[EngineSlot, FittedCodePrompt, dict[str, float], list[str]]:
             slot = chosen or service.slots["default"]
             max_tokens = service.max_tokens(asked, slot)
             if chosen is None and "long" in service.slots:
                 tokenizer = slot.engine.tokenizer
                 wanted = (tokenizer.count(body.prefix) + tokenizer.count(body.suffix)
-                          + sum(tokenizer.count(s.text) for s in body.snippets) + max_tokens)
+                          + sum(tokenizer.count(s.text) for s in snippets) + max_tokens)
                 slot = service.route(wanted, body.long_context)
                 max_tokens = service.max_tokens(asked, slot)
             t0 = time.perf_counter()
             ranked_lists = [{}]
-            for snippet in body.snippets:
-                ranked_lists[0].setdefault(snippet.source, []).append(snippet.snippet())
+            for snippet in snippets:
+                ranked_lists[0].setdefault(snippet.source, []).append(snippet)
             timings: dict[str, float] = {}
-            notes: list[str] = []
+            notes: list[str] = list(left_out)
             if repos:
                 tokenizer = slot.engine.tokenizer
                 room = slot.window - max_tokens
@@ -1258,10 +1075,12 @@ def create_app(settings: ServiceSettings | None = None, keys: KeyStore | None = 
         def work() -> dict[str, Any]:
             started = time.perf_counter()
             assembly = slot.config.assembly
-            cursor = body.cursor()
+            path = cursor_fields(service.policy, body.path, {"prefix": body.prefix, "suffix": body.suffix,
+                                                             "text": body.text})
+            cursor = replace(body.cursor(), path=path)
             window = prompt_window(cursor, tokenizer, assembly.prefix_tokens, assembly.suffix_tokens)
             ranked, timings, notes = repo_candidates(repo, cursor, window, prefix_paths=False)
-            key = ("context", tenant, repo.name, body.path)
+            key = ("context", tenant, repo.name, path)
             visible = VisibleWindow(cursor.path, window.start_line, window.end_line, window.prefix + window.suffix)
             context, layout = assemble(
                 ranked, tokenizer=tokenizer, budget=assembly.budget if body.budget is None else body.budget,
@@ -1301,10 +1120,16 @@ def _finish(reason: str) -> str:
 def _uvicorn_config(app: FastAPI, settings: ServiceSettings, **overrides: Any):
     import uvicorn
 
+    service = getattr(app.state, "service", None)
+
+    def header_timeout() -> None:
+        if service is not None:
+            service.metrics.rejected.labels("header_timeout").inc()
+
     options: dict[str, Any] = dict(
         host=settings.host, port=settings.port, lifespan="on", log_level=settings.log_level,
         timeout_graceful_shutdown=max(1, math.ceil(settings.drain_timeout_s)),
-        limit_concurrency=settings.limits.max_connections, proxy_headers=False, server_header=False,
+        proxy_headers=False, server_header=False, **connection_options(settings, header_timeout),
     )
     options.update(overrides)
     return uvicorn.Config(app, **options)

@@ -28,7 +28,8 @@ from .settings import ServiceSettings, is_loopback
 log = logging.getLogger("repoctx.service")
 
 ANONYMOUS = "anonymous"
-"""The tenant of every request when no keys are configured (loopback only)."""
+"""The tenant of every request when no keys are configured (loopback only); no key may take
+this name, since a service without keys lets its one user read every shared repository."""
 
 
 def _digest(key: str) -> bytes:
@@ -66,6 +67,9 @@ class KeyStore:
                 raise ConfigError(f"{where}, line {number}: a key must be at least 16 characters")
             digest = _digest(key)
             name = name or f"key-{digest.hex()[:8]}"
+            if name == ANONYMOUS:
+                raise ConfigError(f"{where}, line {number}: the key name {ANONYMOUS!r} is reserved for requests "
+                                  f"to a service without keys; give this key another name")
             if name in names:
                 raise ConfigError(f"{where}, line {number}: key name {name!r} is used twice (also line {names[name]})")
             names[name] = number

@@ -70,6 +70,16 @@ class LimitSettings:
     """Most snippets one /v1/code/completions request may send."""
     max_connections: int = 1024
     """uvicorn's limit_concurrency: open connections beyond this get 503 at once."""
+    header_timeout_s: float = 10.0
+    """A connection that has not sent a request's headers this long after it opened (or after its
+    previous response) is closed, so stalled clients cannot hold the connection slots."""
+    keep_alive_s: float = 5.0
+    """An idle keep-alive connection is closed after this long (uvicorn's timeout_keep_alive)."""
+    body_timeout_s: float = 30.0
+    """A request body that has not arrived this long after its headers gets 408."""
+    max_header_bytes: int = 16384
+    """Most bytes of a request head (request line and headers) buffered while its end has not
+    arrived; a head that grows past it unfinished gets 400 and the connection is closed."""
 
 
 @dataclass
@@ -140,7 +150,10 @@ class ServiceSettings:
     served_model_name: str = ""
     """The primary model's id in /v1/models; "" = ``engine.model``."""
     metrics_public: bool = False
-    """Serve /metrics without a key (for scrapers inside a trusted network)."""
+    """Serve /metrics without a key (for scrapers inside a trusted network), every tenant's figures included."""
+    metrics_admins: list[str] = field(default_factory=list)
+    """Key names that see every tenant's token counts and every shared repository in /metrics;
+    any other key sees its own tenant and the repositories it may use."""
     drain_timeout_s: float = 30.0
     """On shutdown, in-flight and queued requests get this long to finish."""
     completion_cache_size: int = 256
@@ -285,7 +298,8 @@ class ServiceSettings:
         if not 0 <= self.port <= 65535:
             raise ConfigError(f"service.port must be 0..65535, got {self.port}")
         limits = self.limits
-        for name in ("max_body_bytes", "max_tokens", "max_snippets", "max_connections"):
+        for name in ("max_body_bytes", "max_tokens", "max_snippets", "max_connections", "header_timeout_s",
+                     "keep_alive_s", "body_timeout_s", "max_header_bytes"):
             if getattr(limits, name) <= 0:
                 raise ConfigError(f"service.limits.{name} must be positive, got {getattr(limits, name)}")
         for name in ("queue_size", "max_concurrent_per_key", "burst", "engine_concurrency"):

@@ -11,8 +11,8 @@ in the library. What it adds is the editor plumbing:
 * `repoctx/status` (notification): ``{state: "indexing"|"ready"|"error", message, engine,
   files_indexed, files_total, last_latency_ms}``;
 * background work: the workspace is indexed in a thread with `$/progress` reports and the
-  engine loads in another; completions never wait for either (an empty answer until the
-  engine is ready);
+  engine loads in another; completions never wait for either (an empty answer and a log
+  message until the engine is ready);
 * latency: debounce, one job per document (a newer request cancels the older generation;
   `$/cancelRequest` cancels too, down to the engine), an LRU cache keyed by the exact prompt,
   and type-ahead reuse of the last completion (see `lsp_server.scheduler`). Parsing, retrieval
@@ -20,9 +20,11 @@ in the library. What it adds is the editor plumbing:
 
 `initializationOptions` is a repoctx configuration dict (snake_case or camelCase, see
 `repoctx.config.Config.from_dict`); bad options are reported with `window/showMessage` and
-the defaults are used. Bad input (unknown documents, binary or huge files, positions outside
-the document, engine failures) gets an empty answer or a JSON-RPC error plus a
-`window/logMessage`; the server keeps running.
+the defaults are used. Bad input (unknown documents, binary or huge files, buffers holding a
+secret or files the secret and path policy refuses, positions outside the document, engine
+failures) gets an empty answer or a JSON-RPC error plus a `window/logMessage`; the server
+keeps running. A frame that cannot be delimited ends it with status 1 (see
+`lsp_server.framing`), so that the editor restarts it.
 """
 
 from __future__ import annotations
@@ -204,6 +206,19 @@ class RepoctxServer(LanguageServer):
         self._noted: LRUCache[tuple[str, str], bool] = LRUCache(MAX_DOCUMENT_NOTES)
         self._engine_generation = 0
         self._closed = False
+        self.framing_error = ""  # why the client's stream could not be read, when it broke
+
+    # -- transport (strict framing, see `lsp_server.framing`) ----------------------------------
+
+    def start_io(self, stdin: Any = None, stdout: Any = None) -> None:
+        from .framing import run_stdio
+
+        run_stdio(self, stdin, stdout)
+
+    def start_tcp(self, host: str, port: int) -> None:
+        from .framing import run_tcp
+
+        run_tcp(self, host, port)
 
     # -- messages to the client (always sent from the event loop) ------------------------------
 
@@ -551,6 +566,15 @@ class RepoctxServer(LanguageServer):
 
     # -- documents ----------------------------------------------------------------------------
 
+    def policy(self) -> Any:
+        """The repository's secret and path policy (`repoctx.policy`), or the configuration's
+        while the workspace is still opening."""
+        if self.repo is not None:
+            return self.repo.workspace.policy
+        from repoctx.policy import Policy
+
+        return Policy(self.config)
+
     def rel_path(self, uri: str) -> str | None:
         if self.repo is None or not uri.startswith("file:"):
             return None
@@ -565,7 +589,7 @@ class RepoctxServer(LanguageServer):
         if rel is None:
             return
         self._open_rel[uri] = rel
-        if _refused_text(text, self.config) is not None:
+        if not self.policy().check_text(text, secrets=False).allowed:  # binary, huge, not Unicode: never indexed
             return
         with self._pending_lock:
             first = rel not in self._pending
@@ -661,9 +685,9 @@ class RepoctxServer(LanguageServer):
         rel = self.rel_path(uri)
         if rel is None:
             return None, "the document is not open and not in the workspace"
-        text, reason = self.repo.workspace.read_checked(rel)
+        text, verdict = self.repo.workspace.read_verdict(rel)
         if text is None:
-            return None, f"the document is not open and the file is {reason or 'unreadable'}"
+            return None, f"the document is not open and the file is refused: {_refusal(verdict)}"
         return text, ""
 
     def cursor_at(self, uri: str, line: int, character: int) -> tuple[Any, str, str, str]:
@@ -678,12 +702,10 @@ class RepoctxServer(LanguageServer):
         text, why = self.document_text(uri)
         if text is None:
             return None, "", "", why
-        refused = _refused_text(text, self.config)
-        if refused is not None:
-            return None, "", "", refused
-        reason = self.repo.workspace.skip_reason(rel)
-        if reason in ("secret", "excluded"):
-            return None, "", "", f"the file is {reason}: repoctx does not complete there"
+        # The cheap checks here, on the event loop; the secret scan runs with the completion, in a worker.
+        rel, verdict = self.repo.workspace.policy.check_cursor(rel, text, secrets=False)
+        if not verdict.allowed:
+            return None, "", "", _refusal(verdict)
         encoding = str(self.workspace.position_encoding or types.PositionEncodingKind.Utf16)
         where = locate(text, line, character, encoding)
         if where is None:
@@ -714,13 +736,16 @@ class RepoctxServer(LanguageServer):
         if completer is None:
             if self.engine_state == "error":
                 self._note_once(uri, f"no completions: the engine failed to load ({self.engine_error})", types.MessageType.Warning)
+            else:
+                self._note_once(uri, f"no completion yet: {self.status()['message']}")
             return "", {"source": "engine not ready"}
         rel = cursor.path
 
         def run(job: Job) -> tuple[str, Any]:
             self._flush_buffer(rel)
-            if _looks_secret(cursor.text):
-                return "", "the buffer looks like it holds a secret: repoctx does not complete there"
+            verdict = completer.repo.workspace.policy.check_text(cursor.text)
+            if not verdict.allowed:
+                return "", _refusal(verdict)
             completion = completer.complete(cursor, cancel=job.token, on_text=job.on_text)
             return completion.text, completion
 
@@ -773,6 +798,10 @@ class RepoctxServer(LanguageServer):
         rel = cursor.path
 
         def work() -> dict[str, Any]:
+            verdict = (completer.repo if completer is not None else repo).workspace.policy.check_text(cursor.text)
+            if not verdict.allowed:
+                self._note_once(uri, _refusal(verdict), types.MessageType.Warning)
+                return _empty_context(self.config, _refusal(verdict))
             self._flush_buffer(rel)
             if completer is not None:
                 _, context, _ = completer.prompt_for(cursor)
@@ -836,27 +865,9 @@ def _fs_rel(root: Path | None, uri: str) -> str | None:
         return None
 
 
-def _refused_text(text: str, config: Config) -> str | None:
-    """Why a buffer is never completed nor indexed (binary, huge), or None."""
-    if "\x00" in text[:8192]:
-        return "the document is binary"
-    limit = config.workspace.max_file_bytes
-    if len(text) > limit:
-        return f"the document is larger than workspace.max_file_bytes ({limit} bytes)"
-    if not text.isascii():
-        try:
-            size = len(text.encode("utf-8"))
-        except UnicodeEncodeError:
-            return "the document is not valid Unicode (it holds lone surrogates)"
-        if size > limit:
-            return f"the document is larger than workspace.max_file_bytes ({limit} bytes)"
-    return None
-
-
-def _looks_secret(text: str) -> bool:
-    from repoctx.secrets import looks_like_secret
-
-    return looks_like_secret(text)
+def _refusal(verdict: Any) -> str:
+    """A policy refusal as the one line the client is told (window/logMessage)."""
+    return f"{verdict.reason}: {verdict.detail}; repoctx does not complete there"
 
 
 def _empty_context(config: Config, why: str) -> dict[str, Any]:

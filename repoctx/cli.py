@@ -69,9 +69,13 @@ def _cursor(repo_root: Path, spec: str, repo):
     from .types import Cursor
 
     path, line, col = parse_position(spec)
-    text = repo.workspace.read(path)
+    try:
+        path = repo.workspace.relpath(path)  # ./a//b.py and a/../a/b.py are a/b.py
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    text, verdict = repo.workspace.read_verdict(path)  # the secret and path policy (repoctx.policy)
     if text is None:
-        raise UsageError(f"{path}: not readable as text in {repo_root} (missing, binary, secret or excluded)")
+        raise UsageError(f"{path}: not readable as text in {repo_root}: {verdict.reason} ({verdict.detail})")
     lines = text.split("\n")
     if line >= len(lines):
         raise UsageError(f"{path} has {len(lines)} lines; line {line + 1} is past the end")
@@ -216,9 +220,17 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    from .policy import Refused
+
     try:
         return args.func(args)
     except (UsageError, ConfigError) as exc:
+        print(f"repoctx: {exc}", file=sys.stderr)
+        return 2
+    except Refused as exc:
+        print(f"repoctx: refused: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # a missing or unreadable repository, an index folder that cannot be written
         print(f"repoctx: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

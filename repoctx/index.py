@@ -33,7 +33,6 @@ from pathlib import Path
 from urllib.parse import quote
 
 from repoctx.config import Config
-from repoctx.secrets import looks_like_secret
 from repoctx.types import Definition, ImportBinding
 from repoctx.workspace import FileEntry, Workspace, git_blob_id
 
@@ -537,10 +536,10 @@ class Index:
         language = self.workspace.language_of(rel)
         if language is None or self.workspace.skip_reason(rel) is not None:
             return
-        data = text.encode("utf-8")
-        if len(data) > self.config.workspace.max_file_bytes or looks_like_secret(text):
+        if not self.workspace.policy.check_text(text).allowed:  # huge, binary, not Unicode, a secret
             self.remove_file(rel)
             return
+        data = text.encode("utf-8")
         blob = git_blob_id(data)
         with self._write_lock:  # held while parsing too, so two edits land in order
             row = self._files.get(rel)

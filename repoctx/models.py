@@ -421,9 +421,9 @@ def _metadata_with_gguf(path: Path) -> dict[str, Any]:
 
 
 def _metadata_with_llama_cpp(path: Path) -> dict[str, Any]:
-    from llama_cpp import Llama  # type: ignore[import-not-found]
+    from .engines.llama_loading import open_llama
 
-    llama = Llama(model_path=str(path), vocab_only=True, verbose=False)
+    llama = open_llama(str(path), vocab_only=True)
     try:
         result: dict[str, Any] = {}
         for key, value in (llama.metadata or {}).items():

@@ -298,6 +298,8 @@ class RepoContext:
         """Assemble context for `cursor`. `sources` narrows the retrievers (ablations); `ranked`
         replaces them with candidates chosen elsewhere (baselines, oracles), still fitted to the budget."""
         started = time.perf_counter()
+        policy = self.workspace.policy
+        cursor = policy.cursor(cursor)  # its path normalised; Refused for a secret, binary or huge buffer
         assembly = self.config.assembly
         if window is None:
             window = prompt_window(cursor, self.tokenizer, assembly.prefix_tokens, assembly.suffix_tokens)
@@ -305,8 +307,13 @@ class RepoContext:
         parsed_ms = (time.perf_counter() - started) * 1000
         if ranked is None:
             ranked, timings, notes = self.retrieve(request, sources)
-        else:
+        else:  # candidates chosen elsewhere pass the policy like any client's snippets
             timings, notes = {}, []
+            screened = {}
+            for source, snippets in ranked.items():
+                screened[source], left_out = policy.screen_snippets(snippets, f"{source} candidate")
+                notes.extend(left_out)
+            ranked = screened
         quotas = {k: v for k, v in assembly.quotas.items() if k in ranked}
         with self._lock:
             previous = self._layouts.get(cursor.path)
@@ -411,7 +418,9 @@ class Completer:
         self, cursor: Cursor, budget: int | None = None, sources: list[str] | None = None,
         ranked: dict[str, list[Snippet]] | None = None,
     ) -> tuple[str, AssembledContext, PromptWindow]:
-        """The exact prompt for a cursor: window-fitted prefix/suffix and the context that fits beside them."""
+        """The exact prompt for a cursor: window-fitted prefix/suffix and the context that fits beside them.
+        Raises `repoctx.policy.Refused` for a cursor the policy refuses."""
+        cursor = self.repo.workspace.policy.cursor(cursor)
         fitted = fit_prompt(
             cursor, template=self.template, tokenizer=self.engine.tokenizer, config=self.config,
             room=self.engine.context_window - self.config.engine.max_tokens, repo_name=self.repo.workspace.root.name,

@@ -5,9 +5,12 @@ of context; a miss could send a key to a model server):
 
 * `is_secret_path` matches a repository-relative path against the glob patterns of
   `WorkspaceConfig.secret_patterns` (``.env``, ``id_rsa*``, ``*.pem``...);
-* `looks_like_secret` looks at content: PEM private keys, cloud provider key ids,
-  well-known token formats and high-entropy literals assigned to names such as
-  ``API_KEY`` or ``client_secret``.
+* `find_secret` (and `looks_like_secret`) looks at content: PEM private keys, cloud
+  provider key ids, well-known token formats, passwords in URLs and high-entropy literals
+  assigned to names such as ``API_KEY`` or ``client_secret``.
+
+What a shell does with a match (refuse the request, leave a snippet out) is decided in one
+place, `repoctx.policy`.
 
 The glob matcher (`path_matches`, `matches_any`) follows .gitignore conventions and is
 also what the workspace uses for `WorkspaceConfig.excluded_paths`:
@@ -29,7 +32,7 @@ from collections import Counter
 from collections.abc import Iterable
 from functools import lru_cache
 
-__all__ = ["is_secret_path", "looks_like_secret", "matches_any", "path_matches"]
+__all__ = ["find_secret", "is_secret_path", "looks_like_secret", "matches_any", "path_matches"]
 
 
 # -- path globs --------------------------------------------------------------------
@@ -150,23 +153,34 @@ def is_secret_path(path: str, patterns: list[str]) -> bool:
 # -- content -----------------------------------------------------------------------
 
 _PRIVATE_KEY = re.compile(r"-----BEGIN[ A-Z0-9]*PRIVATE KEY(?: BLOCK)?-----")
+# A PEM header written in pieces (split across adjacent or concatenated string literals):
+# a run of dashes followed (past quotes, "+", backslashes and spaces) by a B...
+_DASHES_THEN_B = re.compile(r"-----(?=[\"'`+\s\\]*B)")
+# ...whose next characters, without that noise and "\n" escapes, read as a private key header.
+_PEM_NOISE = re.compile(r"\\n|[\"'`+\s\\()]")
+_SQUEEZED_PRIVATE_KEY = re.compile(r"-----BEGIN[A-Z0-9]*PRIVATEKEY")
 
-# Formats that are secrets by their shape alone. Each regex starts with a literal, which
-# lets the regex engine skip through text quickly; the word boundary before the match
-# is checked by hand (`before` lists what must precede the literal, "" for nothing).
-_TOKEN_FORMATS: list[tuple[re.Pattern[str], str]] = [
+# Formats that are secrets by their shape alone, with what they are. Each regex starts with a
+# literal, which lets the regex engine skip through text quickly; the word boundary before
+# the match is checked by hand (`before` lists what must precede the literal, "" for nothing).
+_TOKEN_FORMATS: list[tuple[re.Pattern[str], str, str]] = [
     # AWS access key ids (AKIA long-term, ASIA temporary, and the other id prefixes).
-    (re.compile(r"A(?:KIA|SIA|BIA|CCA|GPA|IDA|IPA|NPA|NVA|PKA|ROA)[A-Z0-9]{16}(?![A-Z0-9])"), ""),
-    (re.compile(r"gh[pousr]_[A-Za-z0-9]{36,}"), ""),  # GitHub
-    (re.compile(r"github_pat_[A-Za-z0-9_]{60,}"), ""),
-    (re.compile(r"glpat-[A-Za-z0-9_\-]{20,}"), ""),  # GitLab
-    (re.compile(r"xox[abposr]-[A-Za-z0-9-]{10,}"), ""),  # Slack
-    (re.compile(r"AIza[0-9A-Za-z_\-]{35}(?![0-9A-Za-z_\-])"), ""),  # Google API keys
-    (re.compile(r"k_live_[0-9A-Za-z]{20,}"), "rs"),  # Stripe live keys: sk_live_, rk_live_
-    (re.compile(r"sk-(?:proj-|ant-[a-z0-9]+-)?[A-Za-z0-9_\-]{32,}"), ""),  # OpenAI / Anthropic style
-    (re.compile(r"npm_[A-Za-z0-9]{36}(?![A-Za-z0-9])"), ""),
-    (re.compile(r"eyJ[A-Za-z0-9_\-]{10,}\.eyJ[A-Za-z0-9_\-]{10,}\.[A-Za-z0-9_\-]{10,}"), ""),  # JWT
+    (re.compile(r"A(?:KIA|SIA|BIA|CCA|GPA|IDA|IPA|NPA|NVA|PKA|ROA)[A-Z0-9]{16}(?![A-Z0-9])"), "", "an AWS access key id"),
+    (re.compile(r"gh[pousr]_[A-Za-z0-9]{36,}"), "", "a GitHub token"),
+    (re.compile(r"github_pat_[A-Za-z0-9_]{60,}"), "", "a GitHub token"),
+    (re.compile(r"glpat-[A-Za-z0-9_\-]{20,}"), "", "a GitLab token"),
+    (re.compile(r"xox[abposr]-[A-Za-z0-9-]{10,}"), "", "a Slack token"),
+    (re.compile(r"AIza[0-9A-Za-z_\-]{35}(?![0-9A-Za-z_\-])"), "", "a Google API key"),
+    (re.compile(r"k_live_[0-9A-Za-z]{20,}"), "rs", "a Stripe live key"),  # sk_live_, rk_live_
+    (re.compile(r"sk-(?:proj-|ant-[a-z0-9]+-)?[A-Za-z0-9_\-]{32,}"), "", "an API key (sk-...)"),  # OpenAI / Anthropic style
+    (re.compile(r"npm_[A-Za-z0-9]{36}(?![A-Za-z0-9])"), "", "an npm token"),
+    (re.compile(r"eyJ[A-Za-z0-9_\-]{10,}\.eyJ[A-Za-z0-9_\-]{10,}\.[A-Za-z0-9_\-]{10,}"), "", "a JSON web token"),
 ]
+
+# A password in a URL: scheme://user:<password>@host, any password that is not a template.
+_URL_PASSWORD = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://[^\s:/@\"'`]*:([^\s/@\"'`]+)@[A-Za-z0-9\[]")
+# Templates and placeholders in that place are not passwords: {password}, ${PASS}, %(pw)s, <pass>, $PASS.
+_URL_TEMPLATE = re.compile(r"[{}<>$%*]")
 
 
 def _starts_word(text: str, start: int) -> bool:
@@ -179,14 +193,15 @@ _SECRET_WORDS = (
 )
 
 # A quoted literal long enough to be a key, found first (cheap: it starts with a quote)...
-_QUOTED_VALUE = re.compile(r"[\"'`]([A-Za-z0-9+/=_\-.~!@#$%^&*:]{16,256})[\"'`]")
+# No upper bound on its length: a base64 private key runs to thousands of characters.
+_QUOTED_VALUE = re.compile(r"[\"'`]([A-Za-z0-9+/=_\-.~!@#$%^&*:\\]{16,})[\"'`]")
 # ...then the text just before it must assign it to a secret-sounding name:
 # NAME = "value" / NAME: 'value' / "name": "value" / NAME := `value` / name => "value".
 _NAME_BEFORE_QUOTE = re.compile(
     _SECRET_WORDS + r"[A-Za-z0-9_.\-]*[\"']?[ \t]*(?::=|=>|=|:)[ \t]*$", re.IGNORECASE
 )
 # .env / shell / YAML style: NAME=value as a whole line; the value is found first...
-_BARE_VALUE = re.compile(r"[=:][ \t]*([A-Za-z0-9+/=_\-.~!@#$%^&*]{16,256})[ \t]*(?:#[^\n]*)?$", re.MULTILINE)
+_BARE_VALUE = re.compile(r"[=:][ \t]*([A-Za-z0-9+/=_\-.~!@#$%^&*]{16,})[ \t]*(?:#[^\n]*)?$", re.MULTILINE)
 # ...then the start of its line must be the name.
 _BARE_NAME = re.compile(
     r"[ \t]*(?:export[ \t]+)?[A-Za-z0-9_.\-]*" + _SECRET_WORDS + r"[A-Za-z0-9_.\-]*[ \t]*", re.IGNORECASE
@@ -195,9 +210,11 @@ _PLACEHOLDER = re.compile(
     r"example|placeholder|changeme|change_me|your[_\-]|xxxx|\*\*\*\*|dummy|redacted|<|\$\{|\{\{|\.\.\.",
     re.IGNORECASE,
 )
+_ENTROPY_SAMPLE = 4096  # characters of a long value whose entropy is measured
 
 
 def _entropy(value: str) -> float:
+    value = value[:_ENTROPY_SAMPLE]
     counts = Counter(value)
     total = len(value)
     return -sum(count / total * math.log2(count / total) for count in counts.values())
@@ -210,26 +227,39 @@ def _high_entropy(value: str, *, bare: bool) -> bool:
     digits = sum(map(str.isdigit, value))
     if has_lower + has_upper + (digits > 0) < 2 or (bare and digits < 2):
         return False
-    threshold = min(3.5, math.log2(len(value)) * 0.8)
+    threshold = min(3.5, math.log2(min(len(value), _ENTROPY_SAMPLE)) * 0.8)
     if _entropy(value) < threshold:
         return False
-    return not _PLACEHOLDER.search(value)
+    return not _PLACEHOLDER.search(value[:_ENTROPY_SAMPLE])
 
 
-def looks_like_secret(text: str) -> bool:
-    """Whether `text` appears to contain a credential (private key, token, API key).
+def _split_private_key(text: str) -> bool:
+    for match in _DASHES_THEN_B.finditer(text):
+        window = text[match.start() : match.start() + 160]
+        if _SQUEEZED_PRIVATE_KEY.match(_PEM_NOISE.sub("", window)):
+            return True
+    return False
 
-    Recognises PEM private key blocks, AWS access key ids, GitHub/GitLab/Slack/Google/
-    Stripe/OpenAI-style tokens, JWTs, and high-entropy literals assigned to names that
-    mention a key, secret, token or password. Placeholders (``your-api-key-here``,
-    ``${API_KEY}``, ``xxxx``) and lookups (``os.environ["API_KEY"]``) are not secrets.
-    Costs a few milliseconds per 100 KB of source code.
+
+def find_secret(text: str) -> str | None:
+    """What kind of credential `text` appears to hold ("a private key", "an AWS access key
+    id", ...), or None. Never returns the secret itself.
+
+    Recognises PEM private key blocks (also a header written in pieces across string
+    literals), AWS access key ids, GitHub/GitLab/Slack/Google/Stripe/OpenAI-style tokens,
+    JWTs, passwords in URLs (``postgres://user:<password>@host``) and high-entropy literals of
+    any length assigned to names that mention a key, secret, token or password.
+    Placeholders (``your-api-key-here``, ``${API_KEY}``, ``xxxx``), templates
+    (``{password}``) and lookups (``os.environ["API_KEY"]``) are not secrets. Costs a few
+    milliseconds per 100 KB of source code.
     """
     if not text:
-        return False
+        return None
     if "PRIVATE KEY" in text and _PRIVATE_KEY.search(text):
-        return True
-    for regex, before in _TOKEN_FORMATS:
+        return "a private key"
+    if "-----" in text and _split_private_key(text):
+        return "a private key"
+    for regex, before, kind in _TOKEN_FORMATS:
         for match in regex.finditer(text):
             start = match.start()
             if before:
@@ -237,17 +267,27 @@ def looks_like_secret(text: str) -> bool:
                     continue
                 start -= 1
             if _starts_word(text, start) and not _PLACEHOLDER.search(match.group(0)):
-                return True
+                return kind
+    if "://" in text:
+        for match in _URL_PASSWORD.finditer(text):
+            password = match.group(1)
+            if not _URL_TEMPLATE.search(password) and not _PLACEHOLDER.search(password):
+                return "a password in a URL"
     for match in _QUOTED_VALUE.finditer(text):
         value = match.group(1)
         if _high_entropy(value, bare=False):
             before = text[max(0, match.start() - 120) : match.start()]
             if _NAME_BEFORE_QUOTE.search(before):
-                return True
+                return "a credential assigned to a secret-sounding name"
     for match in _BARE_VALUE.finditer(text):
         value = match.group(1)
         if _high_entropy(value, bare=True):
             line_start = text.rfind("\n", 0, match.start()) + 1
             if _BARE_NAME.fullmatch(text, line_start, match.start()):
-                return True
-    return False
+                return "a credential assigned to a secret-sounding name"
+    return None
+
+
+def looks_like_secret(text: str) -> bool:
+    """Whether `text` appears to contain a credential (see `find_secret`)."""
+    return find_secret(text) is not None

@@ -73,9 +73,9 @@ class LlamaCppTokenizer:
     def __init__(self, gguf_path: str, llama: object | None = None) -> None:
         self.name = f"gguf:{gguf_path}"
         if llama is None:
-            from llama_cpp import Llama
+            from .engines.llama_loading import open_llama
 
-            llama = Llama(model_path=str(gguf_path), vocab_only=True, verbose=False)
+            llama = open_llama(str(gguf_path), vocab_only=True)
         self._llama = llama
         self._cache = _CountCache()
 

@@ -8,8 +8,10 @@ index for tracked files that are unmodified, so that an incremental index can te
 what changed without reading unchanged files.
 
 `Workspace.read` is the one way the rest of repoctx reads a file: it prefers the
-editor's unsaved buffer, and returns None for anything binary, unreadable or holding
-secrets (see `repoctx.secrets`), so that such content never reaches a prompt.
+editor's unsaved buffer, and returns None for anything binary, unreadable, holding
+secrets or reached through a symbolic link that leads elsewhere (the rules of
+`repoctx.policy`, which `Workspace.policy` applies), so that such content never reaches
+a prompt.
 
 `recent_files` and `co_changed` read the last `WorkspaceConfig.co_change_commits`
 commits once (cached until HEAD moves) to say which files changed lately and which
@@ -27,11 +29,12 @@ import urllib.parse
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 from repoctx.config import Config
-from repoctx.secrets import is_secret_path, looks_like_secret, matches_any
+from repoctx.policy import Policy, Verdict, normalise_path
+from repoctx.secrets import looks_like_secret, matches_any
 
 __all__ = ["SKIP_REASONS", "FileEntry", "SkippedFile", "Workspace", "git_blob_id"]
 
@@ -152,6 +155,7 @@ class Workspace:
         self._languages = frozenset(self.config.workspace.languages)
         self._language_cache: dict[str, str | None] = {}
         self._index_rel: str | None = None  # the index folder, when it lies inside root
+        self.policy = Policy(self.config, self.root)
         try:
             index_dir = Path(self.config.index_dir(self.root)).resolve()
             if index_dir.is_relative_to(self.root) and index_dir != self.root:
@@ -221,11 +225,9 @@ class Workspace:
         content checks (binary, huge, secret content, generated header) need the file.
         """
         parts = path.split("/")
-        config = self.config.workspace
-        if config.excluded_paths and matches_any(path, config.excluded_paths):
-            return "excluded"
-        if is_secret_path(path, config.secret_patterns):
-            return "secret"
+        by_name = self.policy.name_reason(path)
+        if not by_name.allowed:
+            return by_name.reason
         if any(part in _VENDORED_DIRS for part in parts[:-1]):
             return "vendored"
         name = parts[-1]
@@ -422,52 +424,52 @@ class Workspace:
     def read_checked(self, path: str) -> tuple[str | None, str | None]:
         """Like `read`, but also say why not: ``(text, None)`` or ``(None, reason)``.
 
-        The reason is one of `SKIP_REASONS`, or "missing".
+        The reason is one of `SKIP_REASONS`, "invalid" (an unsaved buffer that is not
+        Unicode text), "outside" or "missing".
         """
+        text, verdict = self.read_verdict(path)
+        return text, (verdict.reason or None) if text is None else None
+
+    def read_verdict(self, path: str) -> tuple[str | None, Verdict]:
+        """Like `read_checked`, with the policy's `Verdict` (its one-line detail) for a refusal."""
         try:
             rel = self.relpath(path)
-        except ValueError:
-            return None, "excluded"
-        reason = self.skip_reason(rel)
-        if reason in ("excluded", "secret") or self._ignored(rel) or rel.split("/")[0] == ".git":
-            return None, reason or "excluded"
+        except ValueError as exc:
+            return None, Verdict("outside", str(exc))
+        if self._ignored(rel) or rel.split("/")[0] == ".git":
+            return None, Verdict("excluded", f"{rel} is inside a folder repoctx never reads")
+        by_name = self.policy.name_reason(rel)
+        if not by_name.allowed:
+            return None, by_name
+        # Directories and files that are symbolic links are followed only to a readable file inside the root.
+        linked = self.policy.link_reason(rel)
+        if not linked.allowed:
+            return None, linked
         buffer = self._buffers.get(rel)
         if buffer is not None:
-            if len(buffer) > self.config.workspace.max_file_bytes:
-                return None, "huge"
-            if looks_like_secret(buffer):
-                return None, "secret"
-            return buffer, None
+            verdict = self.policy.check_text(buffer)
+            return (buffer, verdict) if verdict.allowed else (None, verdict)
         full = self.root / rel
+        limit = self.config.workspace.max_file_bytes
         try:
-            if os.path.islink(full):
-                # Follow links only to files inside the workspace that may be read themselves.
-                resolved = full.resolve()
-                if not resolved.is_relative_to(self.root):
-                    return None, "symlink"
-                target = resolved.relative_to(self.root).as_posix()
-                target_reason = self.skip_reason(target)
-                if target_reason in ("excluded", "secret") or self._ignored(target):
-                    return None, target_reason or "excluded"
             info = os.stat(full)
             if not stat.S_ISREG(info.st_mode):
-                return None, "missing"
-            if info.st_size > self.config.workspace.max_file_bytes:
-                return None, "huge"
+                return None, Verdict("missing", f"{rel} is not a regular file")
+            if info.st_size > limit:
+                return None, Verdict("huge", f"{rel} is larger than workspace.max_file_bytes ({limit} bytes)")
             with open(full, "rb") as handle:
-                data = handle.read(self.config.workspace.max_file_bytes + 1)
+                data = handle.read(limit + 1)
         except FileNotFoundError:
-            return None, "missing"
-        except OSError:
-            return None, "unreadable"
+            return None, Verdict("missing", f"{rel} does not exist")
+        except OSError as exc:
+            return None, Verdict("unreadable", f"{rel} cannot be read ({exc.strerror or type(exc).__name__})")
         if b"\0" in data[:_SNIFF_BYTES]:
-            return None, "binary"
+            return None, Verdict("binary", f"{rel} holds NUL bytes (binary data, not text)")
         text = _decode(data)
         if text is None:
-            return None, "binary"
-        if looks_like_secret(text):
-            return None, "secret"
-        return text, None
+            return None, Verdict("binary", f"{rel} is not UTF-8 text")
+        verdict = self.policy.check_text(text)
+        return (text, verdict) if verdict.allowed else (None, verdict)
 
     # -- unsaved buffers -------------------------------------------------------------
 
@@ -509,20 +511,13 @@ class Workspace:
 
     @staticmethod
     def _clean(rel: str) -> str:
-        posix = PurePosixPath(rel.replace("\\", "/"))
-        parts: list[str] = []
-        for part in posix.parts:
-            if part in ("", "."):
-                continue
-            if part == "..":
-                if not parts:
-                    raise ValueError(f"{rel} is outside the workspace")
-                parts.pop()
-                continue
-            parts.append(part)
-        if not parts:
+        try:
+            clean = normalise_path(rel)
+        except ValueError:
+            raise ValueError(f"{rel} is outside the workspace") from None
+        if not clean:
             raise ValueError(f"{rel!r} names the workspace root, not a file")
-        return "/".join(parts)
+        return clean
 
     # -- history -------------------------------------------------------------------
 

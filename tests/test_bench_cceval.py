@@ -294,3 +294,26 @@ def test_gold_in_a_file_the_workspace_skips(tmp_path: Path):
         assert figures["gold_all"] == 1 and figures["gold_full"] == 1 and figures["gold_indexed"] == 0
     finally:
         repo.close()
+
+
+def test_the_benchmarks_apply_the_secret_and_path_policy(capsys):
+    from benchmarks.cceval import admissible
+    from benchmarks.strategies import given
+    from repoctx.policy import Policy
+    from tests.policy_cases import MARKERS, SECRET_TEXTS
+
+    def task(task_id: str, prompt: str, chunks: list[dict]) -> Task:
+        return Task(task_id, "r", "app/a.py", prompt.count("\n"), prompt, "\n", "x", [], [], "line", "python",
+                    crossfile_context=chunks)
+
+    chunks = [{"filename": "lib/ok.py", "retrieved_chunk": "def ok():\n    pass"},
+              {"filename": "lib/conf.py", "retrieved_chunk": SECRET_TEXTS["url password"]},
+              {"filename": ".env", "retrieved_chunk": "A=1"}]
+    clean = task("clean", "import lib\nvalue = ", chunks)
+    tasks = [clean] + [task(name, text + "value = ", []) for name, text in SECRET_TEXTS.items()]
+    assert admissible(tasks, Policy(), "official.jsonl") == [clean]
+    assert f"{len(SECRET_TEXTS)} tasks left out by the secret and path policy (secret {len(SECRET_TEXTS)})" \
+        in capsys.readouterr().err
+    kept = given(clean, Policy())
+    assert [s.path for s in kept] == ["lib/ok.py"]
+    assert not any(marker in s.text for s in kept for marker in MARKERS)

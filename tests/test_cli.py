@@ -53,3 +53,65 @@ def test_bad_input_is_a_clear_error_not_a_traceback(tmp_path, capsys):
     assert "past the end" in capsys.readouterr().err
     assert main(["complete", str(root), "shop/checkout.py:6:17", "--engine", "http", "--endpoint", "http://127.0.0.1:9"]) == 3
     assert "connection refused" in capsys.readouterr().err
+
+
+def _one_line_exit_2(result) -> str:
+    assert result.returncode == 2, (result.returncode, result.stderr)
+    assert "Traceback" not in result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("repoctx: "), result.stderr
+    return lines[0]
+
+
+def test_a_missing_repository_is_one_line_and_exit_2(tmp_path):
+    line = _one_line_exit_2(run("context", str(tmp_path / "nonexistent"), "a.py:1:1"))
+    assert "not a directory" in line
+
+
+def test_a_symlink_loop_as_the_cursor_file_is_one_line_and_exit_2(tmp_path):
+    import os
+
+    import git
+
+    root = make_repo(tmp_path, FILES)
+    os.symlink("loop_b.py", root / "loop_a.py")
+    os.symlink("loop_a.py", root / "loop_b.py")
+    repo = git.Repo(root)
+    repo.index.add(["loop_a.py", "loop_b.py"])
+    repo.index.commit("a symlink loop")
+    line = _one_line_exit_2(run("context", str(root), "loop_a.py:1:1"))
+    assert "loop_a.py" in line and "symlink" in line
+
+
+def test_refusals_say_which_reason_applied(tmp_path, capsys):
+    root = make_repo(tmp_path, {**FILES, "blob.py": b"x = 1\x00\x01\n", "latin.py": bytes(range(128, 256)) * 4,
+                                "big.py": "x = 1\n" * 400_000})
+    expected = {"blob.py": "binary (blob.py holds NUL bytes", "latin.py": "binary (latin.py is not UTF-8 text",
+                "big.py": "huge (big.py is larger than workspace.max_file_bytes"}
+    for path, reason in expected.items():
+        assert main(["context", str(root), f"{path}:1:1"]) == 2
+        err = capsys.readouterr().err
+        assert reason in err and "Traceback" not in err, err
+
+
+def test_secrets_are_refused_like_in_every_shell(tmp_path, capsys):
+    from tests.policy_cases import SECRET_PATHS, SECRET_TEXTS
+
+    files = {f"app/holds_{name.replace(' ', '_')}.py": text + "value = 1\n" for name, text in SECRET_TEXTS.items()}
+    files.update({path: "value = 1\n" for path in SECRET_PATHS})
+    root = make_repo(tmp_path, {**FILES, **files})
+    for path in files:
+        assert main(["context", str(root), f"{path}:1:1"]) == 2, path
+        err = capsys.readouterr().err
+        assert f"{path}: not readable as text" in err and ": secret (" in err, err
+
+
+def test_an_oddly_spelled_cursor_path_is_the_same_file(tmp_path, capsys):
+    root = make_repo(tmp_path, FILES)
+    answers = []
+    for spelling in ("shop/checkout.py", "./shop//checkout.py", "shop/../shop/checkout.py"):
+        assert main(["context", str(root), f"{spelling}:6:17", "--json"]) == 0
+        answers.append([(s["path"], s["start_line"], s["end_line"]) for s in json.loads(capsys.readouterr().out)["snippets"]])
+    assert answers[0] == answers[1] == answers[2]
+    assert main(["context", str(root), "../elsewhere.py:1:1"]) == 2
+    assert "outside the workspace" in capsys.readouterr().err

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from repoctx.config import WorkspaceConfig
-from repoctx.secrets import is_secret_path, looks_like_secret, matches_any, path_matches
+from repoctx.secrets import find_secret, is_secret_path, looks_like_secret, matches_any, path_matches
 
 PATTERNS = WorkspaceConfig().secret_patterns
 
@@ -122,3 +122,49 @@ def test_secret_content(text: str) -> None:
 )
 def test_innocent_content(text: str) -> None:
     assert not looks_like_secret(text)
+
+
+LONG_KEY = "MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC7" * 8  # 400 base64 characters
+
+
+@pytest.mark.parametrize(
+    ("text", "kind"),
+    [
+        ('DATABASE_URL = "postgres://app:password@db.internal:5432/prod"\n', "a password in a URL"),
+        ("redis://:Zk39Qm02LxVb@cache:6379/0", "a password in a URL"),
+        ('KEY = ("-----BEGIN RSA "\n       "PRIVATE KEY-----\\nMIIEowIBAAKCAQEAz3R1")\n', "a private key"),
+        ('key = "-----BEGIN " + "PRIVATE KEY-----" + body\n', "a private key"),
+        (f'private_key = "{LONG_KEY}"\n', "a credential assigned to a secret-sounding name"),
+        (f'{{"private_key": "{LONG_KEY[:300]}\\n{LONG_KEY[300:]}"}}', "a credential assigned to a secret-sounding name"),
+        (f"PRIVATE_KEY={LONG_KEY}\n", "a credential assigned to a secret-sounding name"),
+    ],
+)
+def test_secrets_the_detector_used_to_miss(text: str, kind: str) -> None:
+    assert find_secret(text) == kind
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        'url = f"postgres://{user}:{password}@{host}/{name}"\n',
+        'DSN = "postgresql://%s:%s@%s/%s" % (user, pw, host, db)\n',
+        "DATABASE_URL=postgres://${DB_USER}:${DB_PASSWORD}@db/app\n",
+        "see http://localhost:8080/docs and git+ssh://git@github.com/org/repo\n",
+        "# -----------------------------------------------------------\nBEGIN = 1\n",
+        f'thumbnail = "{LONG_KEY}"\n',
+    ],
+)
+def test_lookalikes_of_those_secrets_are_not_secrets(text: str) -> None:
+    assert find_secret(text) is None
+
+
+def test_repoctx_own_sources_and_docs_are_not_taken_for_secrets() -> None:
+    # Documentation of the detector (examples of what it finds) must not hide the detector itself.
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    files = [p for folder in ("repoctx", "lsp_server", "http_service", "benchmarks", "docs")
+             for p in (root / folder).rglob("*") if p.suffix in (".py", ".md", ".scm")]
+    files += [root / "README.md"]
+    flagged = {str(p.relative_to(root)): find_secret(p.read_text(errors="replace")) for p in files}
+    assert {path: kind for path, kind in flagged.items() if kind} == {}

@@ -300,7 +300,9 @@ def test_client_leaving_the_queue_frees_its_place(served):
 # ---------------------------------------------------------------------------------------- metrics, models
 
 def test_metrics_count_requests_tokens_and_cache_reuse(served):
-    client, _, engine = served()
+    cfg = settings()
+    cfg.metrics_admins = ["alice"]  # sees every tenant (the per-key view is tested in test_service_hardening)
+    client, _, engine = served(cfg)
     for _ in range(3):
         assert complete(client, prompt="abcdefgh", max_tokens=4).status_code == 200
     assert complete(client, key=BOB, prompt="abcd", max_tokens=2).status_code == 200

@@ -39,6 +39,7 @@ from ..models import (
 from ..tokenizer import LlamaCppTokenizer
 from . import Deadline, StopStream, held_for
 from .base import CancelToken, EngineError, GenerationRequest, GenerationResult, TargetScore
+from .llama_loading import open_llama
 
 _PREFILL_CHUNK = 128
 """Prompt tokens evaluated between two cancel/timeout checks."""
@@ -76,13 +77,13 @@ def _load_llama(spec: ModelSpec, n_ctx: int, threads: int, extra: dict[str, Any]
                          f"(use engine kind 'transformers' for Hugging Face directories)")
     if not Path(spec.path).is_file():
         raise ModelError(f"model file {spec.path} does not exist")
-    kwargs: dict[str, Any] = {"n_ctx": n_ctx, "n_threads": threads, "n_threads_batch": threads, "verbose": False}
+    kwargs: dict[str, Any] = {"n_ctx": n_ctx, "n_threads": threads, "n_threads_batch": threads}
     accepted = set(inspect.signature(Llama.__init__).parameters)
     for key, value in (extra or {}).items():
-        if key in accepted and key != "model_path":
+        if key in accepted and key not in ("model_path", "verbose"):
             kwargs[key] = value
     try:
-        return Llama(model_path=str(spec.path), **kwargs)
+        return open_llama(str(spec.path), **kwargs)
     except (ValueError, RuntimeError, OSError) as exc:
         raise ModelError(f"llama.cpp could not load {spec.path} (n_ctx={n_ctx}): {exc}") from exc
 
