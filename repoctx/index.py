@@ -1,14 +1,19 @@
 """The persistent, incremental index of a workspace.
 
 `Index.update` scans the workspace, re-reads and re-parses only the files whose git
-blob changed, drops deleted files, and writes everything in one sqlite transaction.
+blob changed (in worker processes when there are many: `repoctx.indexing`), drops
+deleted files, and writes in batches of BATCH_FILES files, each one sqlite transaction,
+so that memory stays bounded and an interrupted first index resumes where it stopped.
 What it holds per file: the text, definitions and imports found by tree-sitter
 (`repoctx.parsing`), and sliding-window chunks for lexical and dense retrieval.
 
-Everything is also kept in memory (dicts keyed by path, plus a name -> definitions
-map), loaded once when the index opens, so retrieval queries are dictionary look-ups.
-`Index.update_file` re-indexes one edited buffer in milliseconds; `generation` bumps on
-every change and `changed_since` tells caches what to refresh.
+Opening reads only each file's row (path, blob, language, size, mtime): everything else
+is read from sqlite when asked for, per file or per name, and kept in small LRU caches;
+what `update_file` writes is cached as it is written. So opening a repository of 100,000
+files takes seconds and holds megabytes, not the whole repository. `Index.update_file`
+re-indexes one edited buffer in milliseconds; `generation` bumps on every change and
+`changed_since` tells caches what to refresh; `subscribe` lets the lexical index follow
+every write.
 
 The database lives at ``Config.index_dir(root)/index.sqlite`` (WAL mode). A file from
 another schema version, one written with a different parser, or one that is corrupt
@@ -27,18 +32,24 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote
 
 from repoctx.config import Config
+from repoctx.indexing import Analyser, Analysis, analyse, chunk_ranges
 from repoctx.types import Definition, ImportBinding
 from repoctx.workspace import FileEntry, Workspace, git_blob_id
 
-__all__ = ["Chunk", "Index", "IndexStats", "make_chunks"]
+__all__ = ["Chunk", "FileChange", "Index", "IndexStats", "make_chunks"]
 
 _RACY_SECONDS = 2.0  # a file modified this recently may change again within one mtime tick
+BATCH_FILES = 1000  # files written per transaction by `update`
+BATCH_BYTES = 64 << 20  # or fewer, when their texts reach this size
+CACHED_FILES = 4096  # files whose text, definitions and imports stay in memory
+CACHED_NAMES = 16384  # names whose definitions stay in memory
 
 
 @dataclass(frozen=True)
@@ -77,18 +88,18 @@ def make_chunks(path: str, text: str, chunk_lines: int, stride: int) -> list[Chu
     """Sliding windows of `chunk_lines` lines starting every `stride` lines; the last
     window ends at the last line; windows of blank lines only are left out."""
     lines = text.split("\n")
-    size, step = max(1, int(chunk_lines)), max(1, int(stride))
-    chunks: list[Chunk] = []
-    start = 0
-    while start < len(lines):
-        end = min(start + size, len(lines))
-        body = "\n".join(lines[start:end])
-        if body.strip():
-            chunks.append(Chunk(path, start, end, body))
-        if end >= len(lines):
-            break
-        start += step
-    return chunks
+    return [Chunk(path, start, end, "\n".join(lines[start:end])) for start, end in chunk_ranges(text, chunk_lines, stride)]
+
+
+@dataclass(frozen=True)
+class FileChange:
+    """One file the index wrote, as its subscribers see it: `text` None when the file left
+    the index; `chunk_terms` what the subscriber's analyser computed from the text."""
+
+    path: str
+    blob: str
+    text: str | None
+    chunk_terms: list | None = None
 
 
 @dataclass
@@ -110,7 +121,19 @@ class _Parsed:
     text: str | None = None
     definitions: list[Definition] = field(default_factory=list)
     imports: list[ImportBinding] = field(default_factory=list)
-    chunks: list[Chunk] = field(default_factory=list)
+    chunks: list[tuple[int, int]] = field(default_factory=list)
+    chunk_terms: list | None = None
+
+
+@dataclass(frozen=True)
+class _FileData:
+    """What is read per file when asked for (and cached)."""
+
+    blob: str
+    text: str
+    definitions: list[Definition]
+    imports: list[ImportBinding]
+    chunks: list[tuple[int, int]]
 
 
 _SCHEMA = """
@@ -210,19 +233,23 @@ class Index:
         self.config = config or workspace.config
         self.notes: list[str] = []
         self.generation: int = 1
+        self.paths_version: int = 0  # bumps when the set of indexed files changes
         self._pending_notes: list[str] = []
         self._write_lock = threading.RLock()
         self._update_lock = threading.Lock()
+        self._read_lock = threading.Lock()
         self._edit_seq = 0
         self._edited: dict[str, int] = {}
         self._files: dict[str, _FileRow] = {}
-        self._texts: dict[str, str] = {}
-        self._defs: dict[str, list[Definition]] = {}
-        self._imports: dict[str, list[ImportBinding]] = {}
-        self._chunks: dict[str, list[Chunk]] = {}
-        self._by_name: dict[str, list[Definition]] = {}
+        self._indexed: set[str] = set()
+        self._sorted_paths: list[str] | None = None
+        self._cache: OrderedDict[str, _FileData] = OrderedDict()
+        self._names: OrderedDict[str, list[Definition]] = OrderedDict()
+        self._writes = 0  # bumps on every write: a read that overlapped one is not cached
         self._changed_at: dict[str, int] = {}
         self._fingerprint = _parser_fingerprint()
+        self._listeners: list[Callable[[list[FileChange], list[str], bool], None]] = []
+        self._chunk_terms: Callable[[str], list] | None = None
         if path is None:
             self.path: Path | None = Path(self.config.index_dir(workspace.root)) / "index.sqlite"
         elif str(path) == ":memory:":
@@ -230,8 +257,11 @@ class Index:
         else:
             self.path = Path(path)
         self.in_memory = self.path is None
+        self._reader: sqlite3.Connection | None = None
         self._conn = self._open()
-        for path_key in self._texts:
+        if self._reader is None:
+            self._reader = self._conn
+        for path_key in self._indexed:
             self._changed_at[path_key] = self.generation
 
     # -- notes ---------------------------------------------------------------------
@@ -275,6 +305,8 @@ class Index:
                     self._load(conn)
                     if str(mode).lower() != "wal":
                         self._note(f"sqlite journal mode is {mode}, not WAL")
+                    else:
+                        self._open_reader(path)
                     return conn
             except _Corrupt as error:
                 problem = str(error)
@@ -310,6 +342,7 @@ class Index:
                 if reused:
                     self._init_schema(conn)
                     self._load(conn)
+                    self._reader = conn
             except (sqlite3.Error, _Corrupt):
                 self._reset_memory()
                 conn.close()
@@ -357,90 +390,78 @@ class Index:
                 pass
 
     def _reset_memory(self) -> None:
-        self._files, self._texts, self._defs, self._imports = {}, {}, {}, {}
-        self._chunks, self._by_name = {}, {}
+        self._files, self._indexed, self._sorted_paths = {}, set(), None
+        self._cache, self._names = OrderedDict(), OrderedDict()
 
     def _load(self, conn: sqlite3.Connection) -> None:
-        """Read the whole index into memory (this also touches every page, so a damaged
-        file is detected here rather than in the middle of a query)."""
+        """Read every file's row (not its text, definitions or imports: those are read
+        when asked for)."""
         self._reset_memory()
         try:
-            for path, blob, language, size, mtime, has_errors, skip_reason, text in conn.execute(
-                "SELECT path, blob, language, size, mtime, has_errors, skip_reason, text FROM files"
+            for path, blob, language, size, mtime, has_errors, skip_reason in conn.execute(
+                "SELECT path, blob, language, size, mtime, has_errors, skip_reason FROM files"
             ):
                 self._files[path] = _FileRow(blob, language, size, mtime, bool(has_errors), skip_reason)
-                if skip_reason is None and text is not None:
-                    self._texts[path] = text
-            for row in conn.execute(
-                "SELECT name, kind, path, start_line, end_line, signature, docstring, parent, language "
-                "FROM definitions ORDER BY rowid"
-            ):
-                self._defs.setdefault(row[2], []).append(Definition(*row))
-            for path, module, names, level, line, language, wildcard in conn.execute(
-                "SELECT path, module, names, level, line, language, wildcard FROM imports ORDER BY rowid"
-            ):
-                binding = ImportBinding(module, json.loads(names), level, line, language, bool(wildcard))
-                self._imports.setdefault(path, []).append(binding)
-            stored: dict[str, list[tuple[int, int]]] = {}
-            for path, start, end in conn.execute("SELECT path, start_line, end_line FROM chunks ORDER BY rowid"):
-                stored.setdefault(path, []).append((start, end))
+                if language is not None and skip_reason is None:
+                    self._indexed.add(path)
             meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
         except (sqlite3.DatabaseError, ValueError, TypeError) as error:
             if isinstance(error, sqlite3.DatabaseError) and not _is_corruption(error):
                 raise
             raise _Corrupt(f"the index file was corrupt ({error})") from error
         lines_per, stride = self.config.index.chunk_lines, self.config.index.chunk_stride
-        same_windows = meta.get("chunking") == f"{lines_per}/{stride}"
-        for path, text in self._texts.items():
-            if same_windows:
-                lines = text.split("\n")
-                self._chunks[path] = [
-                    Chunk(path, start, end, "\n".join(lines[start:end])) for start, end in stored.get(path, ())
-                ]
-            else:
-                self._chunks[path] = make_chunks(path, text, lines_per, stride)
-        if not same_windows and self._texts:
+        if meta.get("chunking") != f"{lines_per}/{stride}" and self._indexed:
             self._note("chunk settings changed: re-chunked the indexed files")
             conn.execute("BEGIN IMMEDIATE")
             conn.execute("DELETE FROM chunks")
-            conn.executemany(
-                "INSERT INTO chunks (path, start_line, end_line) VALUES (?, ?, ?)",
-                [(c.path, c.start_line, c.end_line) for chunks in self._chunks.values() for c in chunks],
-            )
+            for path, text in conn.execute("SELECT path, text FROM files WHERE text IS NOT NULL").fetchall():
+                conn.executemany(
+                    "INSERT INTO chunks (path, start_line, end_line) VALUES (?, ?, ?)",
+                    [(path, start, end) for start, end in chunk_ranges(text, lines_per, stride)],
+                )
             conn.execute("COMMIT")
         conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('chunking', ?)", (f"{lines_per}/{stride}",))
-        by_name: dict[str, list[Definition]] = {}
-        for path in sorted(self._defs):
-            for definition in self._defs[path]:
-                by_name.setdefault(definition.name, []).append(definition)
-        for definitions in by_name.values():
-            definitions.sort(key=lambda d: (d.path, d.start_line))
-        self._by_name = by_name
+        self.paths_version += 1
+
+    def _open_reader(self, path: Path) -> None:
+        """A second connection for the queries: in WAL mode it reads the last committed
+        state while `update` writes, instead of waiting for it."""
+        try:
+            self._reader = self._connect(os.fspath(path))
+        except sqlite3.Error:
+            self._reader = None
 
     # -- updating ------------------------------------------------------------------
 
-    def _analyse(self, path: str, text: str, language: str) -> tuple[list[Definition], list[ImportBinding], bool]:
-        from repoctx.parsing import parse_file
+    def subscribe(
+        self,
+        listener: Callable[[list[FileChange], list[str], bool], None],
+        chunk_terms: Callable[[str], list] | None = None,
+    ) -> None:
+        """Call `listener(changed, removed, bulk)` after every write (under the write lock,
+        in write order); `bulk` for `update`'s batches, False for one edited buffer.
+        `chunk_terms(text)` (picklable: it runs in the index's worker processes) is
+        computed for every changed file where it is parsed."""
+        self._listeners.append(listener)
+        if chunk_terms is not None:
+            self._chunk_terms = chunk_terms
 
-        try:
-            parsed = parse_file(path, text, language)
-        except Exception as error:  # a parser bug must not stop indexing
-            self._note(f"could not parse {path}: {error}")
-            return [], [], True
-        definitions = [d if d.path == path else _with_path(d, path) for d in parsed.definitions]
-        return definitions, list(parsed.imports), bool(parsed.has_errors)
+    def _parsed(self, path: str, text: str, row: _FileRow, analysis: Analysis) -> _Parsed:
+        if analysis.note:
+            self._note(analysis.note)
+        row.has_errors = analysis.has_errors
+        return _Parsed(path, row, text, analysis.definitions, analysis.imports, analysis.chunks, analysis.chunk_terms)
 
     def _build(self, path: str, text: str, language: str, row: _FileRow) -> _Parsed:
-        definitions, imports, has_errors = self._analyse(path, text, language)
-        row.has_errors = has_errors
-        chunks = make_chunks(path, text, self.config.index.chunk_lines, self.config.index.chunk_stride)
-        return _Parsed(path, row, text, definitions, imports, chunks)
+        index = self.config.index
+        return self._parsed(path, text, row, analyse(path, text, language, index.chunk_lines, index.chunk_stride, self._chunk_terms))
 
     def update(self, progress: Callable[[int, int, str], None] | None = None) -> IndexStats:
         """Bring the index in step with the workspace (disk plus open buffers).
 
-        Files whose blob is unchanged are neither read nor parsed; deleted files are
-        removed; everything is written in one transaction.
+        Files whose blob is unchanged are neither read nor parsed; changed files are
+        parsed in worker processes when there are many, and written in batches; deleted
+        files are removed.
         """
         started = time.perf_counter()
         with self._update_lock:
@@ -464,10 +485,12 @@ class Index:
                         wanted[path] = FileEntry(path, len(data), git_blob_id(data), language, 0.0)
             total = sum(1 for entry in wanted.values() if entry.language)
             done = 0
-            changed: list[_Parsed] = []
+            batch: list[_Parsed] = []
             touched: list[tuple[str, int, float]] = []  # reused rows whose size/mtime to refresh
-            reused = refused = 0
+            to_read: list[tuple[str, _FileRow]] = []
+            reused = refused = parsed = 0
             vanished: set[str] = set()
+            removed_indexed = 0
             for path, entry in sorted(wanted.items()):
                 blob, size, mtime = entry.blob, entry.size, entry.mtime
                 if path in buffers:
@@ -478,7 +501,7 @@ class Index:
                 row = self._files.get(path)
                 if entry.language is None:
                     if row is None or (row.blob, row.language, row.size, row.mtime) != (blob, None, size, mtime):
-                        changed.append(_Parsed(path, _FileRow(blob, None, size, mtime)))
+                        batch.append(_Parsed(path, _FileRow(blob, None, size, mtime)))
                     continue
                 if row is not None and row.blob == blob and row.language == entry.language:
                     if row.skip_reason:
@@ -487,43 +510,82 @@ class Index:
                         reused += 1
                     if (row.size, row.mtime) != (size, mtime):
                         touched.append((path, size, mtime))
+                    done += 1
+                    if progress is not None:
+                        progress(done, total, path)
                 else:
+                    to_read.append((path, _FileRow(blob, entry.language, size, mtime)))
+
+            def jobs() -> Iterator[tuple[str, str, str]]:
+                nonlocal refused
+                for path, new_row in to_read:
                     text, reason = self.workspace.read_checked(path)
-                    new_row = _FileRow(blob, entry.language, size, mtime)
                     if text is None:
                         if reason == "missing":  # deleted since the scan
                             vanished.add(path)
                         else:
                             new_row.skip_reason = reason or "unreadable"
-                            changed.append(_Parsed(path, new_row))
+                            batch.append(_Parsed(path, new_row))
                             refused += 1
-                    else:
-                        changed.append(self._build(path, text, entry.language, new_row))
+                        continue
+                    rows[path] = new_row
+                    yield path, text, new_row.language or ""
+
+            rows: dict[str, _FileRow] = {}
+            analyser = Analyser(self.config.index.chunk_lines, self.config.index.chunk_stride, self._chunk_terms,
+                                self.config.index.workers)
+            batch_bytes = 0
+            for (path, text, _language), analysis in analyser.map(jobs(), len(to_read)):
+                batch.append(self._parsed(path, text, rows.pop(path), analysis))
+                parsed += 1
+                batch_bytes += len(text)
                 done += 1
                 if progress is not None:
                     progress(done, total, path)
+                if len(batch) >= BATCH_FILES or batch_bytes >= BATCH_BYTES:
+                    self._write_batch(batch, [], [], seq_at_start)
+                    batch, batch_bytes = [], 0
+            for note in analyser.notes:
+                self._note(note)
+            for path in vanished:
+                done += 1
             removed = [path for path in list(self._files) if path not in wanted or path in vanished]
-            with self._write_lock:
-                # Edits applied by update_file/remove_file meanwhile are newer: keep them.
-                newer = {path for path, seq in self._edited.items() if seq > seq_at_start}
-                changed = [item for item in changed if item.path not in newer]
-                removed = [path for path in removed if path not in newer]
-                touched = [item for item in touched if item[0] not in newer]
-                removed_indexed = {path for path in removed if path in self._texts}
-                self._write(changed, removed, touched)
-            parsed = sum(1 for item in changed if item.text is not None)
+            removed_indexed = sum(1 for path in removed if path in self._indexed)
+            self._write_batch(batch, removed, touched, seq_at_start)
             notes, self._pending_notes = self._pending_notes, []
+            symbols, chunks = self._totals()
             return IndexStats(
-                files=len(self._texts),
+                files=len(self._indexed),
                 parsed=parsed,
                 reused=reused,
-                symbols=sum(len(items) for items in list(self._defs.values())),
-                chunks=sum(len(items) for items in list(self._chunks.values())),
+                symbols=symbols,
+                chunks=chunks,
                 skipped=len(skipped) + refused,
                 seconds=time.perf_counter() - started,
                 notes=notes,
-                removed=len(removed_indexed),
+                removed=removed_indexed,
             )
+
+    def _write_batch(
+        self, changed: list[_Parsed], removed: list[str], touched: list[tuple[str, int, float]], seq_at_start: int
+    ) -> None:
+        with self._write_lock:
+            # Edits applied by update_file/remove_file meanwhile are newer: keep them.
+            newer = {path for path, seq in self._edited.items() if seq > seq_at_start}
+            changed = [item for item in changed if item.path not in newer]
+            removed = [path for path in removed if path not in newer]
+            touched = [item for item in touched if item[0] not in newer]
+            self._write(changed, removed, touched, bulk=True)
+
+    def _totals(self) -> tuple[int, int]:
+        """(definitions, chunks) of the indexed files."""
+        try:
+            with self._read_lock if self._reader is not self._conn else self._write_lock:
+                symbols = self._reader.execute("SELECT count(*) FROM definitions").fetchone()[0]
+                chunks = self._reader.execute("SELECT count(*) FROM chunks").fetchone()[0]
+            return int(symbols), int(chunks)
+        except sqlite3.Error:
+            return 0, 0
 
     def update_file(self, path: str, text: str) -> None:
         """Re-index one edited buffer (re-parse and re-chunk that file only).
@@ -559,69 +621,84 @@ class Index:
             if rel in self._files:
                 self._write([], [rel], [])
 
-    def _write(self, changed: list[_Parsed], removed: list[str], touched: list[tuple[str, int, float]]) -> None:
-        """Persist, then apply to memory. Caller holds the write lock."""
+    def _write(
+        self, changed: list[_Parsed], removed: list[str], touched: list[tuple[str, int, float]], bulk: bool = False
+    ) -> None:
+        """Persist, apply to memory, tell the subscribers. Caller holds the write lock."""
         if not changed and not removed and not touched:
             return
+        had_text = {path for path in removed if path in self._indexed} | {
+            item.path for item in changed if item.path in self._indexed
+        }
+        names_touched = self._names_in(had_text)
         try:
             self._persist(changed, removed, touched)
         except sqlite3.DatabaseError as error:
             self._recover(error)
-        visible = any(path in self._texts for path in removed) or any(
-            item.text is not None or item.path in self._texts for item in changed
-        )
+            self._persist(changed, removed, touched)
+        self._writes += 1
+        visible = bool(had_text) or any(item.text is not None for item in changed)
         generation = self.generation + 1 if visible else self.generation
-        names_touched: set[str] = set()
+        paths_before = len(self._indexed)
+        paths_changed = False
         for path in removed:
-            for definition in self._defs.get(path, ()):
-                names_touched.add(definition.name)
-            if path in self._texts:
+            if path in self._indexed:
                 self._changed_at[path] = generation
+                self._indexed.discard(path)
+                paths_changed = True
             self._files.pop(path, None)
-            self._texts.pop(path, None)
-            self._defs.pop(path, None)
-            self._imports.pop(path, None)
-            self._chunks.pop(path, None)
+            self._cache.pop(path, None)
         for item in changed:
             path = item.path
-            for definition in self._defs.get(path, ()):
-                names_touched.add(definition.name)
-            if item.text is not None or path in self._texts:
+            if item.text is not None or path in self._indexed:
                 self._changed_at[path] = generation
             self._files[path] = item.row
+            self._cache.pop(path, None)
             if item.text is None:
-                self._texts.pop(path, None)
-                self._defs.pop(path, None)
-                self._imports.pop(path, None)
-                self._chunks.pop(path, None)
+                if path in self._indexed:
+                    self._indexed.discard(path)
+                    paths_changed = True
             else:
-                self._texts[path] = item.text
-                self._defs[path] = item.definitions
-                self._imports[path] = item.imports
-                self._chunks[path] = item.chunks
-                names_touched.update(definition.name for definition in item.definitions)
+                if path not in self._indexed:
+                    self._indexed.add(path)
+                    paths_changed = True
+                names_touched.update(d.name for d in item.definitions)
+                if not bulk:  # an edited buffer is read again at once: keep it
+                    self._remember(path, _FileData(item.row.blob, item.text, item.definitions, item.imports, item.chunks))
         for path, size, mtime in touched:
             row = self._files.get(path)
             if row is not None:
                 row.size, row.mtime = size, mtime
-        self._refresh_names(names_touched, {item.path for item in changed} | set(removed))
+        for name in names_touched:
+            self._names.pop(name, None)
+        if paths_changed or len(self._indexed) != paths_before:
+            self._sorted_paths = None
+            self.paths_version += 1
         self.generation = generation
+        if self._listeners:
+            changes = [
+                FileChange(item.path, item.row.blob, item.text, item.chunk_terms)
+                for item in changed
+                if item.text is not None or item.path in had_text
+            ]
+            gone = [path for path in removed if path in had_text]
+            if changes or gone:
+                for listener in self._listeners:
+                    listener(changes, gone, bulk)
 
-    def _refresh_names(self, names: Iterable[str], paths: set[str]) -> None:
-        """Rebuild the name -> definitions lists for `names` after `paths` changed (lists
-        are replaced, never mutated, so readers on other threads see consistent lists)."""
-        added: dict[str, list[Definition]] = {}
+    def _names_in(self, paths: set[str]) -> set[str]:
+        """Names defined in `paths` as the index holds them (cached names to forget)."""
+        if not paths or not self._names:
+            return set()
+        names: set[str] = set()
         for path in paths:
-            for definition in self._defs.get(path, ()):
-                added.setdefault(definition.name, []).append(definition)
-        for name in names:
-            kept = [d for d in self._by_name.get(name, ()) if d.path not in paths]
-            kept.extend(added.get(name, ()))
-            if kept:
-                kept.sort(key=lambda d: (d.path, d.start_line))
-                self._by_name[name] = kept
+            data = self._cache.get(path)
+            if data is not None:
+                names.update(d.name for d in data.definitions)
             else:
-                self._by_name.pop(name, None)
+                rows = self._query("SELECT DISTINCT name FROM definitions WHERE path = ?", (path,))
+                names.update(row[0] for row in rows)
+        return names
 
     def _persist(self, changed: list[_Parsed], removed: list[str], touched: list[tuple[str, int, float]]) -> None:
         conn = self._conn
@@ -660,7 +737,7 @@ class Index:
             )
             conn.executemany(
                 "INSERT INTO chunks (path, start_line, end_line) VALUES (?, ?, ?)",
-                [(c.path, c.start_line, c.end_line) for item in changed for c in item.chunks],
+                [(item.path, start, end) for item in changed for start, end in item.chunks],
             )
             conn.executemany("UPDATE files SET size = ?, mtime = ? WHERE path = ?", [(s, m, p) for p, s, m in touched])
             conn.execute("COMMIT")
@@ -671,29 +748,96 @@ class Index:
 
     def _recover(self, error: sqlite3.DatabaseError) -> None:
         """A write failed (disk full, file damaged or made read-only meanwhile): carry on
-        in memory with what is indexed so far; the next start rebuilds."""
+        in memory from a copy of what is indexed so far; the next start rebuilds."""
         if self.in_memory:
             raise error
         self._note(f"could not write the index ({error}): keeping it in memory from now on")
         memory = self._connect(":memory:")
-        self._init_schema(memory)
         try:
-            self._conn.close()
+            with self._read_lock:
+                self._conn.backup(memory)
         except sqlite3.Error:
-            pass
-        self._conn = memory
+            memory.close()
+            memory = self._connect(":memory:")
+            self._reset_memory()
+            self._note("the index could not be copied: starting it again in memory")
+        self._init_schema(memory)
+        for conn in {id(c): c for c in (self._conn, self._reader) if c is not None}.values():
+            try:
+                conn.close()
+            except sqlite3.Error:
+                pass
+        self._conn = self._reader = memory
         self.in_memory = True
-        everything = [
-            _Parsed(path, row, self._texts.get(path), self._defs.get(path, []), self._imports.get(path, []), self._chunks.get(path, []))
-            for path, row in self._files.items()
-        ]
-        self._persist(everything, [], [])
 
-    # -- queries (in memory) -------------------------------------------------------
+    # -- reading (sqlite, cached) ------------------------------------------------------
+
+    def _query(self, sql: str, params: tuple = ()) -> list[tuple]:
+        reader = self._reader
+        lock = self._write_lock if reader is self._conn else self._read_lock
+        with lock:
+            return self._reader.execute(sql, params).fetchall()
+
+    def _remember(self, path: str, data: _FileData) -> None:
+        self._cache[path] = data
+        self._cache.move_to_end(path)
+        while len(self._cache) > CACHED_FILES:
+            self._cache.popitem(last=False)
+
+    def _data(self, path: str) -> _FileData | None:
+        row = self._files.get(path)
+        if row is None or path not in self._indexed:
+            return None
+        data = self._cache.get(path)
+        if data is not None and data.blob == row.blob:
+            try:
+                self._cache.move_to_end(path)
+            except KeyError:
+                pass
+            return data
+        writes = self._writes
+        reader = self._reader
+        lock = self._write_lock if reader is self._conn else self._read_lock
+        with lock:
+            reader.execute("BEGIN")
+            try:
+                found = reader.execute("SELECT blob, text FROM files WHERE path = ?", (path,)).fetchone()
+                definitions = reader.execute(
+                    "SELECT name, kind, path, start_line, end_line, signature, docstring, parent, language "
+                    "FROM definitions WHERE path = ? ORDER BY rowid", (path,)
+                ).fetchall()
+                imports = reader.execute(
+                    "SELECT module, names, level, line, language, wildcard FROM imports WHERE path = ? ORDER BY rowid", (path,)
+                ).fetchall()
+                chunks = reader.execute(
+                    "SELECT start_line, end_line FROM chunks WHERE path = ? ORDER BY rowid", (path,)
+                ).fetchall()
+            finally:
+                reader.execute("COMMIT")
+        if found is None or found[1] is None:
+            return None
+        data = _FileData(
+            found[0], found[1], [Definition(*r) for r in definitions],
+            [ImportBinding(m, json.loads(n), lv, ln, lang, bool(w)) for m, n, lv, ln, lang, w in imports],
+            [(start, end) for start, end in chunks],
+        )
+        if writes == self._writes and data.blob == row.blob:  # no write overlapped this read
+            self._remember(path, data)
+        return data
+
+    # -- queries ---------------------------------------------------------------------
 
     def paths(self) -> list[str]:
         """Indexed files, sorted."""
-        return sorted(self._texts)
+        ordered = self._sorted_paths
+        if ordered is None:
+            ordered = self._sorted_paths = sorted(self._indexed)
+        return list(ordered)
+
+    def blobs(self) -> dict[str, str]:
+        """Each indexed file's blob id."""
+        files = self._files
+        return {path: files[path].blob for path in list(self._indexed) if path in files}
 
     def language_of(self, path: str) -> str | None:
         row = self._files.get(path)
@@ -712,27 +856,60 @@ class Index:
     def definitions_named(self, name: str) -> list[Definition]:
         """Definitions called `name` in any file (``"Class.method"`` matches the
         qualified name), sorted by path and line."""
-        found = self._by_name.get(name)
-        if found is not None:
-            return list(found)
-        if "." in name:
-            parent, _, member = name.rpartition(".")
-            return [d for d in self._by_name.get(member, ()) if d.parent == parent]
-        return []
+        found = self._names.get(name)
+        if found is None:
+            writes = self._writes
+            columns = "name, kind, path, start_line, end_line, signature, docstring, parent, language"
+            rows = self._query(f"SELECT {columns} FROM definitions WHERE name = ? ORDER BY path, start_line", (name,))
+            if not rows and "." in name:
+                parent, _, member = name.rpartition(".")
+                rows = self._query(
+                    f"SELECT {columns} FROM definitions WHERE name = ? AND parent = ? ORDER BY path, start_line",
+                    (member, parent),
+                )
+            found = [Definition(*row) for row in rows if row[2] in self._indexed]
+            if writes == self._writes:
+                self._names[name] = found
+                while len(self._names) > CACHED_NAMES:
+                    self._names.popitem(last=False)
+        return list(found)
 
     def definitions_in(self, path: str) -> list[Definition]:
-        return list(self._defs.get(path, ()))
+        data = self._data(path)
+        return list(data.definitions) if data is not None else []
 
     def imports_in(self, path: str) -> list[ImportBinding]:
-        return list(self._imports.get(path, ()))
+        data = self._data(path)
+        return list(data.imports) if data is not None else []
+
+    def paths_importing(self, name: str, limit: int | None = None) -> list[str]:
+        """Indexed files with an import that binds `name` (by name, or as the module
+        itself), sorted; the first `limit` of them."""
+        rows = self._query(
+            "SELECT DISTINCT path FROM imports WHERE module = ? OR instr(names, ?) > 0 ORDER BY path",
+            (name, json.dumps(name) + ":"),
+        )
+        found: list[str] = []
+        for (path,) in rows:
+            if limit is not None and len(found) >= limit:
+                break
+            if path in self._indexed and any(
+                name in b.names or (not b.names and b.module == name) for b in self.imports_in(path)
+            ):
+                found.append(path)
+        return found
 
     def chunks_in(self, path: str) -> list[Chunk]:
-        return list(self._chunks.get(path, ()))
+        data = self._data(path)
+        if data is None:
+            return []
+        lines = data.text.split("\n")
+        return [Chunk(path, start, end, "\n".join(lines[start:end])) for start, end in data.chunks]
 
     def all_chunks(self) -> list[Chunk]:
-        """Every chunk of every indexed file, by path then line."""
-        chunks = self._chunks
-        return [chunk for path in sorted(chunks) for chunk in chunks.get(path, ())]
+        """Every chunk of every indexed file, by path then line (reads every file: slow on
+        a large repository)."""
+        return [chunk for path in self.paths() for chunk in self.chunks_in(path)]
 
     def changed_since(self, generation: int) -> tuple[set[str], int]:
         """Paths added, changed or removed after `generation`, and the current generation.
@@ -742,24 +919,19 @@ class Index:
 
     def text_of(self, path: str) -> str | None:
         """The indexed text of `path` (the buffer's, after `update_file`)."""
-        return self._texts.get(path)
+        data = self._data(path)
+        return data.text if data is not None else None
 
     def close(self) -> None:
         with self._write_lock:
-            try:
-                self._conn.close()
-            except sqlite3.Error:
-                pass
+            for conn in {id(c): c for c in (self._conn, self._reader) if c is not None}.values():
+                try:
+                    conn.close()
+                except sqlite3.Error:
+                    pass
 
     def __enter__(self) -> Index:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def _with_path(definition: Definition, path: str) -> Definition:
-    from dataclasses import replace
-
-    return replace(definition, path=path)
-

@@ -369,3 +369,83 @@ def test_concurrent_edit_during_update_wins(tmp_path: Path, monkeypatch: pytest.
         monkeypatch.setattr(workspace, "scan", scan_then_edit)
         index.update()
         assert index.definitions_named("from_editor") and index.definitions_named("from_disk") == []
+
+
+def _many_files(n: int) -> dict[str, str]:
+    files = {}
+    for i in range(n):
+        files[f"pkg{i % 3}/mod_{i:03d}.py"] = (
+            f"from pkg0.mod_000 import helper_0\n\n\nclass Thing{i}:\n    def run_{i}(self, x):\n"
+            f"        return helper_0(x) + {i}\n\n\ndef helper_{i}(y):\n    return y * {i}\n"
+        )
+    return files
+
+
+def _snapshot(index: Index) -> dict:
+    return {
+        p: (index.text_of(p), index.definitions_in(p), index.imports_in(p), index.chunks_in(p), index.has_errors(p))
+        for p in index.paths()
+    }
+
+
+def test_worker_processes_index_what_the_calling_process_does(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import repoctx.indexing as indexing
+
+    root = make_repo(tmp_path, _many_files(60))
+    with Index(Workspace(root), path=":memory:") as alone:
+        alone.update()
+        expected = _snapshot(alone)
+    monkeypatch.setattr(indexing, "PARALLEL_FROM", 10)
+    monkeypatch.setattr(indexing, "BATCH_FILES", 7)
+
+    def not_here(*args, **kwargs):
+        raise AssertionError("parsed in the calling process")
+
+    monkeypatch.setattr(indexing, "analyse", not_here)  # the spawned workers have the real one
+    config = Config.from_dict({"index": {"workers": 2}})
+    seen: list[int] = []
+    with Index(Workspace(root, config), config, path=":memory:") as index:
+        stats = index.update(lambda done, total, path: seen.append(done))
+        assert stats.parsed == 60 and not stats.notes
+        assert _snapshot(index) == expected
+        assert seen == list(range(1, 61))
+
+
+def test_an_interrupted_first_index_resumes_where_it_stopped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import repoctx.index as index_module
+
+    root = make_repo(tmp_path, _many_files(30))
+    _age(root)
+    monkeypatch.setattr(index_module, "BATCH_FILES", 10)
+
+    class Stop(Exception):
+        pass
+
+    def stop_at_25(done, total, path):
+        if done == 25:
+            raise Stop
+
+    with Index(Workspace(root)) as index:
+        with pytest.raises(Stop):
+            index.update(stop_at_25)
+    with Index(Workspace(root)) as index:
+        assert len(index.paths()) == 20  # two batches of ten were written
+        stats = index.update()
+        assert stats.parsed == 10 and stats.files == 30
+
+
+def test_opening_reads_file_rows_only(tmp_path: Path) -> None:
+    root = make_repo(tmp_path, _many_files(20))
+    _age(root)
+    with Index(Workspace(root)) as index:
+        index.update()
+        expected = _snapshot(index)
+        named = index.definitions_named("helper_0")
+    with Index(Workspace(root)) as index:
+        assert not index._cache and not index._names  # nothing but the rows was read
+        assert index.definitions_named("helper_0") == named and index.definitions_named("Thing3.run_3")
+        assert _snapshot(index) == expected
+        assert index.paths_importing("helper_0") == sorted(expected)  # every file imports it
+        index.update_file("pkg1/mod_001.py", "def helper_0():\n    pass\n")
+        assert [d.path for d in index.definitions_named("helper_0")] == ["pkg0/mod_000.py", "pkg1/mod_001.py"]
+        assert "pkg1/mod_001.py" not in index.paths_importing("helper_0")

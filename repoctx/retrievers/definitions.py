@@ -200,14 +200,8 @@ class DefinitionFinder:
         if cached is not None:
             return cached
         counts: dict[str, int] = {}
-        scanned = 0
-        for path in self.index.paths():
-            if not any(alias in b.names or (not b.names and b.module == alias) for b in self.index.imports_in(path)):
-                continue
+        for path in self.index.paths_importing(alias, limit=ALIAS_SCAN_FILES):
             count_member_uses(self.index.text_of(path) or "", alias, counts)
-            scanned += 1
-            if scanned >= ALIAS_SCAN_FILES:
-                break
         self._alias_counts[alias] = counts
         return counts
 
