@@ -22,7 +22,7 @@ from .resolve import ModuleResolver
 from .retrievers import RetrievalRequest
 from .retrievers.definitions import DefinitionFinder
 from .retrievers.imports import ImportRetriever
-from .retrievers.lexical import BM25Index, jaccard_search, query_text, to_snippets
+from .retrievers.lexical import LexicalRetriever, query_text
 from .retrievers.recent import EditLog, RecentEditsRetriever
 from .retrievers.typed_hole import TypedHoleRetriever
 from .tokenizer import ByteTokenizer, Tokenizer, truncate_to_tokens
@@ -87,13 +87,11 @@ class RepoContext:
         self.workspace = Workspace(root, self.config)
         self.index = Index(self.workspace, self.config)
         self.edits = EditLog()
-        self.bm25 = BM25Index(self.config.index.chunk_lines, self.config.index.chunk_stride)
+        self.lexical = LexicalRetriever(self.index, self.config)
         self.dense = None
-        self._resolver_generation = -1
         self._resolver: ModuleResolver | None = None
         self._finder: DefinitionFinder | None = None
-        self._resolver_paths = 0
-        self._lexical_generation = -1
+        self._resolver_paths = -1
         self._layouts: OrderedDict[str, Layout] = OrderedDict()
         self._git_signals: OrderedDict[str, tuple[float, dict[str, float]]] = OrderedDict()
         self._git_pending: set[str] = set()
@@ -105,8 +103,9 @@ class RepoContext:
     # -- indexing ---------------------------------------------------------------
     def build_index(self, progress: Callable[[int, int, str], None] | None = None) -> IndexStats:
         stats = self.index.update(progress)
-        self.notes.extend(stats.notes)
-        self._refresh_lexical(full=True)
+        self.lexical.sync()
+        self.notes.extend(stats.notes + self.lexical.bm25.notes)
+        self.lexical.bm25.notes.clear()
         return stats
 
     def build_vectors(self, progress: Callable[[int, int], None] | None = None) -> int:
@@ -122,17 +121,6 @@ class RepoContext:
         self.dense = dense
         return count
 
-    def _refresh_lexical(self, full: bool = False) -> None:
-        with self._lock:
-            if full:
-                self.bm25.set_files({path: self.index.text_of(path) for path in self.index.paths()})
-                self._lexical_generation = self.index.generation
-                return
-            changed, generation = self.index.changed_since(self._lexical_generation)
-            for path in changed:
-                self.bm25.set_file(path, self.index.text_of(path))
-            self._lexical_generation = generation
-
     def set_buffer(self, path: str, text: str, edited_line: int | None = None) -> None:
         """An editor buffer changed: overlay it and re-index that one file."""
         with self._lock:
@@ -147,14 +135,10 @@ class RepoContext:
             self._layouts.pop(path, None)
 
     def resolver(self) -> ModuleResolver:
-        if self._resolver is None or self._resolver_generation != self.index.generation:
+        # An edit changes the generation but rarely the set of files: keep the resolver then.
+        if self._resolver is None or self._resolver_paths != self.index.paths_version:
             paths = self.index.paths()
-            # An edit changes the generation but rarely the set of files: keep the resolver then.
-            key = hash(tuple(paths))
-            if self._resolver is not None and key == self._resolver_paths:
-                self._resolver_generation = self.index.generation
-                return self._resolver
-            self._resolver_paths = key
+            self._resolver_paths = self.index.paths_version
             go_module = None
             gomod = self.workspace.root / "go.mod"
             if gomod.is_file():
@@ -163,7 +147,6 @@ class RepoContext:
                         go_module = line.split()[1]
                         break
             self._resolver = ModuleResolver(paths, go_module)
-            self._resolver_generation = self.index.generation
         return self._resolver
 
     # -- retrieval ---------------------------------------------------------------
@@ -176,9 +159,9 @@ class RepoContext:
             self._finder = DefinitionFinder(self.index, resolver)
         finder = self._finder
         retrievers: dict[str, Callable[[RetrievalRequest], list[Snippet]]] = {
-            "imports": ImportRetriever(finder, popularity=self.bm25.document_frequency),
+            "imports": ImportRetriever(finder, popularity=self.lexical.document_frequency),
             "typed_hole": TypedHoleRetriever(finder),
-            "lexical": self._lexical,
+            "lexical": self.lexical,
             "recent": RecentEditsRetriever(self.edits, self.index.text_of),
         }
         if self.dense is not None:
@@ -220,26 +203,6 @@ class RepoContext:
             self._git_signals[path] = (time.monotonic(), boosts)
             while len(self._git_signals) > MAX_LAYOUTS:
                 self._git_signals.popitem(last=False)
-
-    def _lexical(self, request: RetrievalRequest) -> list[Snippet]:
-        snippets = self._lexical_hits(request)
-        boosts = request.boosted_paths
-        if boosts:
-            snippets = [replace(s, score=s.score * boosts.get(s.path, 1.0)) for s in snippets]
-            snippets.sort(key=lambda s: (-s.score, s.path, s.start_line))
-        return snippets
-
-    def _lexical_hits(self, request: RetrievalRequest) -> list[Snippet]:
-        exclude = (request.cursor.path, *request.visible_lines)
-        if self.config.retrieval.lexical_method == "jaccard":
-            files = {p: self.index.text_of(p) or "" for p in self.index.paths()}
-            hits = jaccard_search(
-                files, request.query, request.top_k, self.config.index.chunk_lines, self.config.index.chunk_stride, exclude
-            )
-            return to_snippets(hits, "lexical")
-        if self._lexical_generation != self.index.generation:
-            self._refresh_lexical()
-        return to_snippets(self.bm25.search(request.query, request.top_k, exclude), "lexical")
 
     def request_for(self, cursor: Cursor, window: PromptWindow) -> RetrievalRequest:
         language = cursor.language or language_for_path(cursor.path)
@@ -341,6 +304,7 @@ class RepoContext:
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
+        self.lexical.close()
         self.index.close()
 
 

@@ -49,5 +49,5 @@ def test_co_changed_files_rank_first_among_equal_lexical_hits(tmp_path):
     while not repo.git_boosts("cart.py") and time.monotonic() < deadline:
         time.sleep(0.05)
     assert repo.git_boosts("cart.py")["z_near.py"] > 1.0
-    snippets = repo._lexical(repo.request_for(cursor, __import__("repoctx.pipeline").pipeline.prompt_window(cursor, repo.tokenizer, 100, 100)))
+    snippets = repo.lexical(repo.request_for(cursor, __import__("repoctx.pipeline").pipeline.prompt_window(cursor, repo.tokenizer, 100, 100)))
     assert [s.path for s in snippets[:2]] == ["z_near.py", "a_far.py"]
