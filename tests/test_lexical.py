@@ -208,3 +208,26 @@ def test_chunk_terms_are_the_in_memory_index_terms():
                     for ref, counts in lexical_module._file_chunks("a.py", text, lines, stride)]
         got = [(s, e, sorted(terms.split())) for s, e, terms in lexical_module.chunk_terms(text, lines, stride)]
         assert got == expected
+
+
+def test_terms_computed_in_worker_processes_rank_alike(tmp_path, monkeypatch):
+    import repoctx.indexing as indexing
+
+    monkeypatch.setattr(indexing, "PARALLEL_FROM", 10)
+    monkeypatch.setattr(indexing, "BATCH_FILES", 5)
+
+    def not_here(*args, **kwargs):
+        raise AssertionError("parsed in the calling process")
+
+    monkeypatch.setattr(indexing, "analyse", not_here)  # the spawned workers have the real one
+    files = _corpus(30)
+    repo = _open(tmp_path, files, workers=2)
+    try:
+        memory = BM25Index(chunk_lines=10, stride=10)
+        memory.set_files(files)
+        assert len(repo.lexical.bm25.store) == len(memory)
+        for query in QUERIES:
+            got = {(r.path, r.start_line) for r, _ in repo.lexical.bm25.search(query, k=5)}
+            assert len(got & {(r.path, r.start_line) for r, _ in memory.search(query, k=5)}) >= 4, query
+    finally:
+        repo.close()

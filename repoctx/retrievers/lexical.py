@@ -22,7 +22,7 @@ import sqlite3
 import threading
 from collections import Counter, defaultdict
 from dataclasses import dataclass, replace
-from functools import lru_cache
+from functools import lru_cache, partial
 from itertools import chain
 from typing import TYPE_CHECKING
 
@@ -274,7 +274,8 @@ class LexicalIndex:
             self.notes.append(f"cannot keep the lexical index at {directory} ({error}): keeping it in memory")
             self.store = LexicalStore(None, settings)
         self.notes.extend(self.store.notes)
-        index.subscribe(self._indexed, lambda text: chunk_terms(text, chunk_lines, stride))
+        # A partial of a module function, not a lambda: it is sent to the index's worker processes.
+        index.subscribe(self._indexed, partial(chunk_terms, chunk_lines=chunk_lines, stride=stride))
 
     def _indexed(self, changed: list[FileChange], removed: list[str], bulk: bool) -> None:
         from .lexical_store import FileTerms

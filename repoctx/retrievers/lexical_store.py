@@ -111,6 +111,11 @@ class LexicalStore:
         self._buffer: dict[str, FileTerms | None] = {}
         self._buffer_terms: dict[str, list[tuple[int, int, Counter]]] = {}
         self._searcher = self._index.searcher()
+        if self._docs and not self._searcher.num_docs:  # the tantivy files were lost: start again
+            self.notes.append("the lexical index was empty: rebuilding it")
+            self._db.execute("DELETE FROM files")
+            self._ids, self._paths, self._committed = {}, {}, {}
+            self._docs = self._length = 0
 
     def _open_tantivy(self, reuse: bool):
         tantivy = self._tantivy
