@@ -32,7 +32,6 @@ import os
 import sqlite3
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -125,7 +124,7 @@ class _Parsed:
     chunk_terms: list | None = None
 
 
-@dataclass(frozen=True)
+@dataclass
 class _FileData:
     """What is read per file when asked for (and cached)."""
 
@@ -134,6 +133,13 @@ class _FileData:
     definitions: list[Definition]
     imports: list[ImportBinding]
     chunks: list[tuple[int, int]]
+    _lines: list[str] | None = None
+
+    @property
+    def lines(self) -> list[str]:
+        if self._lines is None:
+            self._lines = self.text.split("\n")
+        return self._lines
 
 
 _SCHEMA = """
@@ -243,8 +249,10 @@ class Index:
         self._files: dict[str, _FileRow] = {}
         self._indexed: set[str] = set()
         self._sorted_paths: list[str] | None = None
-        self._cache: OrderedDict[str, _FileData] = OrderedDict()
-        self._names: OrderedDict[str, list[Definition]] = OrderedDict()
+        # First in, first out: a hit costs nothing, and the caches are large enough that what
+        # a session keeps asking for is read again rarely.
+        self._cache: dict[str, _FileData] = {}
+        self._names: dict[str, list[Definition]] = {}
         self._writes = 0  # bumps on every write: a read that overlapped one is not cached
         self._changed_at: dict[str, int] = {}
         self._fingerprint = _parser_fingerprint()
@@ -391,7 +399,7 @@ class Index:
 
     def _reset_memory(self) -> None:
         self._files, self._indexed, self._sorted_paths = {}, set(), None
-        self._cache, self._names = OrderedDict(), OrderedDict()
+        self._cache, self._names = {}, {}
 
     def _load(self, conn: sqlite3.Connection) -> None:
         """Read every file's row (not its text, definitions or imports: those are read
@@ -779,10 +787,13 @@ class Index:
             return self._reader.execute(sql, params).fetchall()
 
     def _remember(self, path: str, data: _FileData) -> None:
+        self._cache.pop(path, None)
         self._cache[path] = data
-        self._cache.move_to_end(path)
         while len(self._cache) > CACHED_FILES:
-            self._cache.popitem(last=False)
+            try:
+                del self._cache[next(iter(self._cache))]
+            except (KeyError, StopIteration, RuntimeError):
+                break
 
     def _data(self, path: str) -> _FileData | None:
         row = self._files.get(path)
@@ -790,10 +801,6 @@ class Index:
             return None
         data = self._cache.get(path)
         if data is not None and data.blob == row.blob:
-            try:
-                self._cache.move_to_end(path)
-            except KeyError:
-                pass
             return data
         writes = self._writes
         reader = self._reader
@@ -871,7 +878,10 @@ class Index:
             if writes == self._writes:
                 self._names[name] = found
                 while len(self._names) > CACHED_NAMES:
-                    self._names.popitem(last=False)
+                    try:
+                        del self._names[next(iter(self._names))]
+                    except (KeyError, StopIteration, RuntimeError):
+                        break
         return list(found)
 
     def definitions_in(self, path: str) -> list[Definition]:
@@ -903,7 +913,7 @@ class Index:
         data = self._data(path)
         if data is None:
             return []
-        lines = data.text.split("\n")
+        lines = data.lines
         return [Chunk(path, start, end, "\n".join(lines[start:end])) for start, end in data.chunks]
 
     def all_chunks(self) -> list[Chunk]:
@@ -921,6 +931,11 @@ class Index:
         """The indexed text of `path` (the buffer's, after `update_file`)."""
         data = self._data(path)
         return data.text if data is not None else None
+
+    def lines_of(self, path: str) -> list[str] | None:
+        """The indexed text of `path` split into lines (shared: do not modify)."""
+        data = self._data(path)
+        return data.lines if data is not None else None
 
     def close(self) -> None:
         with self._write_lock:

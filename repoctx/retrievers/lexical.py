@@ -327,16 +327,16 @@ class LexicalIndex:
             path, start, end = exclude
             hits = [h for h in hits if not (h.path == path and h.start_line < end and h.end_line > start)]
         out: list[tuple[ChunkRef, float]] = []
-        lines_of: dict[str, list[str]] = {}
+        lines_of: dict[str, list[str] | None] = {}
         for hit in hits:
             if len(out) >= k:
                 break
-            if hit.path not in lines_of:
-                text = self.index.text_of(hit.path)
-                if text is None:
-                    continue
-                lines_of[hit.path] = text.split("\n")
-            text = "\n".join(lines_of[hit.path][hit.start_line : hit.end_line])
+            lines = lines_of.get(hit.path)
+            if lines is None:
+                lines = lines_of[hit.path] = self.index.lines_of(hit.path)
+            if lines is None:
+                continue
+            text = "\n".join(lines[hit.start_line : hit.end_line])
             out.append((ChunkRef(hit.path, hit.start_line, hit.end_line, text), hit.score))
         return out
 
