@@ -92,6 +92,11 @@ class ModuleResolver:
             if member:
                 roots.update(self._roots_of_module.get(f"{module}.{member}", ()))
             ordered = sorted(roots, key=lambda root: (len(root), root))
+            # A module under the importer's own root is the one Python imports: where a tree
+            # holds copies of a package under several roots, the others are not candidates.
+            own = [root for root in ordered if not root or importer.startswith(root + "/")]
+            if own:
+                ordered = own[-1:]
             stems = [posixpath.join(root, *module.split(".")) for root in ordered]
         found: list[str] = []
         for stem in stems:

@@ -116,12 +116,18 @@ class DefinitionFinder:
     def outline(self, definition: Definition, brief: bool = False) -> str:
         return outline(definition, self.members(definition), self.lines_of(definition.path), brief=brief)
 
-    def through_import(self, importer: str, binding: ImportBinding, name: str, depth: int = 0) -> list[Definition]:
-        """Definitions of `name` imported by `binding`, following re-exports."""
+    def through_import(
+        self, importer: str, binding: ImportBinding, name: str, depth: int = 0, seen: set[tuple[str, str]] | None = None
+    ) -> list[Definition]:
+        """Definitions of `name` imported by `binding`, following re-exports (each module
+        once per name: where a module name resolves to many files, as in a monorepo with
+        copies of one package, the re-export chains would otherwise multiply)."""
         found: list[Definition] = []
+        seen = set() if seen is None else seen
         for path in self.resolver.resolve(importer, binding, member=name):
-            if path == importer:
+            if path == importer or (path, name) in seen:
                 continue
+            seen.add((path, name))
             top = [d for d in self.index.definitions_in(path) if d.name == name and d.parent is None]
             if top:
                 found.extend(top)
@@ -130,9 +136,9 @@ class DefinitionFinder:
                 continue
             for inner in self.index.imports_in(path):
                 if name in inner.names:
-                    found.extend(self.through_import(path, inner, inner.names[name], depth + 1))
+                    found.extend(self.through_import(path, inner, inner.names[name], depth + 1, seen))
                 elif inner.wildcard:
-                    found.extend(self.through_import(path, inner, name, depth + 1))
+                    found.extend(self.through_import(path, inner, name, depth + 1, seen))
         return found
 
     def module_members(self, importer: str, binding: ImportBinding, member: str) -> list[Definition]:
