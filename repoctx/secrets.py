@@ -120,15 +120,22 @@ def _compile_set(patterns: tuple[str, ...], ignore_case: bool) -> tuple[re.Patte
     return tuple(re.compile("|".join(f"(?:{item})" for item in bucket), flags) if bucket else None for bucket in buckets)
 
 
+@lru_cache(maxsize=1 << 16)
+def _fullmatch(regex: re.Pattern[str], part: str) -> bool:
+    """One name against a pattern set: a scan of a large tree asks about the same
+    directory names over and over."""
+    return regex.fullmatch(part) is not None
+
+
 def matches_any(path: str, patterns: Iterable[str], *, ignore_case: bool = False) -> bool:
     """Whether `path` matches at least one of `patterns` (see `path_matches`)."""
     loose, loose_dirs, anchored, anchored_dirs = _compile_set(tuple(patterns), ignore_case)
     parts = [part for part in path.replace("\\", "/").split("/") if part and part != "."]
     if not parts:
         return False
-    if loose is not None and any(loose.fullmatch(part) for part in parts):
+    if loose is not None and any(_fullmatch(loose, part) for part in parts):
         return True
-    if loose_dirs is not None and any(loose_dirs.fullmatch(part) for part in parts[:-1]):
+    if loose_dirs is not None and any(_fullmatch(loose_dirs, part) for part in parts[:-1]):
         return True
     if anchored is not None or anchored_dirs is not None:
         prefix = ""

@@ -143,6 +143,7 @@ class Workspace:
 
     def __init__(self, root: str | os.PathLike[str], config: Config | None = None) -> None:
         self.root: Path = Path(root).resolve()
+        self._root_text = os.fspath(self.root)
         self.config: Config = config or Config()
         self.notes: list[str] = []
         self.is_git: bool = False
@@ -365,7 +366,13 @@ class Workspace:
         if reason:
             skipped.append(SkippedFile(path, reason))
             return
-        full = self.root / path
+        previous = known.get(path)
+        if blob is not None and previous is not None and previous[0] == blob:
+            # Tracked, unmodified (git lists changed, deleted and re-typed files as modified)
+            # and already seen with this content: nothing on disk to look at.
+            entries.append(FileEntry(path, previous[1], blob, self.language_of(path), previous[2]))
+            return
+        full = os.path.join(self._root_text, path)
         try:
             info = os.lstat(full)
         except FileNotFoundError:
@@ -382,7 +389,6 @@ class Workspace:
         if size > self.config.workspace.max_file_bytes:
             skipped.append(SkippedFile(path, "huge"))
             return
-        previous = known.get(path)
         try:
             if blob is not None:
                 # Tracked and unmodified: git's index has the blob; sniff the head only
