@@ -24,6 +24,16 @@ def test_python_absolute_with_src_layout_and_submodule_member():
     assert r.resolve("tools/run.py", binding("shop.pricing", "python")) == ["src/shop/pricing/__init__.py"]
 
 
+def test_python_prefers_the_copy_under_the_importers_own_root():
+    copies = [f"{root}/shop/{name}" for root in ("svc_a", "svc_b", "svc_c") for name in ("__init__.py", "models.py")]
+    r = ModuleResolver(copies + ["tools/run.py"])
+    assert r.resolve("svc_b/shop/__init__.py", binding("shop.models", "python")) == ["svc_b/shop/models.py"]
+    # From outside every copy, each is a candidate.
+    assert r.resolve("tools/run.py", binding("shop.models", "python")) == [
+        "svc_a/shop/models.py", "svc_b/shop/models.py", "svc_c/shop/models.py"
+    ]
+
+
 def test_python_relative_levels():
     r = ModuleResolver(PATHS)
     assert r.resolve("src/shop/pricing/calc.py", binding("models", "python", level=2)) == ["src/shop/models.py"]
