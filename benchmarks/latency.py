@@ -1,21 +1,30 @@
-"""Context-engine latency: index time, warm assembly p50/p95, one-file re-index, and the
-RepoCoder-style full Jaccard scan at the same budget as the baseline, in one process.
+"""Context-engine latency: index time, warm assembly p50/p95, one-file re-index, memory,
+and the RepoCoder-style full Jaccard scan at the same budget as the baseline.
 
-    python -m benchmarks.latency --repo astroid==4.3.4 --synthetic 1000 --synthetic 10000 --queries 200
+    python -m benchmarks.latency --repo astroid==4.3.4 --synthetic 1000 --synthetic 10000 --queries 200 \
+        [--synthetic 100000] [--baseline main]
 
 `--synthetic N` builds an N-file tree by copying the first repository's Python files
 into numbered packages (real code, realistic term statistics) and commits it. Each
-repository is indexed cold, re-indexed unchanged, then queried at `--queries` cursors
-(random mid-line positions in random Python files, fixed seed) with the full repoctx
-pipeline and with the Jaccard scan fed through the same assembler; then one file is
-edited and the edit-to-ready time and the next assemblies are measured. Prints a
-markdown table (medians and p95 in ms, and the ratio Jaccard / repoctx).
+repository is measured in a process of its own (so that its peak RSS is its own): it is
+indexed cold, re-opened unchanged (a new `RepoContext` and `build_index`, as an editor
+starting again), then queried at `--queries` cursors (random mid-line positions in random
+Python files, fixed seed) with the full repoctx pipeline and, up to `--jaccard-max-files`
+files, with the Jaccard scan fed through the same assembler; then one file is edited and
+the edit-to-ready time and the next assemblies are measured. Peak RSS is the process's
+(`ru_maxrss`) and that of its index workers; "RSS re-opened" is the resident size after
+the re-open. `--baseline REV` measures every tree again with the repoctx of git revision
+REV (this benchmark's code, that revision's library) in the same run, and prints the
+ratios. Prints markdown tables (medians and p95 in ms) and the load average.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import random
+import resource
 import shutil
 import statistics
 import subprocess
@@ -90,25 +99,43 @@ def cursors(repo: RepoContext, n: int, seed: int) -> list[Cursor]:
     return out
 
 
-def measure(root: Path, queries: int, budget: int, seed: int, label: str) -> dict:
+def rss_now_mb() -> float:
+    with open("/proc/self/statm") as handle:
+        return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def loadavg() -> str:
+    with open("/proc/loadavg") as handle:
+        return " ".join(handle.read().split()[:3])
+
+
+def measure(root: Path, queries: int, budget: int, seed: int, label: str, jaccard_max_files: int = 20_000) -> dict:
     config = Config()
     config.index.embedder = "none"
     config.index.location = str(Path(tempfile.mkdtemp(prefix="repoctx-bench-index-")))
     config.assembly.budget = budget
-    row: dict = {"repo": label}
+    row: dict = {"repo": label, "load_start": loadavg()}
 
     started = time.perf_counter()
     repo = RepoContext(root, config)
     stats = repo.build_index()
     row["files"] = stats.files
     row["index_cold_s"] = time.perf_counter() - started
+    row["load_cold"] = loadavg()
+    row["rss_peak_cold_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    row["rss_workers_mb"] = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     repo.close()
+    del repo, stats
+    import gc
+
+    gc.collect()
 
     started = time.perf_counter()
     repo = RepoContext(root, config)
     stats = repo.build_index()
     row["index_warm_s"] = time.perf_counter() - started
     row["reparsed_warm"] = stats.parsed
+    row["rss_reopened_mb"] = rss_now_mb()
 
     points = cursors(repo, queries, seed)
     for cursor in points:  # warm: every file visited once, as in an editor session, and the
@@ -120,9 +147,10 @@ def measure(root: Path, queries: int, budget: int, seed: int, label: str) -> dic
         repo.context(cursor)
         repoctx_ms.append((time.perf_counter() - t) * 1000)
 
-    files = {p: repo.index.text_of(p) or "" for p in repo.index.paths()}
     jaccard_ms = []
-    for cursor in points[: max(10, queries // 4)]:  # the scan is slow; a quarter of the cursors suffices for its median
+    scanned = points[: max(10, queries // 4)] if row["files"] <= jaccard_max_files else []
+    files = {p: repo.index.text_of(p) or "" for p in repo.index.paths()} if scanned else {}
+    for cursor in scanned:  # the scan is slow; a quarter of the cursors suffices for its median
         t = time.perf_counter()
         window = prompt_window(cursor, repo.tokenizer, config.assembly.prefix_tokens, config.assembly.suffix_tokens)
         hits = jaccard_search(files, query_text(cursor, config.retrieval.query_lines), 20, 20, 10, (cursor.path, window.start_line, window.end_line))
@@ -149,15 +177,45 @@ def measure(root: Path, queries: int, budget: int, seed: int, label: str) -> dic
     repo.close()
     shutil.rmtree(config.index.location, ignore_errors=True)
 
+    nan = float("nan")
     row.update(
         assemble_p50=statistics.median(repoctx_ms), assemble_p95=percentile(repoctx_ms, 95),
-        jaccard_p50=statistics.median(jaccard_ms), jaccard_p95=percentile(jaccard_ms, 95),
+        jaccard_p50=statistics.median(jaccard_ms) if jaccard_ms else nan, jaccard_p95=percentile(jaccard_ms, 95),
         reindex_p50=statistics.median(edit_ms), reindex_p95=percentile(edit_ms, 95),
         after_edit_p50=statistics.median(after_edit_ms), after_edit_p95=percentile(after_edit_ms, 95),
     )
     row["speedup_p50"] = row["jaccard_p50"] / row["assemble_p50"]
     row["stable_p50"], row["stable_p10"] = statistics.median(stable), percentile(stable, 10)
+    row["rss_peak_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    row["load_end"] = loadavg()
     return row
+
+
+def measure_in_process(root: Path, label: str, args: argparse.Namespace, library: Path | None = None) -> dict:
+    """`measure` in a fresh process; with `library`, that folder's `repoctx` package
+    stands in for this one (this benchmark's code, another revision's library)."""
+    env = dict(os.environ)
+    here = Path(__file__).resolve().parent.parent
+    if library is not None:
+        shim = Path(tempfile.mkdtemp(prefix="repoctx-bench-shim-"))
+        (shim / "repoctx").symlink_to(library / "repoctx")
+        (shim / "benchmarks").symlink_to(here / "benchmarks")
+        env["PYTHONPATH"] = str(shim)
+    else:
+        env["PYTHONPATH"] = os.pathsep.join([str(here), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    command = [sys.executable, "-m", "benchmarks.latency", "--measure", str(root), "--label", label,
+               "--queries", str(args.queries), "--budget", str(args.budget), "--seed", str(args.seed),
+               "--jaccard-max-files", str(args.jaccard_max_files)]
+    done = subprocess.run(command, check=True, stdout=subprocess.PIPE, env=env, cwd=tempfile.gettempdir())
+    return json.loads(done.stdout.decode().strip().splitlines()[-1])
+
+
+def checkout(revision: str, target: Path) -> Path:
+    """The library of `revision` of this repository, in `target` (a detached worktree)."""
+    here = Path(__file__).resolve().parent.parent
+    subprocess.run(["git", "-C", str(here), "worktree", "add", "--detach", str(target), revision],
+                   check=True, capture_output=True)
+    return target
 
 
 def typing_stability(repo: RepoContext, points: list[Cursor]) -> list[float]:
@@ -185,27 +243,65 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--budget", type=int, default=1024)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--jaccard-max-files", type=int, default=20_000, help="skip the Jaccard scan on larger trees")
+    parser.add_argument("--baseline", help="also measure every tree with the library of this git revision")
+    parser.add_argument("--json", help="write the rows here")
+    parser.add_argument("--measure", help=argparse.SUPPRESS)  # internal: one tree, in this process
+    parser.add_argument("--label", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.measure:
+        row = measure(Path(args.measure), args.queries, args.budget, args.seed, args.label, args.jaccard_max_files)
+        print(json.dumps(row))
+        return 0
     if not args.repo:
         parser.error("give at least one --repo")
+    print(f"load average at start: {loadavg()}", file=sys.stderr)
     roots = [(spec, fetch_repo(spec)) for spec in args.repo]
     work = Path(tempfile.mkdtemp(prefix="repoctx-bench-"))
     for n in args.synthetic:
         roots.append((f"synthetic {n} files", synthetic_tree(roots[0][1], n, work / f"synthetic-{n}")))
-    rows = []
-    for label, root in roots:
-        print(f"measuring {label} ...", file=sys.stderr)
-        rows.append(measure(root, args.queries, args.budget, args.seed, label))
-    shutil.rmtree(work, ignore_errors=True)
-    print("| repository | files | index cold s | re-index unchanged s (files re-parsed) | assembly p50 / p95 ms | after one-file edit p50 / p95 ms | one-file re-index p50 / p95 ms | Jaccard scan p50 / p95 ms | speed-up (p50) | context unchanged per keystroke, median / p10 |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
-    for r in rows:
-        print(
-            f"| {r['repo']} | {r['files']} | {r['index_cold_s']:.1f} | {r['index_warm_s']:.2f} ({r['reparsed_warm']}) | "
-            f"{r['assemble_p50']:.1f} / {r['assemble_p95']:.1f} | {r['after_edit_p50']:.1f} / {r['after_edit_p95']:.1f} | "
-            f"{r['reindex_p50']:.1f} / {r['reindex_p95']:.1f} | {r['jaccard_p50']:.0f} / {r['jaccard_p95']:.0f} | {r['speedup_p50']:.0f}x | "
-            f"{r['stable_p50']:.0%} / {r['stable_p10']:.0%} |"
-        )
+    baseline = checkout(args.baseline, work / "baseline") if args.baseline else None
+    rows, base_rows = [], []
+    try:
+        for label, root in roots:
+            if baseline is not None:
+                print(f"measuring {label} with {args.baseline} ...", file=sys.stderr)
+                base_rows.append(measure_in_process(root, label, args, baseline))
+            print(f"measuring {label} ...", file=sys.stderr)
+            rows.append(measure_in_process(root, label, args))
+    finally:
+        if baseline is not None:
+            here = Path(__file__).resolve().parent.parent
+            subprocess.run(["git", "-C", str(here), "worktree", "remove", "--force", str(baseline)], capture_output=True)
+        shutil.rmtree(work, ignore_errors=True)
+    if args.json:
+        Path(args.json).write_text(json.dumps({"rows": rows, "baseline": base_rows, "baseline_rev": args.baseline}))
+    for title, table in (("repoctx", rows), (f"baseline {args.baseline}", base_rows)):
+        if not table:
+            continue
+        print(f"\n{title}\n")
+        print("| repository | files | index cold s | re-open unchanged s (files re-parsed) | assembly p50 / p95 ms | after one-file edit p50 / p95 ms | one-file re-index p50 / p95 ms | Jaccard scan p50 / p95 ms | speed-up (p50) | context unchanged per keystroke, median / p10 | peak RSS MB (process / index workers) | RSS re-opened MB | load (start / after cold index / end) |")
+        print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+        for r in table:
+            print(
+                f"| {r['repo']} | {r['files']} | {r['index_cold_s']:.1f} | {r['index_warm_s']:.2f} ({r['reparsed_warm']}) | "
+                f"{r['assemble_p50']:.1f} / {r['assemble_p95']:.1f} | {r['after_edit_p50']:.1f} / {r['after_edit_p95']:.1f} | "
+                f"{r['reindex_p50']:.1f} / {r['reindex_p95']:.1f} | {r['jaccard_p50']:.0f} / {r['jaccard_p95']:.0f} | {r['speedup_p50']:.0f}x | "
+                f"{r['stable_p50']:.0%} / {r['stable_p10']:.0%} | {r['rss_peak_mb']:.0f} / {r['rss_workers_mb']:.0f} | "
+                f"{r['rss_reopened_mb']:.0f} | {r['load_start']} / {r['load_cold']} / {r['load_end']} |"
+            )
+    if base_rows:
+        print(f"\nratios, repoctx / baseline {args.baseline} (below 1: faster or smaller)\n")
+        print("| repository | index cold | re-open unchanged | assembly p50 / p95 | after one-file edit p95 | one-file re-index p95 | peak RSS |")
+        print("|---|---|---|---|---|---|---|")
+        for r, b in zip(rows, base_rows):
+            print(
+                f"| {r['repo']} | {r['index_cold_s'] / b['index_cold_s']:.2f} | {r['index_warm_s'] / b['index_warm_s']:.3f} | "
+                f"{r['assemble_p50'] / b['assemble_p50']:.2f} / {r['assemble_p95'] / b['assemble_p95']:.2f} | "
+                f"{r['after_edit_p95'] / b['after_edit_p95']:.2f} | {r['reindex_p95'] / b['reindex_p95']:.2f} | "
+                f"{r['rss_peak_mb'] / b['rss_peak_mb']:.2f} |"
+            )
+    print(f"\nload average at end: {loadavg()}")
     return 0
 
 
