@@ -210,6 +210,11 @@ def measure_in_process(root: Path, label: str, args: argparse.Namespace, library
     return json.loads(done.stdout.decode().strip().splitlines()[-1])
 
 
+def _files_in(root: Path) -> int:
+    done = subprocess.run(["git", "-C", str(root), "ls-files", "-z"], check=True, capture_output=True)
+    return done.stdout.count(b"\0")
+
+
 def checkout(revision: str, target: Path) -> Path:
     """The library of `revision` of this repository, in `target` (a detached worktree)."""
     here = Path(__file__).resolve().parent.parent
@@ -245,6 +250,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--jaccard-max-files", type=int, default=20_000, help="skip the Jaccard scan on larger trees")
     parser.add_argument("--baseline", help="also measure every tree with the library of this git revision")
+    parser.add_argument("--baseline-max-files", type=int, default=0,
+                        help="measure the baseline only on trees of at most this many files (0: all)")
     parser.add_argument("--json", help="write the rows here")
     parser.add_argument("--measure", help=argparse.SUPPRESS)  # internal: one tree, in this process
     parser.add_argument("--label", help=argparse.SUPPRESS)
@@ -264,7 +271,7 @@ def main(argv: list[str] | None = None) -> int:
     rows, base_rows = [], []
     try:
         for label, root in roots:
-            if baseline is not None:
+            if baseline is not None and (not args.baseline_max_files or _files_in(root) <= args.baseline_max_files):
                 print(f"measuring {label} with {args.baseline} ...", file=sys.stderr)
                 base_rows.append(measure_in_process(root, label, args, baseline))
             print(f"measuring {label} ...", file=sys.stderr)
@@ -294,7 +301,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\nratios, repoctx / baseline {args.baseline} (below 1: faster or smaller)\n")
         print("| repository | index cold | re-open unchanged | assembly p50 / p95 | after one-file edit p95 | one-file re-index p95 | peak RSS |")
         print("|---|---|---|---|---|---|---|")
-        for r, b in zip(rows, base_rows):
+        by_label = {b["repo"]: b for b in base_rows}
+        for r in rows:
+            b = by_label.get(r["repo"])
+            if b is None:
+                continue
             print(
                 f"| {r['repo']} | {r['index_cold_s'] / b['index_cold_s']:.2f} | {r['index_warm_s'] / b['index_warm_s']:.3f} | "
                 f"{r['assemble_p50'] / b['assemble_p50']:.2f} / {r['assemble_p95'] / b['assemble_p95']:.2f} | "
