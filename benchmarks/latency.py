@@ -258,8 +258,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.measure:
         row = measure(Path(args.measure), args.queries, args.budget, args.seed, args.label, args.jaccard_max_files)
-        print(json.dumps(row))
-        return 0
+        print(json.dumps(row), flush=True)
+        # Retrievals that ran past their time limit may still be running in their threads
+        # (a library revision with a slow source); the measurement is complete: do not wait.
+        os._exit(0)
     if not args.repo:
         parser.error("give at least one --repo")
     print(f"load average at start: {loadavg()}", file=sys.stderr)
