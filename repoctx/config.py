@@ -74,7 +74,7 @@ class RetrievalConfig:
     lexical_method: str = "bm25"
     """"bm25" (default: BM25 over the chunks, kept on disk in tantivy beside the index and
     updated per file; it ranks as the in-memory postings the quality figures were measured
-    with, 0.99 top-5 overlap, and SQLite FTS5 measured 10-170x slower: benchmarks/RESULTS.md)
+    with, 0.99 top-5 overlap, where SQLite FTS5 answered 20-180x slower: benchmarks/RESULTS.md)
     or "jaccard" (RepoCoder-style baseline)."""
     query_lines: int = 10
     """Lines before the cursor used as the lexical/dense query."""
