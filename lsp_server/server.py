@@ -19,12 +19,13 @@ in the library. What it adds is the editor plumbing:
   and generation run in worker threads, never on the event loop.
 
 `initializationOptions` is a repoctx configuration dict (snake_case or camelCase, see
-`repoctx.config.Config.from_dict`); bad options are reported with `window/showMessage` and
-the defaults are used. Bad input (unknown documents, binary or huge files, buffers holding a
-secret or files the secret and path policy refuses, positions outside the document, engine
-failures) gets an empty answer or a JSON-RPC error plus a `window/logMessage`; the server
-keeps running. A frame that cannot be delimited ends it with status 1 (see
-`lsp_server.framing`), so that the editor restarts it.
+`repoctx.config.Config.from_dict`), merged into the `--config` file's settings; bad options
+are reported with `window/showMessage` and that file's settings (or the defaults) are used.
+An engine that fails to load is shown with `window/showMessage` too. Bad input (unknown
+documents, binary or huge files, buffers holding a secret or files the secret and path policy
+refuses, positions outside the document, engine failures) gets an empty answer or a JSON-RPC
+error plus a `window/logMessage`; the server keeps running. A frame that cannot be delimited
+ends it with status 1 (see `lsp_server.framing`), so that the editor restarts it.
 """
 
 from __future__ import annotations
@@ -164,7 +165,8 @@ def locate(text: str, line: int, character: int, encoding: str = "utf-16") -> tu
 class RepoctxServer(LanguageServer):
     """The pygls server plus repoctx's state. Build it with `build_server`."""
 
-    def __init__(self, engine_factory: EngineFactory | None = None, repo_factory: RepoFactory | None = None) -> None:
+    def __init__(self, engine_factory: EngineFactory | None = None, repo_factory: RepoFactory | None = None,
+                 base_config: Config | None = None, startup_error: str = "") -> None:
         super().__init__(
             "repoctx",
             __version__,
@@ -173,7 +175,9 @@ class RepoctxServer(LanguageServer):
         )
         self.engine_factory = engine_factory or default_engine_factory
         self.repo_factory = repo_factory or default_repo_factory
-        self.config = Config()
+        self.base_config = base_config or Config()  # the --config file; the client's settings apply on top
+        self.config = Config.from_dict(self.base_config.to_dict())
+        self.startup_error = startup_error  # shown once after `initialized`; the server then does nothing
         self.root: Path | None = None
         self.repo: Any = None
         self.engine: ServedEngine | None = None
@@ -281,7 +285,9 @@ class RepoctxServer(LanguageServer):
             # The configured model name reads better than a file name, when the configured engine is in use.
             model = self.config.engine.model if name == self.config.engine.kind else getattr(self.engine, "model_name", "")
             engine = f"{name}:{model}" if model else name
-        if self.root is None and self.initialized:
+        if self.startup_error:
+            state, message = "error", self.startup_error
+        elif self.root is None and self.initialized:
             state, message = "error", "no workspace folder: open a folder to get repository-aware completions"
         elif self.engine_state == "error":
             state, message = "error", f"the engine failed to load: {self.engine_error}"
@@ -445,7 +451,8 @@ class RepoctxServer(LanguageServer):
             if exc is not None:
                 self.engine_state = "error"
                 self.engine_error = f"{type(exc).__name__}: {exc}" if not str(exc).startswith(type(exc).__name__) else str(exc)
-                self._log(types.MessageType.Error, f"the engine failed to load: {self.engine_error}")
+                # Shown, not only logged: without an engine there are no completions at all.
+                self._show_error(f"the engine failed to load: {self.engine_error}")
             else:
                 self.engine = ServedEngine(done.result(), self.config.completion.cache_size)
                 self.engine_state = "ready"
@@ -882,11 +889,13 @@ def _word_start(line_text: str, column: int) -> int:
     return start
 
 
-def build_server(engine_factory: EngineFactory | None = None, repo_factory: RepoFactory | None = None) -> RepoctxServer:
+def build_server(engine_factory: EngineFactory | None = None, repo_factory: RepoFactory | None = None,
+                 base_config: Config | None = None, startup_error: str = "") -> RepoctxServer:
     """The language server with its handlers. `engine_factory(config) -> Engine` replaces
     `repoctx.engines.create_engine` (tests, custom engines); `repo_factory(root, config)`
-    replaces `RepoContext`."""
-    server = RepoctxServer(engine_factory, repo_factory)
+    replaces `RepoContext`. `base_config` is the configuration the client's settings are
+    merged into; a `startup_error` is shown to the client instead of starting any work."""
+    server = RepoctxServer(engine_factory, repo_factory, base_config, startup_error)
 
     @server.feature(types.INITIALIZE)
     def initialize(ls: RepoctxServer, params: types.InitializeParams) -> None:
@@ -898,9 +907,11 @@ def build_server(engine_factory: EngineFactory | None = None, repo_factory: Repo
             try:
                 if not isinstance(options, dict):
                     raise ConfigError(f"initializationOptions must be an object, got {type(options).__name__}")
-                ls.config = Config.from_dict(options)
+                config = Config.from_dict(ls.base_config.to_dict())
+                config.update(options)
+                ls.config = config
             except (ConfigError, TypeError, ValueError, AttributeError) as exc:
-                ls.config = Config()
+                ls.config = Config.from_dict(ls.base_config.to_dict())
                 ls._show_error(f"invalid initializationOptions: {exc}; using the defaults")
         root = None
         candidates = [params.root_uri] + [folder.uri for folder in (params.workspace_folders or [])]
@@ -925,6 +936,10 @@ def build_server(engine_factory: EngineFactory | None = None, repo_factory: Repo
     async def initialized(ls: RepoctxServer, params: types.InitializedParams) -> None:
         ls.loop = asyncio.get_running_loop()
         ls.initialized = True
+        if ls.startup_error:
+            ls._show_error(ls.startup_error)
+            ls.send_status()
+            return
         if ls.root is None:
             ls._log(types.MessageType.Warning, "no workspace folder was given: completions are off")
             ls.send_status()
@@ -1070,19 +1085,3 @@ async def _register_watchers(ls: RepoctxServer) -> None:
         )
     except Exception as exc:
         ls._log(types.MessageType.Info, f"file watching not registered: {exc}")
-
-
-def main(tcp: bool = False, host: str = "127.0.0.1", port: int = 2087,
-         engine_factory: EngineFactory | None = None, log_level: str = "WARNING") -> int:
-    """Run the server on stdio (or TCP); returns the exit status."""
-    logging.basicConfig(level=getattr(logging, str(log_level).upper(), logging.WARNING), stream=sys.stderr,
-                        format="%(asctime)s %(name)s %(levelname)s: %(message)s")
-    server = build_server(engine_factory=engine_factory)
-    try:
-        if tcp:
-            server.start_tcp(host, port)
-        else:
-            server.start_io()
-    finally:
-        server.close()
-    return 0 if server.shutdown_requested else 1

@@ -154,9 +154,9 @@ def cmd_complete(args) -> int:
 
 
 def cmd_lsp(args) -> int:
-    from lsp_server.server import main as lsp_main
+    from lsp_server.launch import serve
 
-    return lsp_main(tcp=args.tcp, host=args.host, port=args.port)
+    return serve(args)
 
 
 def cmd_serve(args) -> int:
@@ -198,10 +198,10 @@ def build_parser() -> argparse.ArgumentParser:
     common(p, engine=True)
     p.set_defaults(func=cmd_complete)
 
+    from lsp_server.launch import add_arguments as add_lsp_arguments
+
     p = sub.add_parser("lsp", help="run the language server (stdio by default)")
-    p.add_argument("--tcp", action="store_true")
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=2087)
+    add_lsp_arguments(p)
     p.set_defaults(func=cmd_lsp)
 
     p = sub.add_parser("serve", help="run the HTTP completion service")
