@@ -4,6 +4,8 @@
 // `initializationOptions`, in answers to `workspace/configuration` for the section "repoctx",
 // and in `workspace/didChangeConfiguration`. It rejects keys it does not know, so only the
 // sections below are sent: `repoctx.server.*` and `repoctx.trace.*` belong to the editor.
+import * as fs from 'fs';
+import * as path from 'path';
 import * as vscode from 'vscode';
 
 /** The part of `vscode.WorkspaceConfiguration` this module reads. */
@@ -97,6 +99,49 @@ export function serverLaunch(settings: SettingsReader, context: LaunchContext): 
 	const expand = (text: string): string =>
 		context.workspaceFolder === undefined ? text : text.split('${workspaceFolder}').join(context.workspaceFolder);
 	return { command: expand(command), args: argList.map(expand) };
+}
+
+/**
+ * The file `command` runs, as the server's process would find it: a path (relative ones from
+ * `cwd`) or a name looked up on `PATH` (with `PATHEXT` on Windows); `undefined` when there is
+ * none, so that the user can be told how to install the server before anything is started.
+ */
+export function findExecutable(
+	command: string,
+	env: Record<string, string | undefined>,
+	cwd?: string,
+	platform: NodeJS.Platform = process.platform,
+): string | undefined {
+	const runnable = (file: string): boolean => {
+		try {
+			fs.accessSync(file, platform === 'win32' ? fs.constants.F_OK : fs.constants.X_OK);
+			return fs.statSync(file).isFile();
+		} catch {
+			return false;
+		}
+	};
+	const extensions = platform === 'win32' ? ['', ...(env.PATHEXT ?? '.COM;.EXE;.BAT;.CMD').split(';')] : [''];
+	if (command.includes('/') || (platform === 'win32' && command.includes('\\'))) {
+		const file = path.resolve(cwd ?? process.cwd(), command);
+		return extensions.map((ext) => file + ext).find(runnable);
+	}
+	const dirs = (env.PATH ?? env.Path ?? '').split(path.delimiter).filter((dir) => dir !== '');
+	for (const dir of dirs) {
+		const found = extensions.map((ext) => path.join(dir, command + ext)).find(runnable);
+		if (found) {
+			return found;
+		}
+	}
+	return undefined;
+}
+
+/** What to tell a user whose server command cannot be found. */
+export function missingServerMessage(command: string): string {
+	return (
+		`repoctx: the server command "${command}" was not found. Install repoctx with its model (in a checkout ` +
+		`of repoctx: python3 -m venv .venv && .venv/bin/pip install -e '.[model]') and set "repoctx.server.command" ` +
+		`to that executable, for example /path/to/repoctx/.venv/bin/repoctx; then run "repoctx: Restart Server".`
+	);
 }
 
 /** The `repoctx` settings of VS Code (optionally for one resource). */

@@ -1,13 +1,22 @@
 // The repoctx extension: starts `repoctx lsp` over stdio and wires it into VS Code.
 //
+// A server that cannot start is reported once, with the reason and the fix: a missing command
+// before anything is spawned, and a process that ends before it answered `initialize` with the
+// last lines it wrote to stderr (it is not restarted: it would only fail again). A server that
+// crashes after it ran is restarted as vscode-languageclient does by default.
+//
 // Ghost text comes from vscode-languageclient's built-in inline completion feature, which
 // registers an InlineCompletionItemProvider for `textDocument/inlineCompletion` as soon as the
 // server advertises `inlineCompletionProvider`. The middleware below only records where the
 // last completion was asked for, so that "Show Context" can ask `repoctx/context` about it.
 import * as path from 'path';
 import * as vscode from 'vscode';
+import * as readline from 'readline';
 import {
+	CloseAction,
+	CloseHandlerResult,
 	DidChangeConfigurationNotification,
+	ErrorHandler,
 	LanguageClient,
 	LanguageClientOptions,
 	ResponseError,
@@ -16,7 +25,16 @@ import {
 	TransportKind,
 } from 'vscode-languageclient/node';
 
-import { buildServerConfig, configurationForSection, needsRestart, readSettings, serverLaunch } from './config';
+import {
+	buildServerConfig,
+	configurationForSection,
+	findExecutable,
+	missingServerMessage,
+	needsRestart,
+	readSettings,
+	ServerLaunch,
+	serverLaunch,
+} from './config';
 import { ContextResult, renderContextMarkdown } from './contextView';
 import { ClientPhase, formatStatus, StatusParams } from './status';
 
@@ -36,6 +54,10 @@ export const LANGUAGE_IDS = [
 export const CONTEXT_SCHEME = 'repoctx-context';
 export const STATUS_NOTIFICATION = 'repoctx/status';
 export const CONTEXT_REQUEST = 'repoctx/context';
+/** Lines of the server's stderr kept to explain a failed start. */
+const STDERR_LINES = 40;
+/** How long to wait for the rest of a dead server's stderr before reporting it. */
+const STDERR_GRACE_MS = 1000;
 
 interface CompletionSite {
 	uri: vscode.Uri;
@@ -78,6 +100,12 @@ class Extension {
 	lastStatus: StatusParams | undefined;
 	lastCompletion: CompletionSite | undefined;
 	phase: ClientPhase = 'starting';
+	/** Why the last start failed (reported once per start). */
+	startFailure: string | undefined;
+	/** The current server process has answered `initialize`. */
+	everRunning = false;
+	stderrTail: string[] = [];
+	stderrDone: Promise<void> = Promise.resolve();
 	readonly output: vscode.LogOutputChannel;
 	readonly statusBarItem: vscode.StatusBarItem;
 	readonly contextDocuments = new ContextDocuments();
@@ -98,16 +126,27 @@ class Extension {
 	}
 
 	renderStatus(): void {
-		const view = formatStatus(this.lastStatus, this.phase);
+		const view = formatStatus(this.lastStatus, this.phase, this.startFailure);
 		this.statusBarItem.text = view.text;
 		this.statusBarItem.tooltip = view.tooltip;
 		this.statusBarItem.backgroundColor =
 			view.severity === 'normal' ? undefined : new vscode.ThemeColor(`statusBarItem.${view.severity}Background`);
 	}
 
-	createClient(): LanguageClient {
-		const launch = serverLaunch(readSettings(), { env: process.env, workspaceFolder: this.workspaceFolder() });
+	createClient(launch: ServerLaunch): LanguageClient {
 		this.output.info(`Starting ${[launch.command, ...launch.args].join(' ')}`);
+		let defaultHandler: ErrorHandler | undefined;
+		const errorHandler: ErrorHandler = {
+			error: (error, message, count) =>
+				(defaultHandler ??= client.createDefaultErrorHandler()).error(error, message, count),
+			closed: async (): Promise<CloseHandlerResult> => {
+				if (this.everRunning) {
+					return (defaultHandler ??= client.createDefaultErrorHandler()).closed();
+				}
+				await this.reportStartFailure(launch, 'the server stopped before it answered initialize');
+				return { action: CloseAction.DoNotRestart, handled: true };
+			},
+		};
 		const run = {
 			command: launch.command,
 			args: launch.args,
@@ -119,6 +158,24 @@ class Extension {
 			documentSelector: LANGUAGE_IDS.map((language) => ({ scheme: 'file', language })),
 			outputChannel: this.output,
 			initializationOptions: () => buildServerConfig(readSettings()),
+			errorHandler,
+			initializationFailedHandler: (error) => {
+				void this.reportStartFailure(launch, `initialize failed: ${errorMessage(error)}`);
+				return false;
+			},
+			stdioOptions: {
+				stdout: (input, channel) => {
+					readline.createInterface({ input, crlfDelay: Infinity }).on('line', (line) => channel.info(line));
+				},
+				stderr: (input, channel) => {
+					this.stderrDone = new Promise((resolve) => input.once('close', () => resolve()));
+					readline.createInterface({ input, crlfDelay: Infinity }).on('line', (line) => {
+						channel.error(line);
+						this.stderrTail.push(line);
+						this.stderrTail.splice(0, this.stderrTail.length - STDERR_LINES);
+					});
+				},
+			},
 			middleware: {
 				provideInlineCompletionItems: (document, position, context, token, next) => {
 					this.lastCompletion = { uri: document.uri, position, when: new Date() };
@@ -149,6 +206,7 @@ class Extension {
 		const client = new LanguageClient('repoctx', 'repoctx', serverOptions, clientOptions);
 		client.onDidChangeState((event) => {
 			this.phase = event.newState === State.Running ? 'running' : event.newState === State.Starting ? 'starting' : 'stopped';
+			this.everRunning ||= event.newState === State.Running;
 			if (event.newState !== State.Running) {
 				this.lastStatus = undefined;
 			}
@@ -165,25 +223,55 @@ class Extension {
 	}
 
 	async start(): Promise<void> {
-		this.client = this.createClient();
+		this.startFailure = undefined;
+		this.everRunning = false;
+		this.stderrTail = [];
+		this.stderrDone = Promise.resolve();
 		this.phase = 'starting';
 		this.renderStatus();
+		const launch = serverLaunch(readSettings(), { env: process.env, workspaceFolder: this.workspaceFolder() });
+		if (findExecutable(launch.command, process.env, this.workspaceFolder()) === undefined) {
+			this.client = undefined;
+			this.showStartFailure(missingServerMessage(launch.command));
+			return;
+		}
+		this.client = this.createClient(launch);
 		try {
 			await this.client.start();
 		} catch (error) {
-			this.phase = 'stopped';
-			this.renderStatus();
-			const launch = serverLaunch(readSettings(), { env: process.env, workspaceFolder: this.workspaceFolder() });
-			const message = `repoctx: could not start "${launch.command}": ${errorMessage(error)}`;
-			this.output.error(message);
-			void vscode.window.showErrorMessage(message, 'Open Settings', 'Show Log').then((choice) => {
-				if (choice === 'Open Settings') {
-					void vscode.commands.executeCommand('workbench.action.openSettings', 'repoctx.server');
-				} else if (choice === 'Show Log') {
-					this.output.show(true);
-				}
-			});
+			await this.reportStartFailure(launch, errorMessage(error));
 		}
+	}
+
+	/**
+	 * Reports a server that did not start, once: the last lines of its stderr (where argparse
+	 * and Python tracebacks end up) say why better than the client's own error does.
+	 */
+	async reportStartFailure(launch: ServerLaunch, reason: string): Promise<void> {
+		if (this.startFailure !== undefined) {
+			return;
+		}
+		this.startFailure = reason; // claimed now: the other paths that see the failure stay quiet
+		await Promise.race([this.stderrDone, new Promise((resolve) => setTimeout(resolve, STDERR_GRACE_MS))]);
+		// Continuation lines (indented) and argparse's usage line say less than the last lines do.
+		const said = this.stderrTail.filter((line) => /^\S/.test(line) && !line.startsWith('usage:')).slice(-2);
+		const why = said.length > 0 ? said.join(' ').slice(0, 600) : reason;
+		this.showStartFailure(`repoctx: the server could not start ("${[launch.command, ...launch.args].join(' ')}"): ${why}`);
+	}
+
+	showStartFailure(message: string): void {
+		this.startFailure = message;
+		this.phase = 'stopped';
+		this.lastStatus = undefined;
+		this.renderStatus();
+		this.output.error(message);
+		void vscode.window.showErrorMessage(message, 'Open Settings', 'Show Log').then((choice) => {
+			if (choice === 'Open Settings') {
+				void vscode.commands.executeCommand('workbench.action.openSettings', 'repoctx.server');
+			} else if (choice === 'Show Log') {
+				this.output.show(true);
+			}
+		});
 	}
 
 	async stop(): Promise<void> {

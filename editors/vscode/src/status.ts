@@ -40,9 +40,17 @@ function isCount(value: unknown): value is number {
 
 /**
  * What the status bar shows for the last `repoctx/status` (if any) and the client's state.
- * A stopped client wins over the last notification, which may be stale.
+ * A stopped client wins over the last notification, which may be stale; `failure` is why the
+ * server could not be started, when it could not.
  */
-export function formatStatus(status: StatusParams | undefined, phase: ClientPhase = 'running'): StatusView {
+export function formatStatus(status: StatusParams | undefined, phase: ClientPhase = 'running', failure?: string): StatusView {
+	if (phase === 'stopped' && failure) {
+		return {
+			text: `$(error) ${NAME}: not running`,
+			tooltip: `${failure}\nFix it, then run "repoctx: Restart Server". Click to show the log.`,
+			severity: 'error',
+		};
+	}
 	if (phase === 'stopped') {
 		return {
 			text: `$(circle-slash) ${NAME}`,

@@ -4,6 +4,8 @@
 
 const State = { Stopped: 1, Running: 2, Starting: 3 };
 const TransportKind = { stdio: 0, ipc: 1, pipe: 2, socket: 3 };
+const ErrorAction = { Continue: 1, Shutdown: 2 };
+const CloseAction = { DoNotRestart: 1, Restart: 2 };
 const DidChangeConfigurationNotification = { type: { method: 'workspace/didChangeConfiguration' }, method: 'workspace/didChangeConfiguration' };
 
 class ResponseError extends Error {
@@ -20,6 +22,8 @@ const behaviour = {
 	onRequest: () => null,
 	/** Error to throw from start(), if any. */
 	startError: undefined,
+	/** async (client) => void: runs inside start() before it succeeds; throw to fail the start. */
+	duringStart: undefined,
 };
 
 class LanguageClient {
@@ -63,11 +67,26 @@ class LanguageClient {
 			this._setState(State.Stopped);
 			throw behaviour.startError;
 		}
+		if (behaviour.duringStart) {
+			try {
+				await behaviour.duringStart(this);
+			} catch (error) {
+				this._setState(State.Stopped);
+				throw error;
+			}
+		}
 		this.initializationOptions =
 			typeof this.clientOptions.initializationOptions === 'function'
 				? this.clientOptions.initializationOptions()
 				: this.clientOptions.initializationOptions;
 		this._setState(State.Running);
+	}
+	/** The default error handler: restarts after a crash (as vscode-languageclient's does, up to a limit). */
+	createDefaultErrorHandler() {
+		return {
+			error: () => ({ action: ErrorAction.Continue }),
+			closed: () => ({ action: CloseAction.Restart }),
+		};
 	}
 	async stop() {
 		this._setState(State.Stopped);
@@ -89,12 +108,15 @@ function reset() {
 	instances.length = 0;
 	behaviour.onRequest = () => null;
 	behaviour.startError = undefined;
+	behaviour.duringStart = undefined;
 }
 
 module.exports = {
 	LanguageClient,
 	State,
 	TransportKind,
+	ErrorAction,
+	CloseAction,
 	DidChangeConfigurationNotification,
 	ResponseError,
 	__fake: { instances, behaviour, reset },

@@ -1,10 +1,14 @@
 import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
 import { beforeEach, describe, it } from 'node:test';
 import * as vscode from 'vscode';
 
 import {
 	buildServerConfig,
 	configurationForSection,
+	findExecutable,
 	needsRestart,
 	readSettings,
 	serverLaunch,
@@ -108,6 +112,31 @@ describe('serverLaunch', () => {
 	it('treats a blank command as the default and stringifies arguments', () => {
 		const launch = serverLaunch(reader({ 'server.command': ' ', 'server.args': ['lsp', 3] }), { env: {} });
 		assert.deepEqual(launch, { command: 'repoctx', args: ['lsp', '3'] });
+	});
+});
+
+describe('findExecutable', () => {
+	const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'repoctx-find-'));
+	const file = path.join(dir, 'bin', 'repoctx');
+	fs.mkdirSync(path.dirname(file));
+	fs.writeFileSync(file, '#!/bin/sh\n', { mode: 0o755 });
+	fs.writeFileSync(path.join(dir, 'bin', 'notes.txt'), 'not a program\n', { mode: 0o644 });
+
+	it('finds a name on PATH, and not one that is missing there', () => {
+		const env = { PATH: ['/nonexistent', path.join(dir, 'bin')].join(path.delimiter) };
+		assert.equal(findExecutable('repoctx', env, undefined, 'linux'), file);
+		assert.equal(findExecutable('repoctx', { PATH: '/nonexistent' }, undefined, 'linux'), undefined);
+	});
+
+	it('takes paths as they are, relative ones from the working directory', () => {
+		assert.equal(findExecutable(file, {}, undefined, 'linux'), file);
+		assert.equal(findExecutable('bin/repoctx', {}, dir, 'linux'), file);
+		assert.equal(findExecutable(path.join(dir, 'bin', 'missing'), {}, undefined, 'linux'), undefined);
+	});
+
+	it('does not take a directory or a file that cannot run', () => {
+		assert.equal(findExecutable(path.join(dir, 'bin'), {}, undefined, 'linux'), undefined);
+		assert.equal(findExecutable('notes.txt', { PATH: path.join(dir, 'bin') }, undefined, 'linux'), undefined);
 	});
 });
 

@@ -1,5 +1,9 @@
 // activate() against the fake `vscode` module and a fake language client.
 import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { Readable } from 'node:stream';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import * as vscode from 'vscode';
 import * as lc from 'vscode-languageclient/node';
@@ -20,6 +24,17 @@ function lastClient(): any {
 }
 
 const tick = () => new Promise((resolve) => setImmediate(resolve));
+
+// The extension checks that the server command exists before starting it: give it some.
+const bin = fs.mkdtempSync(path.join(os.tmpdir(), 'repoctx-ext-test-'));
+function executable(name: string): string {
+	const file = path.join(bin, name);
+	fs.mkdirSync(path.dirname(file), { recursive: true });
+	fs.writeFileSync(file, '#!/bin/sh\nexit 0\n', { mode: 0o755 });
+	return file;
+}
+executable('repoctx');
+process.env.PATH = `${bin}${path.delimiter}${process.env.PATH ?? ''}`;
 
 describe('activate', () => {
 	let context: any;
@@ -58,10 +73,11 @@ describe('activate', () => {
 		mock.state.settings['repoctx.engine.kind'] = 'http';
 		mock.state.settings['repoctx.engine.endpoint'] = 'https://completions.example.internal/v1';
 		mock.state.settings['repoctx.engine.apiKey'] = 'sk-team';
-		mock.state.settings['repoctx.server.command'] = '/opt/repoctx/bin/repoctx';
+		const command = executable('opt/repoctx/bin/repoctx');
+		mock.state.settings['repoctx.server.command'] = command;
 		await activate(context).ready;
 		const client = lastClient();
-		assert.equal(client.serverOptions.run.command, '/opt/repoctx/bin/repoctx');
+		assert.equal(client.serverOptions.run.command, command);
 		assert.deepEqual(client.initializationOptions, {
 			engine: { kind: 'http', endpoint: 'https://completions.example.internal/v1', apiKey: 'sk-team' },
 		});
@@ -128,12 +144,13 @@ describe('activate', () => {
 	it('restarts the server when its command changes', async () => {
 		await activate(context).ready;
 		const first = lastClient();
-		mock.changeSettings({ 'repoctx.server.command': '/other/repoctx' });
+		const other = executable('other/repoctx');
+		mock.changeSettings({ 'repoctx.server.command': other });
 		await tick();
 		await tick();
 		assert.equal(fake.instances.length, 2);
 		assert.equal(first.isRunning(), false);
-		assert.equal(lastClient().serverOptions.run.command, '/other/repoctx');
+		assert.equal(lastClient().serverOptions.run.command, other);
 	});
 
 	it('restartServer starts a new client', async () => {
@@ -206,7 +223,53 @@ describe('activate', () => {
 		await api.ready;
 		const error = mock.state.messages.find((m: any) => m.level === 'error');
 		assert.ok(error, 'no error message');
-		assert.match(error.message, /could not start "repoctx": spawn repoctx ENOENT/);
-		assert.equal((api.statusBarItem as any).text, '$(circle-slash) repoctx');
+		assert.match(error.message, /could not start \("repoctx lsp"\): spawn repoctx ENOENT/);
+		assert.equal((api.statusBarItem as any).text, '$(error) repoctx: not running');
+		assert.match((api.statusBarItem as any).tooltip, /spawn repoctx ENOENT/);
+	});
+
+	it('says how to install the server when its command is not found, and starts nothing', async () => {
+		mock.state.settings['repoctx.server.command'] = '/nowhere/bin/repoctx';
+		const api = activate(context);
+		await api.ready;
+		assert.equal(fake.instances.length, 0);
+		const errors = mock.state.messages.filter((m: any) => m.level === 'error');
+		assert.equal(errors.length, 1);
+		assert.match(errors[0].message, /"\/nowhere\/bin\/repoctx" was not found/);
+		assert.match(errors[0].message, /pip install -e '\.\[model\]'/);
+		assert.match(errors[0].message, /repoctx\.server\.command/);
+		assert.deepEqual(errors[0].items, ['Open Settings', 'Show Log']);
+		assert.equal((api.statusBarItem as any).text, '$(error) repoctx: not running');
+	});
+
+	it('reports a server that exits while starting once, with its stderr, and does not restart it', async () => {
+		let closed: any;
+		fake.behaviour.duringStart = async (client: any) => {
+			const stderr = Readable.from([
+				'usage: repoctx [-h] {index,context,complete,lsp,serve} ...\n',
+				'repoctx: error: unrecognized arguments: --stdio\n',
+			]);
+			client.clientOptions.stdioOptions.stderr(stderr, client.clientOptions.outputChannel);
+			// What vscode-languageclient does when the process ends during initialize.
+			closed = await client.clientOptions.errorHandler.closed();
+			assert.equal(client.clientOptions.initializationFailedHandler(new Error('Connection got disposed.')), false);
+			throw new Error('Connection got disposed.');
+		};
+		const api = activate(context);
+		await api.ready;
+		assert.deepEqual(closed, { action: lc.CloseAction.DoNotRestart, handled: true });
+		await new Promise((resolve) => setTimeout(resolve, 50));
+		const errors = mock.state.messages.filter((m: any) => m.level === 'error');
+		assert.equal(errors.length, 1, JSON.stringify(errors));
+		assert.match(errors[0].message, /could not start \("repoctx lsp"\): repoctx: error: unrecognized arguments: --stdio$/);
+		assert.equal(fake.instances.length, 1);
+		assert.equal((api.statusBarItem as any).text, '$(error) repoctx: not running');
+	});
+
+	it('restarts a server that crashes after it ran, as the language client does by default', async () => {
+		await activate(context).ready;
+		const client = lastClient();
+		assert.deepEqual(await client.clientOptions.errorHandler.closed(), { action: lc.CloseAction.Restart });
+		assert.equal(mock.state.messages.length, 0);
 	});
 });

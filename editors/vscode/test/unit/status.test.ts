@@ -52,6 +52,14 @@ describe('formatStatus', () => {
 		assert.equal(view.severity, 'error');
 	});
 
+	it('shows why the server could not start', () => {
+		const view = formatStatus(undefined, 'stopped', 'repoctx: the server command "repoctx" was not found.');
+		assert.equal(view.text, '$(error) repoctx: not running');
+		assert.match(view.tooltip, /was not found/);
+		assert.match(view.tooltip, /Restart Server/);
+		assert.equal(view.severity, 'error');
+	});
+
 	it('shows unknown states as a warning instead of failing', () => {
 		const view = formatStatus({ state: 'warming-up', message: 'loading model' });
 		assert.equal(view.text, '$(question) repoctx: warming-up');
