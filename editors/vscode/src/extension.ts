@@ -95,6 +95,19 @@ class ContextDocuments implements vscode.TextDocumentContentProvider {
 
 let current: Extension | undefined;
 
+/**
+ * vscode-languageclient's client, except that while the server starts its own error pop-ups
+ * ("couldn't create connection to server") only go to the log: the extension reports a
+ * failed start itself, once, with the server's reason.
+ */
+class RepoctxClient extends LanguageClient {
+	quiet: () => boolean = () => false;
+
+	override error(message: string, data?: unknown, showNotification?: boolean | 'force'): void {
+		super.error(message, data, this.quiet() ? false : showNotification);
+	}
+}
+
 class Extension {
 	client: LanguageClient | undefined;
 	lastStatus: StatusParams | undefined;
@@ -203,7 +216,8 @@ class Extension {
 				},
 			},
 		};
-		const client = new LanguageClient('repoctx', 'repoctx', serverOptions, clientOptions);
+		const client = new RepoctxClient('repoctx', 'repoctx', serverOptions, clientOptions);
+		client.quiet = () => !this.everRunning;
 		client.onDidChangeState((event) => {
 			this.phase = event.newState === State.Running ? 'running' : event.newState === State.Starting ? 'starting' : 'stopped';
 			this.everRunning ||= event.newState === State.Running;

@@ -75,7 +75,9 @@ export function formatStatus(status: StatusParams | undefined, phase: ClientPhas
 			const done = isCount(status.files_indexed) ? Math.floor(status.files_indexed) : undefined;
 			const total = isCount(status.files_total) ? Math.floor(status.files_total) : undefined;
 			const counts = done !== undefined && total !== undefined ? ` ${done}/${total}` : done !== undefined ? ` ${done}` : '';
-			text = `$(sync~spin) ${NAME}: indexing${counts}`;
+			// Every file indexed but still busy: the model is loading; say so rather than "indexing 3/3".
+			const indexed = done !== undefined && total !== undefined && done >= total;
+			text = indexed && status.message ? `$(sync~spin) ${NAME}: ${String(status.message)}` : `$(sync~spin) ${NAME}: indexing${counts}`;
 			lines.push(`${NAME}: indexing the repository${counts ? ` (${counts.trim()} files)` : ''}`);
 			break;
 		}

@@ -81,6 +81,13 @@ class LanguageClient {
 				: this.clientOptions.initializationOptions;
 		this._setState(State.Running);
 	}
+	/** Logs an error; pop-ups are recorded in `shownErrors`. */
+	error(message, data, showNotification = true) {
+		(this.loggedErrors ??= []).push(message);
+		if (showNotification) {
+			(this.shownErrors ??= []).push(message);
+		}
+	}
 	/** The default error handler: restarts after a crash (as vscode-languageclient's does, up to a limit). */
 	createDefaultErrorHandler() {
 		return {

@@ -253,6 +253,9 @@ describe('activate', () => {
 			// What vscode-languageclient does when the process ends during initialize.
 			closed = await client.clientOptions.errorHandler.closed();
 			assert.equal(client.clientOptions.initializationFailedHandler(new Error('Connection got disposed.')), false);
+			// vscode-languageclient's own pop-up for the failed start stays in the log.
+			client.error("repoctx client: couldn't create connection to server.", undefined, 'force');
+			assert.deepEqual(client.shownErrors ?? [], []);
 			throw new Error('Connection got disposed.');
 		};
 		const api = activate(context);
@@ -271,5 +274,7 @@ describe('activate', () => {
 		const client = lastClient();
 		assert.deepEqual(await client.clientOptions.errorHandler.closed(), { action: lc.CloseAction.Restart });
 		assert.equal(mock.state.messages.length, 0);
+		client.error('Server crashed', undefined, 'force'); // its pop-ups are shown once it ran
+		assert.deepEqual(client.shownErrors, ['Server crashed']);
 	});
 });

@@ -19,6 +19,11 @@ describe('formatStatus', () => {
 		assert.equal(view.severity, 'normal');
 	});
 
+	it('says what it waits for once every file is indexed (the model loading)', () => {
+		const view = formatStatus({ state: 'indexing', message: 'loading qwen2.5-coder-0.5b', files_indexed: 3, files_total: 3 });
+		assert.equal(view.text, '$(sync~spin) repoctx: loading qwen2.5-coder-0.5b');
+	});
+
 	it('shows indexing without counts when the server sends none', () => {
 		assert.equal(formatStatus({ state: 'indexing', message: '' }).text, '$(sync~spin) repoctx: indexing');
 	});
