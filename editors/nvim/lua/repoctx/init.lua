@@ -128,6 +128,16 @@ function M.resolve_cmd()
   return { 'repoctx', 'lsp' }
 end
 
+--- What to tell a user whose server command cannot be found.
+---@param program string
+---@return string
+function M.missing_server_message(program)
+  return ('repoctx: the server command "%s" was not found. Install repoctx with its model (in a checkout of '
+    .. "repoctx: python3 -m venv .venv && .venv/bin/pip install -e '.[model]') and give its path: "
+    .. "require('repoctx').setup({ cmd = { '/path/to/repoctx/.venv/bin/repoctx', 'lsp' } }) or $REPOCTX_CMD. "
+    .. 'See :checkhealth repoctx'):format(program)
+end
+
 --- The repoctx client attached to a buffer.
 ---@param bufnr? integer
 ---@return vim.lsp.Client?
@@ -486,11 +496,23 @@ function M.attach(bufnr)
     )
     return nil
   end
+  local cmd = M.resolve_cmd()
+  if type(cmd) == 'table' and vim.fn.executable(cmd[1]) ~= 1 then
+    local message = M.missing_server_message(cmd[1])
+    if M.state.last_error ~= message then -- once, not for every buffer that opens
+      -- Scheduled: an error echoed inside the FileType autocmd would be shown as a Lua traceback.
+      vim.schedule(function()
+        vim.notify(message, vim.log.levels.ERROR)
+      end)
+    end
+    M.state.last_error = message
+    return nil
+  end
   local builtin = M.uses_builtin()
   local settings = M.server_settings()
   return vim.lsp.start({
     name = 'repoctx',
-    cmd = M.resolve_cmd(),
+    cmd = cmd,
     root_dir = root,
     init_options = settings,
     settings = { repoctx = settings },
@@ -508,7 +530,7 @@ function M.attach(bufnr)
     on_exit = function(code, signal, client_id)
       M.state.status[client_id] = nil
       if code ~= 0 and signal ~= 15 then
-        log_error(('the server exited with code %d (signal %d)'):format(code, signal or 0))
+        log_error(('the server exited with code %d (signal %d); its error is in :LspLog'):format(code, signal or 0))
       end
     end,
   }, { bufnr = bufnr })
