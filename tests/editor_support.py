@@ -36,6 +36,7 @@ from tests.helpers import make_repo
 
 ROOT = Path(__file__).resolve().parent.parent
 E2E = ROOT / "editors" / "testing" / "e2e"
+EXTENSION = ROOT / "editors" / "vscode"
 SHOP = ROOT / "examples" / "shop"
 QWEN = "qwen2.5-coder-0.5b"
 
@@ -54,6 +55,13 @@ def unavailable(reason: str) -> None:
     if os.environ.get("REPOCTX_REQUIRE_EDITOR_TESTS") == "1":
         pytest.fail(f"{reason} (REPOCTX_REQUIRE_EDITOR_TESTS=1)", pytrace=False)
     pytest.skip(reason)
+
+
+def npm(*args: str, env: dict[str, str] | None = None, timeout: int = 900) -> str:
+    """`npm ARGS` in editors/vscode; its output, or the test fails with it."""
+    result = subprocess.run(["npm", *args], cwd=EXTENSION, capture_output=True, text=True, env=env, timeout=timeout)
+    assert result.returncode == 0, f"npm {' '.join(args)} failed:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
+    return result.stdout
 
 
 def cache_dir() -> Path:

@@ -44,22 +44,8 @@ from tests.editor_support import (
 
 pytestmark = [pytest.mark.model, pytest.mark.slow]
 
-EXT = ROOT / "editors" / "vscode"
 DRIVER = ROOT / "editors" / "testing" / "e2e" / "vscode.mjs"
 CALC_LINE = 8  # `    return calc.` in shop/checkout.py (1-based, as VS Code's Go to Line takes it)
-
-
-def _npm(*args: str) -> None:
-    result = subprocess.run(["npm", *args], cwd=EXT, capture_output=True, text=True, timeout=900)
-    assert result.returncode == 0, f"npm {' '.join(args)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
-
-
-def _package_extension() -> Path:
-    _npm("ci", "--no-audit", "--no-fund")
-    _npm("run", "package")
-    vsix = EXT / "repoctx.vsix"
-    assert vsix.exists()
-    return vsix
 
 
 def _code_server(tools: Path, home: Path, env: dict[str, str]) -> tuple[subprocess.Popen, str]:
@@ -96,12 +82,12 @@ def _stop(process: subprocess.Popen) -> None:
 
 
 @pytest.fixture(scope="module")
-def vscode_run(tmp_path_factory):
+def vscode_run(tmp_path_factory, request):
     missing = model_missing(QWEN)
     if missing:
         unavailable(missing)
     tools = editor_tools()
-    vsix = _package_extension()
+    vsix = request.getfixturevalue("vscode_vsix")  # after the checks above: no build for a skipped test
     home = tmp_path_factory.mktemp("vscode")
     shots = artefact_dir(tmp_path_factory, "vscode-screenshots", "VS Code screenshots")
     env = {**os.environ}

@@ -1,44 +1,29 @@
 """The VS Code extension builds, passes its unit tests, packages a .vsix, and speaks
-the protocol to the real server (via vscode-languageserver-protocol, as VS Code does)."""
+the protocol to the real server (via vscode-languageserver-protocol, as VS Code does).
+The extension in real VS Code: tests/test_vscode_e2e.py."""
 
 import os
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-EXT = Path(__file__).resolve().parents[1] / "editors" / "vscode"
+from tests.editor_support import npm
 
 pytestmark = pytest.mark.skipif(shutil.which("npm") is None, reason="npm is not installed")
 
 
-def npm(*args, env=None, timeout=900):
-    result = subprocess.run(["npm", *args], cwd=EXT, capture_output=True, text=True, env=env, timeout=timeout)
-    assert result.returncode == 0, f"npm {' '.join(args)} failed:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
-    return result.stdout
-
-
-@pytest.fixture(scope="module")
-def built():
-    npm("ci", "--no-audit", "--no-fund")
-    npm("run", "compile")
-    return EXT
-
-
-def test_unit_tests_pass(built):
+def test_unit_tests_pass(vscode_extension):
     out = npm("test")
     assert "# fail 0" in out and "# pass 0" not in out, out[-2000:]
 
 
-def test_vsix_is_packaged(built):
-    npm("run", "package")
-    vsix = list(EXT.glob("*.vsix"))
-    assert vsix and vsix[0].stat().st_size > 10_000
+def test_vsix_is_packaged(vscode_vsix):
+    assert vscode_vsix.stat().st_size > 10_000
 
 
-def test_protocol_against_the_real_server(built):
+def test_protocol_against_the_real_server(vscode_extension):
     from repoctx.models import ModelError, smollm_path
 
     try:
