@@ -80,7 +80,7 @@ def serve(args: argparse.Namespace, engine_factory: Any = None) -> int:
             finally:
                 stream.close()
         else:
-            server.start_io()
+            server.start_io()  # the protocol on a private copy of stdout (lsp_server.framing)
     finally:
         server.close()
     return 0 if server.shutdown_requested else 1

@@ -177,6 +177,18 @@ def model_missing(name: str = QWEN) -> str | None:
     return None
 
 
+def isolated_env(home: Path, **extra: str) -> dict[str, str]:
+    """This environment with the XDG folders under `home` (no user settings, state or caches of
+    the editors), except repoctx's model cache: the built-in model is joined and measured once
+    per machine, not once per test."""
+    from repoctx.models import model_cache_dir
+
+    env = {**os.environ, "REPOCTX_MODEL_CACHE": str(model_cache_dir()), **extra}
+    for name in ("CONFIG", "DATA", "STATE", "CACHE"):
+        env[f"XDG_{name}_HOME"] = str(home / "xdg" / name.lower())
+    return env
+
+
 def shop_repo(parent: Path, extra: dict[str, str] | None = None) -> Path:
     """examples/shop as a git repository of its own under `parent`."""
     files = {path.relative_to(SHOP).as_posix(): path.read_text() for path in SHOP.rglob("*.py")}

@@ -8,7 +8,9 @@ configuration the client sends as initializationOptions:
   the text of the first rule whose needle occurs in the prompt wins over ``script``;
 * ``token_ms``: delay per streamed token (4 characters);
 * ``fail_marker``: a string that, when found in the prompt, makes `generate` raise;
-* ``load_ms``: how long loading takes; ``load_fail``: loading raises;
+* ``load_ms``: how long loading takes; ``load_fail``: loading raises; ``silence_ms``: while
+  loading, file descriptors 1 and 2 point at /dev/null for this long, as llama-cpp-python's
+  model loader does (verbose=False);
 * ``stats_file``: one JSON line per generation is appended there: tokens emitted, tokens
   emitted after the `CancelToken` was set, the finish reason, timings.
 
@@ -108,9 +110,26 @@ class ScriptedEngine:
         pass
 
 
+def _silenced(seconds: float) -> None:
+    """What llama-cpp-python's `suppress_stdout_stderr` does around a model load, for `seconds`."""
+    saved = [os.dup(1), os.dup(2)]
+    with open(os.devnull, "wb") as null:
+        os.dup2(null.fileno(), 1)
+        os.dup2(null.fileno(), 2)
+    try:
+        time.sleep(seconds)
+    finally:
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        for fd in saved:
+            os.close(fd)
+
+
 def scripted_engine(config: Any) -> ScriptedEngine:
     """Engine factory for the server: the script comes from `config.engine.extra`."""
     extra = dict(config.engine.extra or {})
+    if extra.get("silence_ms"):
+        _silenced(float(extra["silence_ms"]) / 1000)
     if extra.get("load_ms"):
         time.sleep(float(extra["load_ms"]) / 1000)
     if extra.get("load_fail"):

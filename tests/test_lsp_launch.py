@@ -259,3 +259,20 @@ def test_a_missing_model_extra_is_shown_once_with_the_install_command(repo, tmp_
         assert lsp.alive()
     finally:
         assert lsp.stop() == 0
+
+
+def test_protocol_messages_survive_a_library_that_silences_stdout(repo, tmp_path):
+    """llama-cpp-python points fd 1 at /dev/null while it loads a model, in a background thread of
+    the server; the indexing that finishes meanwhile must still reach the editor (its log, the end
+    of its progress and the status), or the editor waits for "ready" forever."""
+    lsp = LspSession(command=[*SCRIPTED, "--stdio"])
+    try:
+        lsp.initialize(repo, scripted_options(tmp_path, silence_ms=4000), wait_ready=False)
+        assert lsp.wait_for(lambda: lsp.statuses and lsp.statuses[-1]["state"] == "ready", 60), lsp.statuses
+        assert lsp.wait_for(lambda: any(log["message"].startswith("repoctx: indexed") for log in lsp.logs), 10), lsp.logs
+        assert any(item["value"].get("kind") == "end" for item in lsp.progress), lsp.progress
+        # Nothing the server wrote while it was silenced was lost: the protocol stays intact.
+        uri = lsp.open(repo / "shop" / "checkout.py", CHECKOUT)
+        assert lsp.inline(uri, CALC_LINE, CALC_COL) == ["pass"]
+    finally:
+        assert lsp.stop() == 0

@@ -13,7 +13,6 @@ the test run.
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 import time
@@ -27,6 +26,7 @@ from tests.editor_support import (
     artefact_dir,
     ensure_apt,
     find_nvim,
+    isolated_env,
     model_missing,
     repoctx_command,
     shop_repo,
@@ -127,9 +127,7 @@ def terminal(tmp_path_factory):
         unavailable(missing)
     ensure_apt("tmux")
     home = tmp_path_factory.mktemp("nvim-terminal")
-    env = {**os.environ, "COLORTERM": "truecolor"}
-    for name in ("CONFIG", "DATA", "STATE", "CACHE"):  # no user configuration, swap files or shada
-        env[f"XDG_{name}_HOME"] = str(home / "xdg" / name.lower())
+    env = isolated_env(home, COLORTERM="truecolor")  # no user configuration, swap files or shada
     term = Terminal(home, env)
     yield term, home
     term.kill()

@@ -36,6 +36,7 @@ from tests.editor_support import (
     ROOT,
     artefact_dir,
     editor_tools,
+    isolated_env,
     model_missing,
     repoctx_command,
     shop_repo,
@@ -90,9 +91,7 @@ def vscode_run(tmp_path_factory, request):
     vsix = request.getfixturevalue("vscode_vsix")  # after the checks above: no build for a skipped test
     home = tmp_path_factory.mktemp("vscode")
     shots = artefact_dir(tmp_path_factory, "vscode-screenshots", "VS Code screenshots")
-    env = {**os.environ}
-    for name in ("CONFIG", "DATA", "CACHE", "STATE"):
-        env[f"XDG_{name}_HOME"] = str(home / "xdg" / name.lower())
+    env = isolated_env(home)
     (home / "config.yaml").write_text("auth: none\ncert: false\n")
     install = subprocess.run(
         [str(tools / "node_modules" / ".bin" / "code-server"), "--user-data-dir", str(home / "data"),
