@@ -500,10 +500,9 @@ function M.attach(bufnr)
   if type(cmd) == 'table' and vim.fn.executable(cmd[1]) ~= 1 then
     local message = M.missing_server_message(cmd[1])
     if M.state.last_error ~= message then -- once, not for every buffer that opens
-      -- Scheduled: an error echoed inside the FileType autocmd would be shown as a Lua traceback.
-      vim.schedule(function()
-        vim.notify(message, vim.log.levels.ERROR)
-      end)
+      -- A warning: an error echoed inside the FileType autocmd is shown as a Lua traceback, and a
+      -- scheduled one may wait for the first key press at start-up.
+      vim.notify(message, vim.log.levels.WARN)
     end
     M.state.last_error = message
     return nil
