@@ -10,8 +10,9 @@
   one folder per lock file. playwright-core downloads no browser; the tests point it at the
   Debian chromium.
 * The example repository as a git repository (`shop_repo`), the server command of this Python
-  environment (`repoctx_command`), and a folder for screenshots that the test run names at
-  its end (`artefact_dir`).
+  environment (`repoctx_command`), an environment without the user's editor settings
+  (`isolated_env`), and a folder for screenshots that the test run names at its end
+  (`artefact_dir`, under ``$REPOCTX_TEST_ARTEFACTS`` when set).
 
 Missing prerequisites skip the tests, unless ``REPOCTX_REQUIRE_EDITOR_TESTS=1`` (set by
 ``.ci/run``), where they fail: CI must run the editors, not skip them.
@@ -210,6 +211,13 @@ def repoctx_command(folder: Path, log: Path | None = None) -> Path:
 
 
 def artefact_dir(tmp_path_factory: pytest.TempPathFactory, name: str, what: str) -> Path:
-    folder = tmp_path_factory.mktemp(name)
+    """A folder for screenshots: under ``$REPOCTX_TEST_ARTEFACTS`` when set (pytest keeps only its
+    last three temporary folders), else under pytest's; named at the end of the test run."""
+    if os.environ.get("REPOCTX_TEST_ARTEFACTS"):
+        base = Path(os.environ["REPOCTX_TEST_ARTEFACTS"])
+        base.mkdir(parents=True, exist_ok=True)
+        folder = Path(tempfile.mkdtemp(prefix=f"{name}-", dir=base))
+    else:
+        folder = tmp_path_factory.mktemp(name)
     ARTEFACTS.append((what, folder))
     return folder
