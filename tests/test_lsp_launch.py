@@ -150,11 +150,9 @@ def _start(args: list[str]) -> subprocess.Popen:
                             stderr=subprocess.PIPE, env={**os.environ, "PYTHONPATH": str(ROOT)})
 
 
-def test_socket_transport_connects_to_the_listening_client(repo, tmp_path):
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
+def _serve_one_client(listener: socket.socket, args: list[str], repo: Path, tmp_path: Path) -> None:
     client = _ListeningClient(listener)
-    server = _start([f"--socket={listener.getsockname()[1]}"])
+    server = _start(args)
     try:
         _session_over(client, server, repo, tmp_path)
     finally:
@@ -164,6 +162,12 @@ def test_socket_transport_connects_to_the_listening_client(repo, tmp_path):
         stderr = server.stderr.read().decode() if server.stderr else ""
         server.wait(10)
     assert server.returncode == 0, stderr
+
+
+def test_socket_transport_connects_to_the_listening_client(repo, tmp_path):
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    _serve_one_client(listener, [f"--socket={listener.getsockname()[1]}"], repo, tmp_path)
 
 
 @pytest.mark.skipif(not hasattr(socket, "AF_UNIX"), reason="no Unix domain sockets")
@@ -171,17 +175,7 @@ def test_pipe_transport_connects_to_the_clients_unix_socket(repo, tmp_path):
     path = tmp_path / "repoctx.sock"
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     listener.bind(str(path))
-    client = _ListeningClient(listener)
-    server = _start([f"--pipe={path}"])
-    try:
-        _session_over(client, server, repo, tmp_path)
-    finally:
-        client.close()
-        if server.poll() is None:
-            server.kill()
-        stderr = server.stderr.read().decode() if server.stderr else ""
-        server.wait(10)
-    assert server.returncode == 0, stderr
+    _serve_one_client(listener, [f"--pipe={path}"], repo, tmp_path)
 
 
 def test_config_file_is_the_base_and_the_editor_settings_apply_on_top(repo, tmp_path):

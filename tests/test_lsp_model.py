@@ -10,37 +10,21 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import make_repo
+from tests.editor_support import model_missing, shop_repo
 from tests.lsp_support import LspSession
 
 pytestmark = [pytest.mark.model, pytest.mark.slow]
 
-SHOP = Path(__file__).resolve().parent.parent / "examples" / "shop"
 MODEL = "qwen2.5-coder-0.5b"
-
-
-def _model_missing() -> str | None:
-    try:
-        import llama_cpp  # noqa: F401
-    except ImportError:
-        return "llama-cpp-python is not installed (pip install 'repoctx[model]')"
-    try:
-        from repoctx.models import resolve_model
-
-        resolve_model(MODEL)
-    except Exception as exc:  # ModelError with the pip hint
-        return f"the {MODEL} model is not installed (pip install 'repoctx[model]'): {exc}"
-    return None
 
 
 @pytest.fixture(scope="module")
 def shop(tmp_path_factory) -> Path:
-    files = {path.relative_to(SHOP).as_posix(): path.read_text() for path in SHOP.rglob("*.py")}
-    return make_repo(tmp_path_factory.mktemp("shop"), files)
+    return shop_repo(tmp_path_factory.mktemp("shop"))
 
 
 def test_real_model_completes_with_the_cross_file_method(shop):
-    missing = _model_missing()
+    missing = model_missing(MODEL)
     if missing:
         pytest.skip(missing)
     checkout = shop / "shop" / "checkout.py"

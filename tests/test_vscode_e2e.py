@@ -163,6 +163,13 @@ def _starts_in(run: dict, name: str) -> list[str]:
     return [line for line in run["starts"] if line.split(" ", 1)[0] == folder]
 
 
+def _the_one_notification(report: dict, about: str) -> str:
+    """The notification about `about`, which must be the only one from repoctx."""
+    mentions = [message for message in report["notifications"] if "repoctx" in message]
+    assert len(mentions) == 1 and about in mentions[0], report["notifications"]
+    return mentions[0]
+
+
 def test_ghost_text_with_the_cross_file_method_and_tab_accepts_it(vscode_run):
     report = _report(vscode_run, "shop")
     assert report["ghost"].startswith("total_with_tax("), report
@@ -188,18 +195,15 @@ def test_context_view_lists_the_snippet_from_the_other_file(vscode_run):
 
 def test_a_model_that_does_not_exist_is_reported_once(vscode_run):
     report = _report(vscode_run, "bad-model")
-    mentions = [message for message in report["notifications"] if "failed to load" in message]
-    assert len(mentions) == 1, report["notifications"]
-    assert str(vscode_run["missing_model"]) in mentions[0]
+    assert str(vscode_run["missing_model"]) in _the_one_notification(report, "the engine failed to load")
     assert "repoctx: error" in report["status"], report["status"]
     assert len(_starts_in(vscode_run, "bad-model")) == 1
 
 
 def test_a_server_that_exits_at_start_is_reported_once_and_not_restarted(vscode_run):
     report = _report(vscode_run, "bad-arguments")
-    mentions = [message for message in report["notifications"] if "repoctx" in message]
-    assert len(mentions) == 1, report["notifications"]
-    assert "could not start" in mentions[0] and "unrecognized arguments: --no-such-option" in mentions[0], mentions
+    message = _the_one_notification(report, "the server could not start")
+    assert message.endswith("repoctx: error: unrecognized arguments: --no-such-option"), message
     assert "repoctx: not running" in report["status"], report["status"]
     assert _starts_in(vscode_run, "bad-arguments") == [
         f"{vscode_run['scenarios']['bad-arguments']['folder']} lsp --no-such-option --stdio"]
@@ -207,7 +211,5 @@ def test_a_server_that_exits_at_start_is_reported_once_and_not_restarted(vscode_
 
 def test_a_missing_server_command_says_how_to_install_it(vscode_run):
     report = _report(vscode_run, "missing-command")
-    mentions = [message for message in report["notifications"] if "repoctx" in message]
-    assert len(mentions) == 1, report["notifications"]
-    assert "was not found" in mentions[0] and "pip install" in mentions[0], mentions
+    assert "pip install" in _the_one_notification(report, "was not found")
     assert "repoctx: not running" in report["status"], report["status"]
