@@ -101,6 +101,10 @@ def vscode_run(tmp_path_factory, request):
 
     starts = home / "server-starts.log"
     command = repoctx_command(home / "bin", starts)
+    # The command is a machine-scoped setting: code-server's windows are remote ones, which read it
+    # from the machine's settings (data/Machine) once those are loaded, else from the user's.
+    (home / "data" / "Machine").mkdir(parents=True, exist_ok=True)
+    (home / "data" / "Machine" / "settings.json").write_text(json.dumps({"repoctx.server.command": str(command)}))
     (home / "data" / "User").mkdir(parents=True, exist_ok=True)
     (home / "data" / "User" / "settings.json").write_text(json.dumps({
         "repoctx.server.command": str(command),
