@@ -13,7 +13,7 @@ import pytest
 from repoctx.config import EngineConfig
 from repoctx.engines import create_engine
 from repoctx.engines.base import CancelToken, EngineError, GenerationRequest
-from repoctx.engines.http import HttpEngine, completions_url
+from repoctx.engines.http import HttpEngine, UpstreamError, completions_url
 from repoctx.tokenizer import ByteTokenizer
 
 API_KEY = "test-key-123"
@@ -98,6 +98,11 @@ class _Server:
                 self._start_sse()
                 self._chunk("first")
                 time.sleep(5)
+
+            def _truncated(self, body: dict) -> None:  # the server dies mid-answer: no finish, no [DONE]
+                self._start_sse()
+                self._chunk("par")
+                self._chunk("tial")
 
             def _broken(self, body: dict) -> None:
                 self._start_sse()
@@ -220,6 +225,16 @@ def test_http_error_and_auth_and_malformed(server):
         _engine(server).generate(GenerationRequest("broken: x"))
     with pytest.raises(EngineError, match="malformed.*choices"):
         _engine(server).generate(GenerationRequest("nochoices: x"))
+
+
+def test_stream_that_ends_unfinished_is_an_error_not_a_short_completion(server):
+    """A stream closed before its finish reason or [DONE] (the server died) must not pass
+    for a complete answer: it raises, so a caller can retry or report the failure."""
+    seen: list[str] = []
+    with pytest.raises(UpstreamError, match="ended before the completion finished") as caught:
+        _engine(server).generate(GenerationRequest("truncated: x"), on_text=seen.append)
+    assert caught.value.down
+    assert "".join(seen) == "partial"
 
 
 def test_non_streaming_answer(server):

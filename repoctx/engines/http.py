@@ -4,6 +4,11 @@ Standard library only. The request streams (server-sent events); a watcher threa
 socket down as soon as the `CancelToken` fires or the timeout passes, so neither a cancel
 nor a stalled server can leave the caller waiting, and the server sees the connection close
 (vLLM and llama.cpp server abort the request then).
+
+Failures that say the server itself is gone or overloaded (connection refused or reset, a
+stream that ends before its finish, HTTP 502/503/504) raise `UpstreamError`, so that a pool
+of servers (`repoctx.engines.pool`) can retry the request on another one and mark this one
+down; everything else (a bad key, a malformed answer, a timeout) stays an `EngineError`.
 """
 
 from __future__ import annotations
@@ -26,6 +31,21 @@ DEFAULT_HTTP_WINDOW = 8192
 """Window assumed for a remote model when `EngineConfig.context_window` is 0."""
 
 
+class UpstreamError(EngineError):
+    """The server could not be reached, broke off its answer or said it is unavailable.
+
+    `down` is True when the server looks dead (nothing listens, the connection was reset or
+    closed mid-answer), False when it answered but refused for now (502, 503, 504)."""
+
+    def __init__(self, message: str, down: bool = True) -> None:
+        super().__init__(message)
+        self.down = down
+
+
+RETRYABLE_STATUSES = (502, 503, 504)
+"""Statuses of an overloaded or restarting server (or of a proxy in front of a dead one)."""
+
+
 def completions_url(endpoint: str) -> str:
     """``http://host:port`` / ``.../v1`` / ``.../v1/completions`` -> the completions URL."""
     url = endpoint.strip().rstrip("/")
@@ -38,6 +58,11 @@ def completions_url(endpoint: str) -> str:
     if url.endswith("/v1"):
         return url + "/completions"
     return url + "/v1/completions"
+
+
+def models_url(endpoint: str) -> str:
+    """The ``/v1/models`` URL beside the completions URL of `endpoint` (the health check)."""
+    return completions_url(endpoint).removesuffix("/completions") + "/models"
 
 
 class HttpEngine:
@@ -53,6 +78,7 @@ class HttpEngine:
         self._host = parts.hostname
         self._port = parts.port or (443 if parts.scheme == "https" else 80)
         self._path = parts.path + (f"?{parts.query}" if parts.query else "")
+        self._models_path = parts.path.removesuffix("/completions") + "/models"
         self.tokenizer: Tokenizer = tokenizer or ByteTokenizer()
         self.context_window = int(config.context_window or DEFAULT_HTTP_WINDOW)
         self.model_name = config.model
@@ -105,7 +131,7 @@ class HttpEngine:
         watcher = threading.Thread(target=watch, name="repoctx-http-cancel", daemon=True)
         watcher.start()
         stream = StopStream(request.stop, on_text)
-        state: dict[str, Any] = {"finish": "length", "chunks": 0, "usage": None, "timings": None}
+        state: dict[str, Any] = {"finish": "length", "finished": False, "chunks": 0, "usage": None, "timings": None}
         first: float | None = None
         try:
             try:
@@ -116,40 +142,52 @@ class HttpEngine:
                 conn.request("POST", self._path, body=json.dumps(body).encode("utf-8"), headers=headers)
                 response = conn.getresponse()
             except ConnectionRefusedError as exc:
-                raise EngineError(f"cannot connect to {self.url}: connection refused (is the server running?)") from exc
+                raise UpstreamError(f"cannot connect to {self.url}: connection refused (is the server running?)") from exc
             except TimeoutError as exc:
                 raise EngineError(f"request to {self.url} timed out after {deadline.timeout_s:g} s") from exc
             except (OSError, http.client.HTTPException) as exc:
                 if aborted:
                     return self._aborted(aborted[0], request, stream, state, start, first, deadline)
-                raise EngineError(f"cannot reach {self.url}: {type(exc).__name__}: {exc}") from exc
+                raise UpstreamError(f"cannot reach {self.url}: {type(exc).__name__}: {exc}") from exc
 
             if response.status >= 400:
+                if response.status in RETRYABLE_STATUSES:
+                    raise UpstreamError(self._http_error(response), down=False)
                 raise EngineError(self._http_error(response))
             content_type = response.getheader("Content-Type", "") or ""
             try:
                 if "text/event-stream" in content_type:
+                    finished = False
                     for event in _sse_events(response):
                         if first is None:
                             first = time.perf_counter()
                         if event == "[DONE]":
+                            finished = True
                             break
                         if self._handle(event, stream, state) or aborted or (cancel is not None and cancel.cancelled):
+                            finished = True
                             break
+                    # A server that dies mid-answer closes the connection without a finish reason
+                    # or [DONE]: that is a failure, never a shorter completion.
+                    finished = finished or state["finished"]
                 else:  # a server that answers the whole completion at once
                     raw = response.read()
                     first = time.perf_counter()
                     self._handle(raw.decode("utf-8", "replace"), stream, state)
+                    finished = True
             except (OSError, http.client.HTTPException, ValueError) as exc:
                 if aborted:
                     return self._aborted(aborted[0], request, stream, state, start, first, deadline)
                 if isinstance(exc, (socket.timeout, TimeoutError)):
                     raise EngineError(f"request to {self.url} timed out after {deadline.timeout_s:g} s") from exc
-                raise EngineError(f"the stream from {self.url} broke off: {type(exc).__name__}: {exc}") from exc
+                raise UpstreamError(f"the stream from {self.url} broke off: {type(exc).__name__}: {exc}") from exc
             if cancel is not None and cancel.cancelled and not aborted:
                 aborted.append("cancelled")
             if aborted:
                 return self._aborted(aborted[0], request, stream, state, start, first, deadline)
+            if not finished:
+                raise UpstreamError(f"the stream from {self.url} ended before the completion finished "
+                                    f"(after {len(stream.text)} characters; the server closed the connection)")
         finally:
             done.set()
             for sock in held:
@@ -160,6 +198,41 @@ class HttpEngine:
             conn.close()
         text = stream.text if stream.stopped else stream.finish()
         return self._result(text, request, state, "stop" if stream.stopped else state["finish"], start, first)
+
+    def probe(self, timeout_s: float = 5.0) -> list[str]:
+        """The health check: ``GET /v1/models`` beside the completions URL; the served model ids.
+
+        Raises `UpstreamError` when nothing answers, the connection breaks or the server answers
+        an error status, and `EngineError` (whose message says "timed out") when no answer came
+        within `timeout_s` (a busy server may hold the request behind its running generation)."""
+        url = models_url(self.config.endpoint)
+        headers = {"Accept": "application/json"}
+        if self.config.api_key:
+            headers["Authorization"] = f"Bearer {self.config.api_key}"
+        if self._scheme == "https":
+            conn: http.client.HTTPConnection = http.client.HTTPSConnection(
+                self._host, self._port, timeout=timeout_s, context=ssl.create_default_context())
+        else:
+            conn = http.client.HTTPConnection(self._host, self._port, timeout=timeout_s)
+        try:
+            conn.request("GET", self._models_path, headers=headers)
+            response = conn.getresponse()
+            if response.status >= 400:
+                raise UpstreamError(self._http_error(response), down=response.status not in RETRYABLE_STATUSES)
+            raw = response.read(1 << 20)
+        except TimeoutError as exc:
+            raise EngineError(f"health check of {url} timed out after {timeout_s:g} s") from exc
+        except ConnectionRefusedError as exc:
+            raise UpstreamError(f"cannot connect to {url}: connection refused") from exc
+        except (OSError, http.client.HTTPException) as exc:
+            raise UpstreamError(f"health check of {url} failed: {type(exc).__name__}: {exc}") from exc
+        finally:
+            conn.close()
+        try:
+            data = json.loads(raw)
+            return [str(item.get("id")) for item in data.get("data", []) if isinstance(item, dict)]
+        except (ValueError, AttributeError) as exc:
+            raise UpstreamError(f"health check of {url}: not an OpenAI model list: {raw[:200]!r}") from exc
 
     # -- internals ----------------------------------------------------------------------------
 
@@ -198,6 +271,7 @@ class HttpEngine:
                     return True
             if choice.get("finish_reason"):
                 state["finish"] = "length" if choice["finish_reason"] == "length" else "stop"
+                state["finished"] = True
         return False
 
     def _result(self, text: str, request: GenerationRequest, state: dict[str, Any], finish: str,
