@@ -47,7 +47,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from repoctx.assembler import Layout, VisibleWindow, assemble
 from repoctx.config import Config, ConfigError
-from repoctx.engines.base import CancelToken, EngineError, GenerationRequest, GenerationResult
+from repoctx.engines.base import CancelToken, EngineError, EngineUnavailable, GenerationRequest, GenerationResult
 from repoctx.parsing import language_for_path
 from repoctx.pipeline import PromptDoesNotFit, PromptWindow, context_to_json, fit_prompt, prompt_window
 from repoctx.postprocess import multiline_wanted, postprocess, stop_sequences
@@ -608,7 +608,7 @@ class Service:
             model_id = (lc.served_model_name if lc and lc.served_model_name else f"{self.slots['default'].model_id}-long")
         else:
             model_id = base_id
-        gate = Gate(name, settings.concurrency_for(config.engine.kind), settings.limits.queue_size,
+        gate = Gate(name, settings.concurrency_for(config.engine.kind, config.engine), settings.limits.queue_size,
                     settings.limits.queue_timeout_s, self.metrics)
         self.slots[name] = EngineSlot(name, model_id, kind, engine, config, template, gate, owned)
         gate._gauges()
@@ -786,6 +786,9 @@ def create_app(settings: ServiceSettings | None = None, keys: KeyStore | None = 
 
     @app.exception_handler(EngineError)
     async def _engine_error(request: Request, exc: EngineError) -> JSONResponse:
+        if isinstance(exc, EngineUnavailable):  # every upstream is down: a refusal, retry later
+            return error_response(503, f"engine unavailable: {exc}", "overloaded_error", "engine_unavailable",
+                                  retry_after=exc.retry_after)
         timed_out = "timed out" in str(exc)
         return error_response(504 if timed_out else 500, f"engine error: {exc}", "engine_error",
                               "timeout" if timed_out else "engine_failed")
@@ -801,7 +804,8 @@ def create_app(settings: ServiceSettings | None = None, keys: KeyStore | None = 
         body = {
             "status": status,
             "engines": {name: {"model": slot.model_id, "kind": slot.kind, "context_window": slot.window,
-                               "queue_depth": slot.gate.waiting, "running": slot.gate.running}
+                               "queue_depth": slot.gate.waiting, "running": slot.gate.running,
+                               **({"pool": slot.engine.status()} if hasattr(slot.engine, "status") else {})}
                         for name, slot in service.slots.items()},
             "repos": dict(repos),
         }

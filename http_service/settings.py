@@ -37,15 +37,17 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from repoctx.config import Config, ConfigError, EngineConfig, merge_into, snake_case
+from repoctx.engines import DEFAULT_CONCURRENCY
 
 ENV_CONFIG = "REPOCTX_SERVICE_CONFIG"
 ENV_KEYS = "REPOCTX_API_KEYS"
 ENV_SERVICE_PREFIX = "REPOCTX_SERVICE__"
 ENV_CONFIG_PREFIX = "REPOCTX__"
 
-AUTO_CONCURRENCY = {"llamacpp": 1, "transformers": 1, "vllm": 32, "http": 8}
+AUTO_CONCURRENCY = DEFAULT_CONCURRENCY
 """Generations run at once per engine when ``limits.engine_concurrency`` is 0: llama.cpp and
-transformers run one at a time; vLLM batches requests continuously, so it gets many."""
+transformers run one at a time; vLLM batches requests continuously, so it gets many; a pool
+(``engine.kind = "pool"``) the sum of its upstreams' ``concurrency``."""
 
 
 @dataclass
@@ -288,9 +290,13 @@ class ServiceSettings:
         _add_scale_out(config.engine, self.scale_out)
         return config
 
-    def concurrency_for(self, kind: str) -> int:
+    def concurrency_for(self, kind: str, engine: EngineConfig | None = None) -> int:
         if self.limits.engine_concurrency > 0:
             return self.limits.engine_concurrency
+        if kind.strip().lower() == "pool" and engine is not None:
+            from repoctx.engines.pool import pool_concurrency
+
+            return pool_concurrency(engine)
         return AUTO_CONCURRENCY.get(kind, 1)
 
     def check(self) -> None:

@@ -107,7 +107,7 @@ class AssemblyConfig:
 @dataclass
 class EngineConfig:
     kind: str = "llamacpp"
-    """"llamacpp" (embedded CPU default), "transformers", "vllm" or "http"."""
+    """"llamacpp" (embedded CPU default), "transformers", "vllm", "http" or "pool" (several upstreams)."""
     model: str = "qwen2.5-coder-0.5b"
     """A built-in name ("qwen2.5-coder-0.5b"; "qwen2.5-coder-1.5b" with the quality extra, about three times
     slower on a CPU; "smollm2-135m"), a GGUF file or a Hugging Face model dir."""
@@ -130,6 +130,21 @@ class EngineConfig:
     """"auto" lets the RoPE policy decide; "none", "linear", "dynamic" or "yarn" force a method."""
     extra: dict[str, Any] = field(default_factory=dict)
     """Passed through to the engine (e.g. vLLM's tensor_parallel_size)."""
+    upstreams: list[dict[str, Any]] = field(default_factory=list)
+    """For kind "pool": the engines it routes between (`repoctx.engines.pool`). Each is a table of
+    the [engine] keys that differ from this one (``endpoint`` for an OpenAI-compatible server such
+    as ``vllm serve`` or llama.cpp's server, or ``kind`` and ``model`` for an in-process engine)
+    plus ``name`` and ``concurrency`` (generations sent to it at once; 0 = by kind: 8 for a
+    server, 32 for in-process vLLM, 1 for in-process llama.cpp and transformers). Servers (kind
+    "http", the default when ``endpoint`` is set) are health-checked."""
+    routing: str = "prefix"
+    """For kind "pool": "prefix" sends a prompt to the free upstream that last saw the longest
+    same beginning (a user's next keystroke goes where their prefix is in the KV cache), else to
+    the least loaded; "least_loaded" ignores prefixes."""
+    health_interval_s: float = 5.0
+    """For kind "pool": seconds between health checks (``GET /v1/models``) of each server; one that
+    fails or dies mid-request is left out until a check passes, so a restarted server is back in
+    use within one interval."""
 
 
 @dataclass

@@ -1,7 +1,8 @@
 """Engines: `create_engine` is the one factory; the engine modules are imported only when chosen.
 
-kinds: "llamacpp" (embedded, CPU, the default), "transformers", "vllm" (GPU, optional) and
-"http" (any OpenAI-compatible /v1/completions server). The RoPE policy (`repoctx.rope`) is
+kinds: "llamacpp" (embedded, CPU, the default), "transformers", "vllm" (GPU, optional),
+"http" (any OpenAI-compatible /v1/completions server) and "pool" (several of these behind one
+engine, with health checks, routing and failover: `repoctx.engines.pool`). The RoPE policy (`repoctx.rope`) is
 applied here when the window a caller needs exceeds the model's native window.
 """
 
@@ -13,13 +14,15 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from .base import CancelToken, Engine, EngineError, GenerationRequest, GenerationResult, TargetScore
+from .base import (CancelToken, Engine, EngineError, EngineUnavailable, GenerationRequest, GenerationResult,
+                   TargetScore)
 
 __all__ = [
     "CancelToken",
     "Deadline",
     "Engine",
     "EngineError",
+    "EngineUnavailable",
     "GenerationRequest",
     "GenerationResult",
     "StopStream",
@@ -30,7 +33,12 @@ __all__ = [
     "score_target",
 ]
 
-ENGINE_KINDS = ("llamacpp", "transformers", "vllm", "http")
+ENGINE_KINDS = ("llamacpp", "transformers", "vllm", "http", "pool")
+
+DEFAULT_CONCURRENCY = {"llamacpp": 1, "transformers": 1, "vllm": 32, "http": 8}
+"""Generations worth running at once on one engine of each kind: llama.cpp and transformers run
+one at a time; vLLM batches requests continuously; a remote server (kind "http") is assumed to
+batch too (set an upstream's ``concurrency`` to 1 for a llama.cpp server with one slot)."""
 
 
 def create_engine(config: Any, needed_window: int | None = None) -> Engine:
@@ -41,6 +49,10 @@ def create_engine(config: Any, needed_window: int | None = None) -> Engine:
     decides whether and how to extend it, and the engine is built with those settings.
     """
     kind = (config.kind or "llamacpp").strip().lower()
+    if kind == "pool":
+        from .pool import PoolEngine
+
+        return PoolEngine(config, needed_window=needed_window)
     if kind == "http":
         from .http import HttpEngine
 

@@ -18,6 +18,15 @@ class EngineError(RuntimeError):
     """An engine could not produce a completion (missing model, dead endpoint, timeout)."""
 
 
+class EngineUnavailable(EngineError):
+    """No engine can take the request now (every upstream of a pool is down): a refusal to retry
+    after `retry_after` seconds, not a failure of the request (the HTTP service answers 503)."""
+
+    def __init__(self, message: str, retry_after: float = 5.0) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 class CancelToken:
     def __init__(self) -> None:
         self._event = threading.Event()
