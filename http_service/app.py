@@ -909,6 +909,9 @@ def create_app(settings: ServiceSettings | None = None, keys: KeyStore | None = 
 
     async def stream_completion(request: Request, slot: EngineSlot, tenant: str, generation: GenerationRequest,
                                 ident: str, created: int, include_usage: bool) -> Response:
+        unavailable = getattr(slot.engine, "unavailable", None)  # a pool whose upstreams are all down
+        if unavailable is not None and (refusal := unavailable()) is not None:
+            raise refusal  # a 503 before the stream's 200
         job = Job()
         watcher = asyncio.ensure_future(watch_disconnect(request.receive, job))
         try:

@@ -219,6 +219,15 @@ def test_a_server_killed_mid_stream_ends_the_stream_with_an_error_event(service,
         health = client.get("/health").json()
         assert health["engines"]["default"]["pool"]["upstreams"][killed[0]]["state"] == "down"
 
+        # With the survivor dead as well, requests are refused with a status, streamed ones included.
+        (survivor,) = [s for s in both if s.running]
+        survivor.kill()
+        for body in ({"prompt": COUNTING, "max_tokens": 4}, {"prompt": COUNTING, "max_tokens": 4, "stream": True}):
+            response = client.post("/v1/completions", json=body)
+            assert response.status_code == 503, response.text
+            assert response.json()["error"]["code"] == "engine_unavailable" and response.headers["Retry-After"]
+            assert "no upstream can take the request" in response.json()["error"]["message"]
+
 
 def _counted(metrics: str) -> dict[str, int]:
     counts: dict[str, int] = collections.Counter()

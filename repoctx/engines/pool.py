@@ -299,6 +299,15 @@ class PoolEngine:
                 self._mark(upstream, False, str(failure))
             self._cond.notify_all()
 
+    def unavailable(self) -> EngineUnavailable | None:
+        """The refusal a request would get now because no upstream is up, or None (a shell that must
+        answer before generating, such as a stream's status line, asks first)."""
+        with self._cond:
+            if any(u.up for u in self.upstreams):
+                return None
+            self.counts["unavailable"] += 1
+            return EngineUnavailable(self._unavailable([]), retry_after=self.health_interval_s)
+
     def _unavailable(self, tried: list[Upstream]) -> str:
         now = time.monotonic()
         states = "; ".join(f"{u.name}: {'failed on this request' if u in tried else 'down'} "
