@@ -12,7 +12,7 @@ from repoctx import rope
 from repoctx.config import EngineConfig
 from repoctx.engines import create_engine
 from repoctx.engines.base import EngineError
-from repoctx.engines.vllm_engine import VLLMEngine, vllm_engine_args
+from repoctx.engines.vllm_engine import VLLMEngine, vllm_engine_args, vllm_serve_argv
 from repoctx.models import ModelSpec
 
 QWEN_GGUF = ModelSpec("qwen2.5-coder-0.5b", "/models/qwen.gguf", "gguf", 32768, "qwen2.5-coder", architecture="qwen2",
@@ -70,6 +70,26 @@ def test_no_scaling_decision_only_sets_the_window():
     decision = rope.decide(4096, 9000, method="none", engine="vllm")
     args = vllm_engine_args(QWEN_GGUF, EngineConfig(kind="vllm"), decision)
     assert args["max_model_len"] == 4096 and "hf_overrides" not in args
+
+
+def test_serve_command_line_carries_the_same_settings(tmp_path):
+    (tmp_path / "config.json").write_text(json.dumps({
+        "model_type": "qwen2", "max_position_embeddings": 32768, "rope_theta": 1000000.0}))
+    spec = ModelSpec("Qwen2.5-Coder-7B", str(tmp_path), "hf", 32768, "qwen2.5-coder", architecture="qwen2")
+    config = EngineConfig(kind="vllm", context_window=131072,
+                          extra={"tensor_parallel_size": 2, "gpu_memory_utilization": 0.85})
+    args = vllm_engine_args(spec, config, rope.decide(32768, 131072, engine="vllm"))
+    argv = vllm_serve_argv(args, served_model_name="qwen2.5-coder-7b", port=8001)
+    assert argv[:3] == ["vllm", "serve", str(tmp_path)]
+    assert "--enable-prefix-caching" in argv
+    rest = [a for a in argv[3:] if a != "--enable-prefix-caching"]
+    flags = dict(zip(rest[::2], rest[1::2]))
+    assert flags["--served-model-name"] == "qwen2.5-coder-7b" and flags["--port"] == "8001"
+    assert flags["--tensor-parallel-size"] == "2" and flags["--pipeline-parallel-size"] == "1"
+    assert flags["--max-model-len"] == "131072" and flags["--gpu-memory-utilization"] == "0.85"
+    assert json.loads(flags["--hf-overrides"]) == {"rope_parameters": {
+        "rope_type": "yarn", "factor": 4.0, "original_max_position_embeddings": 32768, "rope_theta": 1000000.0}}
+    assert vllm_serve_argv({"model": "m", "enable_prefix_caching": False})[-1] == "--no-enable-prefix-caching"
 
 
 def test_vllm_is_not_imported():

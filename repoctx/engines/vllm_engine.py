@@ -5,12 +5,15 @@ RoPE policy's settings (`rope.vllm_settings`), the window, and ``EngineConfig.ex
 (``tensor_parallel_size``, ``pipeline_parallel_size``, ``gpu_memory_utilization``, ...)
 passed through. The engine runs vLLM's ``AsyncLLM`` on a private event loop thread; a
 cancel or a timeout calls ``abort(request_id)`` so the GPU stops working on it at once.
+`vllm_serve_argv` turns the same arguments into a ``vllm serve`` command line, for servers
+that a pool of upstreams (`repoctx.engines.pool`) routes between.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import threading
 import time
 import uuid
@@ -45,6 +48,34 @@ def vllm_engine_args(spec: ModelSpec, config: Any, decision: Any = None) -> dict
         else:
             args[key] = value
     return args
+
+
+def vllm_serve_argv(engine_args: dict[str, Any], served_model_name: str = "", host: str = "0.0.0.0",
+                    port: int = 8000) -> list[str]:
+    """The ``vllm serve`` command line that starts a server with the same settings as `engine_args`
+    (`vllm_engine_args`' output): an OpenAI-compatible upstream for a pool (``engine.kind = "pool"``).
+
+    vLLM's flags are its engine arguments with dashes: ``enable_prefix_caching=True`` is
+    ``--enable-prefix-caching`` (False: ``--no-enable-prefix-caching``), a dict such as
+    ``hf_overrides`` is passed as JSON. Pure; vLLM is not imported."""
+    args = dict(engine_args)
+    argv = ["vllm", "serve", str(args.pop("model"))]
+    if served_model_name:
+        argv += ["--served-model-name", served_model_name]
+    argv += ["--host", host, "--port", str(port)]
+    for key, value in args.items():
+        flag = "--" + key.replace("_", "-")
+        if value is True:
+            argv.append(flag)
+        elif value is False:
+            argv.append("--no-" + key.replace("_", "-"))
+        elif value is None:
+            continue
+        elif isinstance(value, (dict, list)):
+            argv += [flag, json.dumps(value, separators=(",", ":"))]
+        else:
+            argv += [flag, str(value)]
+    return argv
 
 
 class VLLMEngine:
