@@ -13,6 +13,12 @@ Every request must be answered with an HTTP status, a completion or a refusal (4
 a timeout or a dropped connection counts as lost, and the run fails if any request is lost.
 For an in-process server the server's own request counter must also account for every
 request. Prints a markdown table with the command line.
+
+    python -m benchmarks.service_load --upstreams 2 --clients 16 --requests 64 --max-tokens 16
+
+runs the service over real inference servers instead: two llama.cpp servers started here, the
+service's overhead against calling one directly, 1 vs 2 servers, one killed and restarted
+under load, and prefix vs least-loaded routing (`benchmarks/service_upstreams.py`).
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import collections
+import json
 import re
 import shlex
 import statistics
@@ -59,14 +66,38 @@ def request_body(endpoint: str, prompt: str, max_tokens: int) -> tuple[str, dict
 
 
 async def run_load(url: str, keys: list[str], endpoint: str, total: int, clients: int, max_tokens: int,
-                   timeout_s: float) -> tuple[list[tuple[str, float, int]], float]:
-    """Send `total` requests from `clients` concurrent clients; (outcome, seconds, completion tokens) each."""
+                   timeout_s: float, stream: bool = False,
+                   outcomes: list[tuple[str, float, int]] | None = None) -> tuple[list[tuple[str, float, int]], float]:
+    """Send `total` requests from `clients` concurrent clients; (outcome, seconds, completion tokens) each.
+
+    Streamed (``stream``, /v1/completions only): "200" when the stream ends with its finish and
+    [DONE], "200+error" when it ends with an error event and [DONE] (its upstream died mid-stream),
+    "lost:..." when it ends otherwise (or never gets a status)."""
     import httpx
 
     bodies = [request_body(endpoint, p, max_tokens) for p in prompts(total)]
     next_index = iter(range(total))
-    outcomes: list[tuple[str, float, int]] = []
+    outcomes = [] if outcomes is None else outcomes  # a list given here shows progress to other threads
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+
+    async def streamed(http: httpx.AsyncClient, path: str, body: dict) -> tuple[str, int]:
+        async with http.stream("POST", path, json={**body, "stream": True}) as response:
+            if response.status_code != 200:
+                await response.aread()
+                return str(response.status_code), 0
+            tokens, finished, error = 0, False, False
+            async for line in response.aiter_lines():
+                if not line.startswith("data: "):
+                    continue
+                payload = line[len("data: "):]
+                if payload == "[DONE]":
+                    return ("200+error" if error else "200" if finished else "lost:no finish"), tokens
+                data = json.loads(payload)
+                error = error or "error" in data
+                for choice in data.get("choices", []):
+                    tokens += bool(choice.get("text"))
+                    finished = finished or bool(choice.get("finish_reason"))
+            return "lost:no [DONE]", tokens
 
     async def client(number: int) -> None:
         key = keys[number % len(keys)]
@@ -76,12 +107,15 @@ async def run_load(url: str, keys: list[str], endpoint: str, total: int, clients
                 path, body = bodies[index]
                 started = time.perf_counter()
                 try:
-                    response = await http.post(path, json=body)
-                    outcome = str(response.status_code)
-                    tokens = 0
-                    if response.status_code == 200:
-                        data = response.json()
-                        tokens = data.get("usage", {}).get("completion_tokens", data.get("completion_tokens", 0))
+                    if stream:
+                        outcome, tokens = await streamed(http, path, body)
+                    else:
+                        response = await http.post(path, json=body)
+                        outcome = str(response.status_code)
+                        tokens = 0
+                        if response.status_code == 200:
+                            data = response.json()
+                            tokens = data.get("usage", {}).get("completion_tokens", data.get("completion_tokens", 0))
                 except httpx.HTTPError as exc:  # no status: the request was lost
                     outcome, tokens = f"lost:{type(exc).__name__}", 0
                 outcomes.append((outcome, time.perf_counter() - started, tokens))
@@ -115,8 +149,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--queue-size", type=int, default=64, help="in-process service: requests waiting per engine")
     parser.add_argument("--rate", type=float, default=0.0, help="in-process service: requests per minute per key (0 = off)")
     parser.add_argument("--timeout", type=float, default=600.0, help="client timeout per request, seconds")
+    parser.add_argument("--upstreams", type=int, default=0,
+                        help="start this many llama.cpp servers and run the service over them as a pool "
+                             "(benchmarks/service_upstreams.py); 0 = one in-process engine")
+    parser.add_argument("--health-interval", type=float, default=2.0, help="with --upstreams: health check interval")
+    parser.add_argument("--overhead-prompts", type=int, default=24,
+                        help="with --upstreams: prompts sent directly and through the service")
+    parser.add_argument("--affinity-users", type=int, default=2, help="with --upstreams: users typing at once")
+    parser.add_argument("--keystrokes", type=int, default=12, help="with --upstreams: keystrokes per user")
+    parser.add_argument("--head-chars", type=int, default=1500, help="with --upstreams: file text before the cursor")
     args = parser.parse_args(argv)
     command = "python -m benchmarks.service_load " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
+    if args.upstreams:
+        from .service_upstreams import run
+
+        return run(args, command)
     route = "/v1/code/completions" if args.endpoint == "code" else "/v1/completions"
 
     if args.url:

@@ -217,18 +217,36 @@ def test_health_checks_mark_an_upstream_down_and_up_again():
 
 def test_a_slow_health_check_on_a_busy_upstream_is_not_a_failure():
     pool, engines = _pool("a", interval=60.0)
-    upstream = pool.upstreams[0]
 
     def slow_probe(timeout_s: float = 5.0) -> list[str]:
-        upstream.progress_at = time.monotonic()  # a generation produced text meanwhile
-        raise EngineError("health check of a timed out after 1 s")
+        raise EngineError("health check of a timed out after 2 s")
 
     engines["a"].probe = slow_probe
-    pool.check_now()
+    engines["a"].plan = ["block"]
+    busy = threading.Thread(target=pool.generate, args=(GenerationRequest("p"),))
+    busy.start()
+    _wait_for(lambda: engines["a"].inflight == 1)
+    pool.check_now()  # queued behind the running generation (a long prefill): busy, not dead
     assert pool.status()["upstreams"]["a"]["state"] == "up"
-    engines["a"].probe = lambda timeout_s=5.0: (_ for _ in ()).throw(EngineError("health check timed out"))
-    pool.check_now()
+    engines["a"].release.set()
+    busy.join(30)
+    pool.check_now()  # idle and still no answer: hung
     assert pool.status()["upstreams"]["a"]["state"] == "down"
+    pool.close()
+
+
+def test_a_request_that_gets_no_answer_within_its_timeout_marks_the_upstream_down():
+    pool, engines = _pool("a", "b")
+
+    def silent(request, cancel=None, on_text=None):
+        raise EngineError("request to a timed out after 0.1 s")
+
+    engines["a"].generate = silent
+    with pytest.raises(EngineError, match="timed out"):
+        pool.generate(GenerationRequest("p"))
+    assert pool.status()["upstreams"]["a"]["state"] == "down"
+    assert "no answer within" in pool.status()["upstreams"]["a"]["reason"]
+    assert _served_by(pool, engines, "q") == "b"
     pool.close()
 
 

@@ -20,12 +20,13 @@ another upstream, within the same deadline. When it fails after text has reached
 (mid-stream), the generation ends with an `EngineError` saying so: a completion cannot be
 resumed elsewhere token for token, and a partial one must not pass for a whole one.
 
-Health. An upstream that fails that way is marked down at once; every ``health_interval_s``
-each server is checked (``GET /v1/models``, each server on a thread of its own), and one that
-answers is marked up again, so a restarted server is back in use within one interval. A check
-fails when nothing listens or no answer comes within the interval (at least 2 s, at most
-10 s); one that times out while the server is still producing text for a request is not a
-failure (llama.cpp's server answers ``/v1/models`` only between generations). When no upstream is up the pool refuses at once with
+Health. An upstream that fails that way, or gives no answer at all to a request within its
+timeout, is marked down at once; every ``health_interval_s`` each server is checked (``GET
+/v1/models``, each server on a thread of its own), and one that answers is marked up again, so
+a restarted server is back in use within one interval. A check fails when nothing listens or
+no answer comes within the interval (at least 2 s, at most 10 s); a check that times out while
+the server works on requests of the pool is not a failure (llama.cpp's server answers
+``/v1/models`` only between generations, and a long prefill is not a hang). When no upstream is up the pool refuses at once with
 `EngineUnavailable` (the HTTP service's 503) rather than letting requests wait.
 """
 
@@ -225,6 +226,7 @@ class PoolEngine:
 
             attempt = request if deadline.remaining == float("inf") else replace(
                 request, timeout_s=max(0.01, deadline.remaining))
+            begun = time.monotonic()
             try:
                 result = upstream.engine.generate(attempt, cancel, relay)
             except UpstreamError as exc:
@@ -243,8 +245,10 @@ class PoolEngine:
                 self._count("failovers")
                 log.warning("upstream %s failed before the first token (%s): retrying elsewhere", upstream.name, exc)
                 continue
-            except BaseException:
-                self._release(upstream, failure=None, failed=True)
+            except BaseException as exc:
+                silent = isinstance(exc, EngineError) and "timed out" in str(exc) and upstream.progress_at < begun
+                self._release(upstream, failure=None, failed=True,
+                              down=f"no answer within the {attempt.timeout_s:g} s timeout" if silent else "")
                 raise
             self._release(upstream)
             if tried:
@@ -287,16 +291,19 @@ class PoolEngine:
                     return min(holding, key=lambda u: (u.load(), u.picked_at))
         return min(free, key=lambda u: (u.load(), u.picked_at))
 
-    def _release(self, upstream: Upstream, failure: UpstreamError | None = None, failed: bool = False) -> None:
+    def _release(self, upstream: Upstream, failure: UpstreamError | None = None, failed: bool = False,
+                 down: str = "") -> None:
         with self._cond:
             upstream.inflight -= 1
-            upstream.progress_at = time.monotonic()
             if failure is None and not failed:
                 upstream.served += 1
+                upstream.progress_at = time.monotonic()
             else:
                 upstream.failures += 1
-            if failure is not None and failure.down and upstream.up:
-                self._mark(upstream, False, str(failure))
+            if failure is not None and failure.down:
+                down = str(failure)
+            if down and upstream.up:
+                self._mark(upstream, False, down)
             self._cond.notify_all()
 
     def unavailable(self) -> EngineUnavailable | None:
@@ -349,8 +356,11 @@ class PoolEngine:
             upstream.engine.probe(self.health_timeout_s)
         except EngineError as exc:
             with self._cond:
-                if not isinstance(exc, UpstreamError) and upstream.progress_at >= started:
-                    return  # slow to answer the check while it produces text: busy, not dead
+                if not isinstance(exc, UpstreamError) and (upstream.inflight or upstream.progress_at >= started):
+                    # Slow to answer while it works on requests: busy, not dead (llama.cpp's server
+                    # answers only between generations). Those requests have deadlines of their own,
+                    # and one that gets no answer at all marks the upstream down.
+                    return
                 if upstream.up:
                     self._mark(upstream, False, f"health check: {exc}")
             return
