@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 from .config import Config, ConfigError
+from .engines import ENGINE_KINDS
 
 
 class UsageError(Exception):
@@ -175,7 +176,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--embedder", choices=["auto", "minilm", "none"], help="dense retrieval embedder")
         if engine:
             p.add_argument("--model", help="built-in model name, GGUF file or Hugging Face model directory")
-            p.add_argument("--engine", choices=["llamacpp", "transformers", "vllm", "http"])
+            p.add_argument("--engine", choices=ENGINE_KINDS)
             p.add_argument("--endpoint", help="OpenAI-compatible base URL for --engine http")
 
     p = sub.add_parser("index", help="index a repository and print what was found")
@@ -207,7 +208,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("serve", help="run the HTTP completion service")
     p.add_argument("--host", help="address to listen on (default 127.0.0.1, or the configuration file's)")
     p.add_argument("--port", type=int, help="port (default 8080, or the configuration file's)")
-    p.add_argument("--engine", choices=["llamacpp", "transformers", "vllm", "http"])
+    p.add_argument("--engine", choices=ENGINE_KINDS)
     p.add_argument("--model")
     p.add_argument("--config", help="service configuration file (TOML)")
     p.add_argument("--keys-file", help="API keys, one per line: name:key or a bare key")

@@ -53,6 +53,8 @@ def test_bad_input_is_a_clear_error_not_a_traceback(tmp_path, capsys):
     assert "past the end" in capsys.readouterr().err
     assert main(["complete", str(root), "shop/checkout.py:6:17", "--engine", "http", "--endpoint", "http://127.0.0.1:9"]) == 3
     assert "connection refused" in capsys.readouterr().err
+    assert main(["complete", str(root), "shop/checkout.py:6:17", "--engine", "pool"]) == 3
+    assert "needs engine.upstreams" in capsys.readouterr().err
 
 
 def _one_line_exit_2(result) -> str:
