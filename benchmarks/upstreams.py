@@ -85,6 +85,17 @@ class LlamaServer:
             time.sleep(0.1)
         return self
 
+    def unread_requests(self) -> int:
+        """Connections to this server holding bytes it has not read (``/proc/net/tcp``): a request
+        sent to a paused server, accepted by the kernel, waits there until the server reads it."""
+        count = 0
+        for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+            fields = line.split()
+            local, state, queues = fields[1], fields[3], fields[4]
+            if int(local.rsplit(":", 1)[1], 16) == self.port and state == "01" and int(queues.split(":")[1], 16):
+                count += 1
+        return count
+
     def log_tail(self, chars: int = 2000) -> str:
         try:
             return self.log_path.read_text(errors="replace")[-chars:]
