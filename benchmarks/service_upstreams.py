@@ -4,8 +4,10 @@ Starts ``--upstreams`` llama.cpp servers (`benchmarks.upstreams`, one thread eac
 model) and, in this process, the service with ``engine.kind = "pool"`` in front of them, then:
 
 1. overhead: the same prompts sent one at a time to the first server directly and through
-   the service over that server alone, alternating which goes first (the server reuses the
-   KV of an identical prompt, so the second of a pair is favoured; alternating evens it out);
+   the service over that server alone, alternating which goes first; before each timed call
+   an unrelated one-token prompt replaces the server's cached prompt, so neither call of a
+   pair reuses the other's KV (that reuse made the second call hundreds of ms faster, and the
+   p50 of half cached, half fresh calls fell between the two groups);
 2. throughput: ``--requests`` from ``--clients`` through the service over 1, then all servers;
 3. failure: the same load streamed over all servers, one server paused and killed once a
    quarter of the requests are answered while it generates and requests queue, restarted at
@@ -34,6 +36,9 @@ from .latency import percentile
 from .service_load import prompts, run_load, server_counts
 
 KEYS = [f"client{i:03d}-0123456789abcdef" for i in range(64)]
+FLUSH_PROMPT = "Hello"
+"""Sent to a server before each timed call of the overhead pairs: it shares no prefix with the
+code prompts, so the timed call finds nothing of its prompt in the server's cache."""
 _SOURCE = Path(__file__).resolve().parents[1] / "repoctx"
 
 
@@ -118,10 +123,14 @@ async def overhead_pairs(service_url: str, key: str, upstream_url: str, texts: l
             response.raise_for_status()
             return time.perf_counter() - started, response.json()["choices"][0]["text"]
 
+        async def fresh(timed) -> tuple[float, str]:
+            await call(f"{upstream_url}/v1/completions", {}, {"prompt": FLUSH_PROMPT, "max_tokens": 1})
+            return await timed
+
         for index, text in enumerate(texts):
             body = {"prompt": text, "max_tokens": max_tokens, "temperature": 0}
-            direct = call(f"{upstream_url}/v1/completions", {}, body)
-            served = call(f"{service_url}/v1/completions", {"Authorization": f"Bearer {key}"}, body)
+            direct = fresh(call(f"{upstream_url}/v1/completions", {}, body))
+            served = fresh(call(f"{service_url}/v1/completions", {"Authorization": f"Bearer {key}"}, body))
             if index % 2 == 0:
                 (d, d_text), (v, v_text) = await direct, await served
             else:
