@@ -141,12 +141,12 @@ class EngineConfig:
     """For kind "pool": "prefix" sends a prompt to the free upstream that last saw the longest
     same beginning (a user's next keystroke goes where their prefix is in the KV cache), else to
     the least loaded; "least_loaded" ignores prefixes. Measured (two users typing on two llama.cpp
-    servers, benchmarks/RESULTS.md): per keystroke 138 ms p50 / 543 ms mean with "prefix" against
-    157 / 727 ms with "least_loaded"."""
+    servers, benchmarks/RESULTS.md): mean per keystroke 667 ms with "prefix" against 875 ms with
+    "least_loaded" (543 against 727 ms in an earlier run); p50 alike."""
     health_interval_s: float = 5.0
     """For kind "pool": seconds between health checks (``GET /v1/models``) of each server; one that
     fails or dies mid-request is left out until a check passes, so a restarted server is back in
-    use within one interval (measured: marked up 0.16 s after it answered, with 2 s). Each check
+    use within one interval (measured with 2 s: marked up 0 and 0.16 s after it answered). Each check
     may wait up to the interval (2 s at least, 10 s at most) before it counts as failed."""
 
 
