@@ -1,6 +1,5 @@
 """When and whether the language server asks the engine: protocol-free, so it can be unit-tested.
 
-* `LRUCache`: a small bounded, thread-safe least-recently-used map.
 * `ServedEngine`: the engine as the server uses it. One generation at a time (the engine is
   single-flight), an LRU cache of results keyed by the exact request (prompt, stops, limits),
   and the debounce wait: a generation does not start before the job's `not_before` time, and a
@@ -20,77 +19,15 @@ import asyncio
 import itertools
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from concurrent.futures import Executor
 from dataclasses import dataclass, field, replace
-from typing import Any, Generic, TypeVar
+from typing import Any
 
+from repoctx.cache import LRUCache
 from repoctx.engines.base import CancelToken, GenerationRequest, GenerationResult
 
-K = TypeVar("K", bound=Hashable)
-V = TypeVar("V")
-
 _local = threading.local()
-
-
-class LRUCache(Generic[K, V]):
-    """At most `size` entries; the least recently used one goes first. Thread-safe."""
-
-    def __init__(self, size: int) -> None:
-        self._size = max(0, int(size))
-        self._items: OrderedDict[K, V] = OrderedDict()
-        self._lock = threading.Lock()
-        self.hits = 0
-        self.misses = 0
-
-    @property
-    def size(self) -> int:
-        return self._size
-
-    def get(self, key: K) -> V | None:
-        with self._lock:
-            try:
-                value = self._items[key]
-            except KeyError:
-                self.misses += 1
-                return None
-            self._items.move_to_end(key)
-            self.hits += 1
-            return value
-
-    def put(self, key: K, value: V) -> None:
-        with self._lock:
-            if self._size == 0:
-                return
-            self._items[key] = value
-            self._items.move_to_end(key)
-            while len(self._items) > self._size:
-                self._items.popitem(last=False)
-
-    def pop(self, key: K) -> V | None:
-        with self._lock:
-            return self._items.pop(key, None)
-
-    def resize(self, size: int) -> None:
-        with self._lock:
-            self._size = max(0, int(size))
-            while len(self._items) > self._size:
-                self._items.popitem(last=False)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._items.clear()
-
-    def keys(self) -> list[K]:
-        with self._lock:
-            return list(self._items)
-
-    def __len__(self) -> int:
-        return len(self._items)
-
-    def __contains__(self, key: object) -> bool:
-        return key in self._items
 
 
 def wait_until(deadline: float, cancel: CancelToken | None, clock: Callable[[], float] = time.monotonic) -> bool:

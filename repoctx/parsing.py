@@ -32,12 +32,12 @@ import importlib.resources
 import inspect
 import re
 import threading
-from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Collection, Iterable
 
 import tree_sitter as ts
 
+from repoctx.cache import LRUCache
 from repoctx.types import Definition, ImportBinding
 
 __all__ = [
@@ -258,20 +258,15 @@ _TREE_CACHE_SIZE = 4
 
 def _cached_tree(text: str, language: str) -> tuple[ts.Tree, bytes]:
     """The tree of a buffer, reusing the last few parses on this thread."""
-    cache: OrderedDict | None = getattr(_LOCAL, "trees", None)
+    cache: LRUCache[tuple[str, str], tuple[ts.Tree, bytes]] | None = getattr(_LOCAL, "trees", None)
     if cache is None:
-        cache = _LOCAL.trees = OrderedDict()
-    key = (language, text)
-    hit = cache.get(key)
-    if hit is not None:
-        cache.move_to_end(key)
-        return hit
-    source = _encode(text)
-    entry = (parse_tree(source, language), source)
-    cache[key] = entry
-    while len(cache) > _TREE_CACHE_SIZE:
-        cache.popitem(last=False)
-    return entry
+        cache = _LOCAL.trees = LRUCache(_TREE_CACHE_SIZE)
+
+    def parse() -> tuple[ts.Tree, bytes]:
+        source = _encode(text)
+        return parse_tree(source, language), source
+
+    return cache.get_or_make((language, text), parse)
 
 
 _CONTROL_RE = re.compile("[\x01-\x08\x0e-\x1f\x7f-\x9f\ufffd]")

@@ -9,9 +9,10 @@ budget filled with it cannot overflow the real window.
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from collections.abc import Callable
 from typing import Protocol, runtime_checkable
+
+from .cache import LRUCache
 
 
 @runtime_checkable
@@ -25,31 +26,15 @@ class Tokenizer(Protocol):
     def count(self, text: str) -> int: ...
 
 
-class _CountCache:
+class _CountCache(LRUCache[str, int]):
     """Counts are asked for the same snippets on every keystroke; remember them."""
 
     def __init__(self, size: int = 8192) -> None:
-        self._size = size
-        self._counts: OrderedDict[str, int] = OrderedDict()
-
-    def get(self, text: str) -> int | None:
-        value = self._counts.get(text)
-        if value is not None:
-            self._counts.move_to_end(text)
-        return value
-
-    def put(self, text: str, value: int) -> None:
-        self._counts[text] = value
-        if len(self._counts) > self._size:
-            self._counts.popitem(last=False)
+        super().__init__(size)
 
     def count(self, text: str, encode: Callable[[str], list[int]]) -> int:
         """The number of tokens `encode` makes of `text`, encoding it only when not remembered."""
-        cached = self.get(text)
-        if cached is None:
-            cached = len(encode(text))
-            self.put(text, cached)
-        return cached
+        return self.get_or_make(text, lambda: len(encode(text)))
 
 
 class ByteTokenizer:

@@ -12,13 +12,13 @@ import pytest
 
 from lsp_server.scheduler import (
     Job,
-    LRUCache,
     Scheduler,
     ServedEngine,
     current_job,
     typeahead,
     wait_until,
 )
+from repoctx.cache import LRUCache
 from repoctx.engines.base import CancelToken, GenerationRequest, GenerationResult
 from tests.lsp_support import ScriptedEngine
 
