@@ -1,23 +1,42 @@
 """The pipeline, wired: `RepoContext` answers "what context for this cursor", `Completer`
 turns it into a completion. Every shell (CLI, LSP server, HTTP service, benchmarks)
-uses these two classes and nothing below them.
+uses these two classes and the plain data of `repoctx.plan`, nothing below them.
+
+A completion is `Completer.candidates` (retrieval, once), `Completer.plan` (the prompt and
+the generation request), the engine, and `Completer.finish` (post-processing);
+`Completer.complete` runs all four.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from .assembler import Layout, VisibleWindow, assemble, render_plain
+from .assembler import Layout
+from .cache import LRUCache
 from .config import Config
 from .index import Index, IndexStats
 from .parsing import identifiers_before, language_for_path, parse_file
+from .plan import (
+    PROMPT_MARGIN,
+    Candidates,
+    LineLimit,
+    Plan,
+    PromptDoesNotFit,
+    PromptWindow,
+    assemble_candidates,
+    context_renderer,
+    finish,
+    fitted_window,
+    make_plan,
+    plan_prompt,
+    prompt_window,
+)
 from .resolve import ModuleResolver
 from .retrievers import RetrievalRequest
 from .retrievers.definitions import DefinitionFinder
@@ -25,57 +44,17 @@ from .retrievers.imports import ImportRetriever
 from .retrievers.lexical import LexicalRetriever, query_text
 from .retrievers.recent import EditLog, RecentEditsRetriever
 from .retrievers.typed_hole import TypedHoleRetriever
-from .tokenizer import ByteTokenizer, Tokenizer, truncate_to_tokens
+from .tokenizer import ByteTokenizer, Tokenizer
 from .types import AssembledContext, Cursor, Snippet
 from .workspace import Workspace
 
-PREFIX_ANCHOR_LINES = 16  # a truncated file prefix starts on a multiple of this many lines
+__all__ = ["Completer", "Completion", "PromptDoesNotFit", "PromptWindow", "RepoContext", "context_to_json",
+           "open_engine", "prompt_window"]
+
 MAX_LAYOUTS = 64  # per-document layouts kept for keystroke stability
 GIT_SIGNAL_TTL_S = 30.0  # git history changes rarely while typing; ask it at most this often per file
 CO_CHANGE_WEIGHT = 0.5  # a window from a file that always changes with this one scores up to 1.5x
 RECENT_WEIGHT = 0.2  # and one from a recently changed file 1.2x
-
-
-@dataclass
-class PromptWindow:
-    """The part of the current file that goes into the prompt around the cursor."""
-
-    prefix: str
-    suffix: str
-    start_line: int
-    end_line: int
-
-
-def prompt_window(cursor: Cursor, tokenizer: Tokenizer, prefix_tokens: int, suffix_tokens: int) -> PromptWindow:
-    """Whole lines of prefix and suffix within their token budgets (the cursor line always whole)."""
-    prefix, suffix = cursor.prefix, cursor.suffix
-    before = prefix.split("\n")
-    after = suffix.split("\n")
-    kept_before = [before[-1]]
-    spent = tokenizer.count(before[-1])
-    for line in reversed(before[:-1]):
-        cost = tokenizer.count(line) + 1
-        if spent + cost > prefix_tokens:
-            break
-        kept_before.append(line)
-        spent += cost
-    kept_after = [after[0]]
-    spent = tokenizer.count(after[0])
-    for line in after[1:]:
-        cost = tokenizer.count(line) + 1
-        if spent + cost > suffix_tokens:
-            break
-        kept_after.append(line)
-        spent += cost
-    start = cursor.line - (len(kept_before) - 1)
-    if start > 0:
-        # A cut prefix starts on a multiple of PREFIX_ANCHOR_LINES, so that its first line
-        # (and with it every KV-cached token after it) does not move as the cursor line grows.
-        anchored = min(cursor.line, -(-start // PREFIX_ANCHOR_LINES) * PREFIX_ANCHOR_LINES)
-        kept_before = kept_before[: cursor.line - anchored + 1]
-        start = anchored
-    end = cursor.line + len(kept_after)
-    return PromptWindow("\n".join(reversed(kept_before)), "\n".join(kept_after), start, end)
 
 
 class RepoContext:
@@ -92,8 +71,8 @@ class RepoContext:
         self._resolver: ModuleResolver | None = None
         self._finder: DefinitionFinder | None = None
         self._resolver_paths = -1
-        self._layouts: OrderedDict[str, Layout] = OrderedDict()
-        self._git_signals: OrderedDict[str, tuple[float, dict[str, float]]] = OrderedDict()
+        self.layouts: LRUCache[str, Layout] = LRUCache(MAX_LAYOUTS)  # the previous layout per document
+        self._git_signals: LRUCache[str, tuple[float, dict[str, float]]] = LRUCache(MAX_LAYOUTS)
         self._git_pending: set[str] = set()
         self._recent: tuple[float, list[str]] = (-GIT_SIGNAL_TTL_S, [])
         self._lock = threading.RLock()
@@ -132,7 +111,7 @@ class RepoContext:
     def close_buffer(self, path: str) -> None:
         with self._lock:
             self.workspace.close_buffer(path)
-            self._layouts.pop(path, None)
+            self.layouts.pop(path)
 
     def resolver(self) -> ModuleResolver:
         # An edit changes the generation but rarely the set of files: keep the resolver then.
@@ -200,9 +179,7 @@ class RepoContext:
             self.notes.append(f"git signals unavailable: {exc}")
         with self._lock:
             self._git_pending.discard(path)
-            self._git_signals[path] = (time.monotonic(), boosts)
-            while len(self._git_signals) > MAX_LAYOUTS:
-                self._git_signals.popitem(last=False)
+            self._git_signals.put(path, (time.monotonic(), boosts))
 
     def request_for(self, cursor: Cursor, window: PromptWindow) -> RetrievalRequest:
         language = cursor.language or language_for_path(cursor.path)
@@ -249,6 +226,44 @@ class RepoContext:
                 notes.append(f"{name}: failed: {type(exc).__name__}: {exc}")
         return results, timings, notes
 
+    def candidates(
+        self,
+        cursor: Cursor,
+        window: PromptWindow | None = None,
+        sources: list[str] | None = None,
+        ranked: dict[str, list[Snippet]] | None = None,
+    ) -> Candidates:
+        """What the retrievers offer for `cursor` (retrieved once; assemble them as often as
+        needed). `sources` narrows the retrievers (ablations); `ranked` replaces them with
+        candidates chosen elsewhere (baselines, oracles), which pass the policy like any
+        client's snippets. Raises `repoctx.policy.Refused` for a cursor the policy refuses."""
+        started = time.perf_counter()
+        policy = self.workspace.policy
+        cursor = policy.cursor(cursor)  # its path normalised; Refused for a secret, binary or huge buffer
+        if window is None:
+            assembly = self.config.assembly
+            window = prompt_window(cursor, self.tokenizer, assembly.prefix_tokens, assembly.suffix_tokens)
+        request = self.request_for(cursor, window)
+        parsed_ms = (time.perf_counter() - started) * 1000
+        if ranked is None:
+            ranked, timings, notes = self.retrieve(request, sources)
+        else:
+            timings, notes = {}, []
+            screened = {}
+            for source, snippets in ranked.items():
+                screened[source], left_out = policy.screen_snippets(snippets, f"{source} candidate")
+                notes.extend(left_out)
+            ranked = screened
+        return Candidates(cursor, window, ranked, {"parse": parsed_ms, **{f"retrieve.{k}": v for k, v in timings.items()}},
+                          notes, self.index.blob_of, started)
+
+    def assemble(
+        self, candidates: Candidates, budget: int | None = None, render: Callable[[list[Snippet]], str] | None = None,
+    ) -> AssembledContext:
+        """The context for `candidates` in `budget` tokens, in this repository's keystroke-stable order."""
+        return assemble_candidates(candidates, tokenizer=self.tokenizer, config=self.config, budget=budget,
+                                   render=render, layouts=self.layouts)
+
     def context(
         self,
         cursor: Cursor,
@@ -258,49 +273,8 @@ class RepoContext:
         window: PromptWindow | None = None,
         ranked: dict[str, list[Snippet]] | None = None,
     ) -> AssembledContext:
-        """Assemble context for `cursor`. `sources` narrows the retrievers (ablations); `ranked`
-        replaces them with candidates chosen elsewhere (baselines, oracles), still fitted to the budget."""
-        started = time.perf_counter()
-        policy = self.workspace.policy
-        cursor = policy.cursor(cursor)  # its path normalised; Refused for a secret, binary or huge buffer
-        assembly = self.config.assembly
-        if window is None:
-            window = prompt_window(cursor, self.tokenizer, assembly.prefix_tokens, assembly.suffix_tokens)
-        request = self.request_for(cursor, window)
-        parsed_ms = (time.perf_counter() - started) * 1000
-        if ranked is None:
-            ranked, timings, notes = self.retrieve(request, sources)
-        else:  # candidates chosen elsewhere pass the policy like any client's snippets
-            timings, notes = {}, []
-            screened = {}
-            for source, snippets in ranked.items():
-                screened[source], left_out = policy.screen_snippets(snippets, f"{source} candidate")
-                notes.extend(left_out)
-            ranked = screened
-        quotas = {k: v for k, v in assembly.quotas.items() if k in ranked}
-        with self._lock:
-            previous = self._layouts.get(cursor.path)
-        visible = VisibleWindow(cursor.path, window.start_line, window.end_line, window.prefix + window.suffix)
-        context, layout = assemble(
-            ranked,
-            tokenizer=self.tokenizer,
-            budget=assembly.budget if budget is None else budget,
-            quotas=quotas,
-            rrf_k=assembly.rrf_k,
-            visible=visible,
-            previous=previous,
-            render=render or render_plain,
-            version_of=self.index.blob_of,
-        )
-        with self._lock:
-            self._layouts[cursor.path] = layout
-            self._layouts.move_to_end(cursor.path)
-            while len(self._layouts) > MAX_LAYOUTS:
-                self._layouts.popitem(last=False)
-        context.timings_ms = {"parse": parsed_ms, **{f"retrieve.{k}": v for k, v in timings.items()}, **context.timings_ms}
-        context.timings_ms["total"] = (time.perf_counter() - started) * 1000
-        context.notes = notes
-        return context
+        """Assemble context for `cursor`: `candidates` then `assemble`."""
+        return self.assemble(self.candidates(cursor, window, sources, ranked), budget, render)
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
@@ -357,20 +331,28 @@ class Completion:
 
 
 class Completer:
-    """Context + prompt format + engine + post-processing, for one repository."""
+    """Context + prompt format + engine + post-processing: the entry point of every shell.
 
-    def __init__(self, repo: RepoContext, engine, config: Config | None = None) -> None:
+    `repo` may be None for a caller without an indexed repository (the HTTP service's
+    client snippets): its candidates are given, and their layouts kept in `layouts`.
+    """
+
+    def __init__(self, repo: RepoContext | None, engine, config: Config | None = None) -> None:
         from .prompt import detect_template
 
         self.repo = repo
         self.engine = engine
-        self.config = config or repo.config
+        self.config = config or (repo.config if repo is not None else Config())
         self.template = detect_template(
             engine.model_name, getattr(engine, "metadata", None), override=self.config.engine.template,
             vocab_has=getattr(engine, "vocab_has", None),
         )
-        # Budgets are exact only in the tokens of the model that reads the prompt.
-        repo.tokenizer = engine.tokenizer
+        self.tokenizer: Tokenizer = engine.tokenizer
+        if repo is not None:
+            # Budgets are exact only in the tokens of the model that reads the prompt.
+            repo.tokenizer = engine.tokenizer
+        self.layouts: LRUCache = repo.layouts if repo is not None else LRUCache(MAX_LAYOUTS)
+        self.repo_name = repo.workspace.root.name if repo is not None else ""
 
     @classmethod
     def open(cls, root: str | Path, config: Config | None = None) -> "Completer":
@@ -378,166 +360,108 @@ class Completer:
         engine = open_engine(config)
         return cls(RepoContext(root, config, engine.tokenizer), engine, config)
 
-    def prompt_for(
-        self, cursor: Cursor, budget: int | None = None, sources: list[str] | None = None,
-        ranked: dict[str, list[Snippet]] | None = None,
-    ) -> tuple[str, AssembledContext, PromptWindow]:
-        """The exact prompt for a cursor: window-fitted prefix/suffix and the context that fits beside them.
-        Raises `repoctx.policy.Refused` for a cursor the policy refuses."""
-        cursor = self.repo.workspace.policy.cursor(cursor)
-        fitted = fit_prompt(
-            cursor, template=self.template, tokenizer=self.engine.tokenizer, config=self.config,
-            room=self.engine.context_window - self.config.engine.max_tokens, repo_name=self.repo.workspace.root.name,
-            budget=budget,
-            context_for=lambda window, room_budget, render: self.repo.context(
-                cursor, budget=room_budget, render=render, window=window, sources=sources, ranked=ranked
-            ),
-        )
-        return fitted.prompt, fitted.context, fitted.window
+    # -- the steps ------------------------------------------------------------------------------
+    def room(self, max_tokens: int | None = None) -> int:
+        """Prompt tokens that fit beside `max_tokens` (the configured number by default)."""
+        wanted = self.config.engine.max_tokens if max_tokens is None else max_tokens
+        return int(self.engine.context_window) - wanted - PROMPT_MARGIN
 
+    def window(self, cursor: Cursor, max_tokens: int | None = None) -> PromptWindow:
+        """The current file's part of the prompt for `cursor`, fitted to the room the engine leaves."""
+        return fitted_window(cursor, self.tokenizer, self.config, max(0, self.room(max_tokens)))
+
+    def candidates(
+        self, cursor: Cursor, *, sources: list[str] | None = None, ranked: dict[str, list[Snippet]] | None = None,
+        max_tokens: int | None = None,
+    ) -> Candidates:
+        """Step 1: what may go into the prompt for `cursor`, retrieved once. Without a repository
+        only `ranked` (already screened by the caller) is offered. Raises `repoctx.policy.Refused`."""
+        if self.repo is None:
+            return Candidates(cursor, self.window(cursor, max_tokens), dict(ranked or {}))
+        cursor = self.repo.workspace.policy.cursor(cursor)
+        return self.repo.candidates(cursor, self.window(cursor, max_tokens), sources, ranked)
+
+    def plan(
+        self, candidates: Candidates, *, budget: int | None = None, max_tokens: int | None = None,
+        temperature: float | None = None, repo_name: str | None = None, layouts: LRUCache | None = None,
+        layout_key: object = None,
+    ) -> Plan:
+        """Step 2: the prompt, its context and the generation request. The candidates are
+        assembled again (never retrieved again) when the first prompt overflows the room.
+        `layouts`/`layout_key` keep keystroke-stable order apart per caller (the service's tenants)."""
+        store = self.layouts if layouts is None else layouts
+
+        def assemble(room_budget: int, render: Callable[[list[Snippet]], str]) -> AssembledContext:
+            return assemble_candidates(candidates, tokenizer=self.tokenizer, config=self.config, budget=room_budget,
+                                       render=render, layouts=store, key=layout_key)
+
+        return plan_prompt(candidates, template=self.template, tokenizer=self.tokenizer, config=self.config,
+                           room=self.room(max_tokens), assemble=assemble,
+                           repo_name=self.repo_name if repo_name is None else repo_name, budget=budget,
+                           max_tokens=max_tokens, temperature=temperature)
+
+    def generate(self, plan: Plan, cancel=None, on_text: Callable[[str], None] | None = None):
+        """Step 3: the engine's answer to `plan`, stopped once it has more lines than will be shown."""
+        limit = LineLimit(cancel, plan.max_lines, on_text)
+        result = self.engine.generate(plan.request, cancel=limit, on_text=limit.on_text)
+        if limit.reached and result.finish_reason == "cancelled":
+            result.finish_reason = "stop"
+        return result
+
+    def renderer(self, repo_name: str | None = None) -> Callable[[list[Snippet]], str]:
+        """How this engine's template shows context snippets (for a context without a prompt)."""
+        return context_renderer(self.template, self.repo_name if repo_name is None else repo_name)
+
+    def finish(self, plan: Plan, text: str) -> str:
+        """Step 4: the engine's raw text as the editor shows it."""
+        return finish(plan, text, self.config)
+
+    # -- all of them ------------------------------------------------------------------------------
     def complete(
         self, cursor: Cursor, cancel=None, on_text: Callable[[str], None] | None = None, budget: int | None = None,
         sources: list[str] | None = None, ranked: dict[str, list[Snippet]] | None = None,
     ) -> Completion:
         started = time.perf_counter()
-        prompt, context, window = self.prompt_for(cursor, budget, sources, ranked)
-        return self.complete_prompt(cursor, prompt, context, window, cancel, on_text, started=started)
+        plan = self.plan(self.candidates(cursor, sources=sources, ranked=ranked), budget=budget)
+        return self.run(plan, cancel, on_text, started=started)
+
+    def run(self, plan: Plan, cancel=None, on_text: Callable[[str], None] | None = None,
+            started: float | None = None) -> Completion:
+        """Generate and finish `plan`; `started` is when building it began."""
+        began = time.perf_counter()
+        started = began if started is None else started
+        result = self.generate(plan, cancel, on_text)
+        text = self.finish(plan, result.text)
+        timings = {"context": (began - started) * 1000, **{f"engine.{k}": v for k, v in result.timings_ms.items()}}
+        timings["total"] = (time.perf_counter() - started) * 1000
+        return Completion(
+            text=text, context=plan.context, prompt=plan.prompt, prompt_tokens=result.prompt_tokens,
+            completion_tokens=result.completion_tokens, reused_prompt_tokens=result.reused_prompt_tokens,
+            finish_reason=result.finish_reason, timings_ms=timings, multiline=plan.multiline,
+        )
+
+    # -- the benchmarks' view: the prompt first, then its completion -----------------------------
+    def prompt_for(
+        self, cursor: Cursor, budget: int | None = None, sources: list[str] | None = None,
+        ranked: dict[str, list[Snippet]] | None = None,
+    ) -> tuple[str, AssembledContext, PromptWindow]:
+        """The exact prompt for a cursor, its context and window (so a caller can look at, or
+        score, the prompt first). Raises `repoctx.policy.Refused` for a cursor the policy refuses."""
+        plan = self.plan(self.candidates(cursor, sources=sources, ranked=ranked), budget=budget)
+        return plan.prompt, plan.context, plan.window
 
     def complete_prompt(
         self, cursor: Cursor, prompt: str, context: AssembledContext, window: PromptWindow, cancel=None,
         on_text: Callable[[str], None] | None = None, started: float | None = None,
     ) -> Completion:
-        """Generate and post-process from a prompt `prompt_for` built (so a caller can look at,
-        or score, the exact prompt first); `started` is when building it began."""
-        from .engines.base import GenerationRequest
-        from .postprocess import multiline_wanted, postprocess, stop_sequences
-
-        began = time.perf_counter()
-        started = began if started is None else started
-        context_ms = (began - started) * 1000
-        language = cursor.language or language_for_path(cursor.path)
-        mode = self.config.completion.multiline
-        multiline = mode == "always" or (mode == "auto" and multiline_wanted(window.prefix, window.suffix, language))
-        request = GenerationRequest(
-            prompt=prompt,
-            max_tokens=self.config.engine.max_tokens,
-            stop=stop_sequences(self.template, multiline),
-            temperature=self.config.engine.temperature,
-            timeout_s=self.config.engine.timeout_s,
-        )
-        # Stop the engine once the text has more lines than will be shown, instead of
-        # generating max_tokens and cutting afterwards.
-        limit = _LineLimit(cancel, self.config.completion.max_lines if multiline else 1, on_text)
-        result = self.engine.generate(request, cancel=limit, on_text=limit.on_text)
-        if limit.reached and result.finish_reason == "cancelled":
-            result.finish_reason = "stop"
-        text = postprocess(result.text, prefix=window.prefix, suffix=window.suffix, language=language,
-                           multiline=multiline, max_lines=self.config.completion.max_lines)
-        timings = {"context": context_ms, **{f"engine.{k}": v for k, v in result.timings_ms.items()}}
-        timings["total"] = (time.perf_counter() - started) * 1000
-        return Completion(
-            text=text, context=context, prompt=prompt, prompt_tokens=result.prompt_tokens,
-            completion_tokens=result.completion_tokens, reused_prompt_tokens=result.reused_prompt_tokens,
-            finish_reason=result.finish_reason, timings_ms=timings, multiline=multiline,
-        )
+        """Generate and post-process from a prompt `prompt_for` built; `started` is when building it began."""
+        plan = make_plan(cursor, prompt, context, window, template=self.template, config=self.config)
+        return self.run(plan, cancel, on_text, started=started)
 
     def close(self) -> None:
-        self.repo.close()
+        if self.repo is not None:
+            self.repo.close()
         self.engine.close()
-
-
-class PromptDoesNotFit(ValueError):
-    """The text around the cursor alone leaves no room in the window."""
-
-
-@dataclass
-class FittedPrompt:
-    prompt: str
-    context: AssembledContext
-    window: PromptWindow
-    language: str | None
-
-
-def fit_prompt(
-    cursor: Cursor,
-    *,
-    template,
-    tokenizer: Tokenizer,
-    config: Config,
-    room: int,
-    context_for: Callable[[PromptWindow, int, Callable[[list[Snippet]], str]], AssembledContext],
-    repo_name: str = "",
-    budget: int | None = None,
-) -> FittedPrompt:
-    """The prompt for `cursor` in at most `room` tokens (the window less what will be generated).
-
-    The current file gets its prefix/suffix budgets (at most half and a quarter of the
-    room; a huge cursor line is cut to them), the context gets what is left up to the
-    configured budget, in the same tokens the engine counts. `context_for(window,
-    budget, render)` chooses the context (the repository's retrievers, or candidates
-    a client sent). Tokens can merge across the joins of the rendered parts, so the
-    whole prompt is counted at the end and the context shrunk until it fits.
-    """
-    from .prompt import render_context, render_prompt
-
-    if room <= 0:
-        raise PromptDoesNotFit(f"no room for a prompt: {room} tokens left after the completion")
-    assembly = config.assembly
-    prefix_room, suffix_room = min(assembly.prefix_tokens, room // 2), min(assembly.suffix_tokens, room // 4)
-    window = prompt_window(cursor, tokenizer, prefix_room, suffix_room)
-    if tokenizer.count(window.prefix) > prefix_room:  # the cursor line is kept whole: cut a huge one
-        window = replace(window, prefix=truncate_to_tokens(tokenizer, window.prefix, prefix_room, keep="tail"))
-    if tokenizer.count(window.suffix) > suffix_room:
-        window = replace(window, suffix=truncate_to_tokens(tokenizer, window.suffix, suffix_room, keep="head"))
-    language = cursor.language or language_for_path(cursor.path)
-
-    def render(snippets: list[Snippet]) -> str:
-        return render_context(template, snippets, repo_name=repo_name)
-
-    def whole(snippets: list[Snippet]) -> str:
-        return render_prompt(template, path=cursor.path, prefix=window.prefix, suffix=window.suffix,
-                             snippets=snippets, repo_name=repo_name, language=language)
-
-    bare = tokenizer.count(whole([]))
-    if bare > room:
-        raise PromptDoesNotFit(f"the text around the cursor alone needs {bare} tokens; {room} fit")
-    wanted = assembly.budget if budget is None else budget
-    budget = max(0, min(wanted, room - bare))
-    for _ in range(4):
-        context = context_for(window, budget, render)
-        prompt = whole(context.snippets)
-        over = tokenizer.count(prompt) - room
-        if over <= 0:
-            return FittedPrompt(prompt, context, window, language)
-        budget = max(0, budget - over)
-    context = context_for(window, 0, render)
-    return FittedPrompt(whole([]), context, window, language)
-
-
-class _LineLimit:
-    """A cancel token that also trips when the streamed text passes `max_lines` lines."""
-
-    def __init__(self, outer, max_lines: int, on_text: Callable[[str], None] | None) -> None:
-        self.outer = outer
-        self.max_lines = max(1, max_lines)
-        self.forward = on_text
-        self.newlines = 0
-        self.reached = False
-
-    @property
-    def cancelled(self) -> bool:
-        return self.reached or bool(self.outer is not None and self.outer.cancelled)
-
-    def cancel(self) -> None:
-        self.reached = True
-
-    def on_text(self, text: str) -> None:
-        # Up to max_lines + 1 newlines pass: a completion may open with one.
-        self.newlines += text.count("\n")
-        if self.newlines > self.max_lines:
-            self.reached = True
-        if self.forward is not None:
-            self.forward(text)
 
 
 def needed_window(config: Config) -> int | None:

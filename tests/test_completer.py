@@ -24,7 +24,7 @@ def test_multiline_generation_stops_past_max_lines(tmp_path):
 
 
 def test_cut_prefix_start_moves_rarely_while_a_line_grows(monkeypatch):
-    import repoctx.pipeline as pipeline
+    import repoctx.plan as plan
     from repoctx.tokenizer import ByteTokenizer
     from repoctx.types import Cursor
 
@@ -34,14 +34,14 @@ def test_cut_prefix_start_moves_rarely_while_a_line_grows(monkeypatch):
         out = []
         for typed in range(0, 60):
             text = "\n".join(lines[:150] + ["x" * typed] + lines[150:])
-            window = pipeline.prompt_window(Cursor("a.py", text, 150, typed), ByteTokenizer(), 1000, 200)
+            window = plan.prompt_window(Cursor("a.py", text, 150, typed), ByteTokenizer(), 1000, 200)
             assert window.prefix.endswith("x" * typed) and len(window.prefix.encode()) <= 1000
             out.append(window.start_line)
         return out
 
     anchored = starts()
-    assert all(start % pipeline.PREFIX_ANCHOR_LINES == 0 for start in anchored)
-    monkeypatch.setattr(pipeline, "PREFIX_ANCHOR_LINES", 1)
+    assert all(start % plan.PREFIX_ANCHOR_LINES == 0 for start in anchored)
+    monkeypatch.setattr(plan, "PREFIX_ANCHOR_LINES", 1)
     unanchored = starts()
     changes = lambda seq: sum(a != b for a, b in zip(seq, seq[1:]))  # noqa: E731
     assert changes(anchored) <= 1 < changes(unanchored)

@@ -431,8 +431,15 @@ def test_shared_repository_context_and_completions(served, tmp_path):
         "prefix": cursor["prefix"], "suffix": cursor["suffix"], "path": cursor["path"], "repos": ["teamlib"]})
     assert completion.status_code == 200, completion.text
     used = [s["path"] for s in completion.json()["context_used"]]
-    assert "teamlib/teamlib/money.py" in used  # shared repositories' paths carry the repository's name
+    assert "teamlib/money.py" in used  # one origin: the repository's own paths, as in an editor
     assert "format_amount(cents: int" in engine.prompts[-1]
+    merged = client.post("/v1/code/completions", headers=auth(), json={
+        "prefix": cursor["prefix"], "suffix": cursor["suffix"], "path": cursor["path"], "repos": ["teamlib"],
+        "snippets": [{"path": "app/prices.py", "text": "def price_of(item):\n    return item.cents\n"}]})
+    assert merged.status_code == 200, merged.text
+    used = [s["path"] for s in merged.json()["context_used"]]
+    # merged with the client's snippets, the shared repository's paths carry its name
+    assert "teamlib/teamlib/money.py" in used and "app/prices.py" in used
 
 
 def test_refuses_non_loopback_without_keys(tmp_path, monkeypatch):

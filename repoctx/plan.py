@@ -1,0 +1,331 @@
+"""From candidates to a generation request and back: the steps every shell shares.
+
+One completion, whichever shell asks for it, is three steps over plain data:
+
+1. `Candidates`: the current file's window around the cursor (`fitted_window`) and what
+   the retrievers (`repoctx.pipeline.RepoContext.candidates`), a client or a benchmark
+   offer for it. Retrieval runs once per completion.
+2. `plan_prompt`: the `Plan`, i.e. the exact prompt in the model's template, the context
+   that fits beside the window in the engine's own tokens, the multiline choice and the
+   `GenerationRequest`. A prompt that overflows (tokens merge across the joins of its
+   parts) is assembled again from the same candidates with a smaller budget, never
+   retrieved again.
+3. `finish`: the engine's raw text post-processed into what the editor shows.
+
+`repoctx.pipeline.Completer` strings these together for a repository (or for a caller
+without one, such as the HTTP service with client snippets); the CLI, the language server,
+the HTTP service and the benchmarks call it, not the stages below it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+
+from .assembler import VisibleWindow, assemble, render_plain
+from .cache import LRUCache
+from .config import Config
+from .engines.base import GenerationRequest
+from .parsing import language_for_path
+from .postprocess import multiline_wanted, postprocess, stop_sequences
+from .prompt import PromptTemplate, render_context, render_prompt
+from .tokenizer import Tokenizer, truncate_to_tokens
+from .types import AssembledContext, Cursor, Snippet
+
+__all__ = [
+    "PROMPT_MARGIN", "Candidates", "LineLimit", "Plan", "PromptDoesNotFit", "PromptWindow", "assemble_candidates",
+    "context_renderer", "cursor_between", "fim_prompt", "finish", "fitted_window", "merge_candidates", "plan_prompt", "prompt_window",
+]
+
+PREFIX_ANCHOR_LINES = 16  # a truncated file prefix starts on a multiple of this many lines
+PROMPT_MARGIN = 1
+"""Tokens kept free beside the prompt and the completion for a BOS token the engine may add."""
+
+Render = Callable[[list[Snippet]], str]
+
+
+class PromptDoesNotFit(ValueError):
+    """The text around the cursor alone leaves no room in the window."""
+
+
+# ------------------------------------------------------------------------------ the window
+
+@dataclass
+class PromptWindow:
+    """The part of the current file that goes into the prompt around the cursor."""
+
+    prefix: str
+    suffix: str
+    start_line: int
+    end_line: int
+
+
+def prompt_window(cursor: Cursor, tokenizer: Tokenizer, prefix_tokens: int, suffix_tokens: int) -> PromptWindow:
+    """Whole lines of prefix and suffix within their token budgets (the cursor line always whole)."""
+    prefix, suffix = cursor.prefix, cursor.suffix
+    before = prefix.split("\n")
+    after = suffix.split("\n")
+    kept_before = [before[-1]]
+    spent = tokenizer.count(before[-1])
+    for line in reversed(before[:-1]):
+        cost = tokenizer.count(line) + 1
+        if spent + cost > prefix_tokens:
+            break
+        kept_before.append(line)
+        spent += cost
+    kept_after = [after[0]]
+    spent = tokenizer.count(after[0])
+    for line in after[1:]:
+        cost = tokenizer.count(line) + 1
+        if spent + cost > suffix_tokens:
+            break
+        kept_after.append(line)
+        spent += cost
+    start = cursor.line - (len(kept_before) - 1)
+    if start > 0:
+        # A cut prefix starts on a multiple of PREFIX_ANCHOR_LINES, so that its first line
+        # (and with it every KV-cached token after it) does not move as the cursor line grows.
+        anchored = min(cursor.line, -(-start // PREFIX_ANCHOR_LINES) * PREFIX_ANCHOR_LINES)
+        kept_before = kept_before[: cursor.line - anchored + 1]
+        start = anchored
+    end = cursor.line + len(kept_after)
+    return PromptWindow("\n".join(reversed(kept_before)), "\n".join(kept_after), start, end)
+
+
+def fitted_window(cursor: Cursor, tokenizer: Tokenizer, config: Config, room: int) -> PromptWindow:
+    """The window for a prompt of at most `room` tokens: the configured prefix and suffix
+    budgets, but at most half and a quarter of the room; a huge cursor line is cut to them."""
+    assembly = config.assembly
+    prefix_room, suffix_room = min(assembly.prefix_tokens, room // 2), min(assembly.suffix_tokens, room // 4)
+    window = prompt_window(cursor, tokenizer, prefix_room, suffix_room)
+    if tokenizer.count(window.prefix) > prefix_room:  # the cursor line is kept whole: cut a huge one
+        window = replace(window, prefix=truncate_to_tokens(tokenizer, window.prefix, prefix_room, keep="tail"))
+    if tokenizer.count(window.suffix) > suffix_room:
+        window = replace(window, suffix=truncate_to_tokens(tokenizer, window.suffix, suffix_room, keep="head"))
+    return window
+
+
+def cursor_between(path: str, prefix: str, suffix: str, language: str | None = None) -> Cursor:
+    """The cursor of a client that sends the text before and after it."""
+    line = prefix.count("\n")
+    column = len(prefix) - (prefix.rfind("\n") + 1)
+    return Cursor(path=path, text=prefix + suffix, line=line, column=column, language=language)
+
+
+# ------------------------------------------------------------------------------ candidates
+
+@dataclass
+class Candidates:
+    """What is offered for one cursor, per source, before assembly.
+
+    `version_of(path)` (the index's blob hash) lets the assembler carry a snippet chosen on
+    the previous keystroke while its file is unchanged; `started` is when building them
+    began (`perf_counter`), so that a context's total time includes the retrieval.
+    """
+
+    cursor: Cursor
+    window: PromptWindow
+    ranked: dict[str, list[Snippet]]
+    timings_ms: dict[str, float] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    version_of: Callable[[str], str | None] | None = None
+    started: float = field(default_factory=time.perf_counter)
+
+    @property
+    def language(self) -> str | None:
+        return self.cursor.language or language_for_path(self.cursor.path)
+
+
+def merge_candidates(cursor: Cursor, window: PromptWindow, parts: list[Candidates], started: float | None = None) -> Candidates:
+    """Several origins' candidates as one: per source, interleaved by rank. One part is kept
+    whole (its `version_of` too); merged paths may come from different trees, so they are not."""
+    if len(parts) == 1:
+        return replace(parts[0], cursor=cursor, window=window, started=parts[0].started if started is None else started)
+    ranked: dict[str, list[Snippet]] = {}
+    for source in sorted({s for part in parts for s in part.ranked}):
+        columns = [part.ranked.get(source, []) for part in parts]
+        out: list[Snippet] = []
+        for row in range(max((len(c) for c in columns), default=0)):
+            out.extend(column[row] for column in columns if row < len(column))
+        ranked[source] = out
+    timings = {k: v for part in parts for k, v in part.timings_ms.items()}
+    notes = [note for part in parts for note in part.notes]
+    return Candidates(cursor, window, ranked, timings, notes, None, time.perf_counter() if started is None else started)
+
+
+def assemble_candidates(
+    candidates: Candidates,
+    *,
+    tokenizer: Tokenizer,
+    config: Config,
+    budget: int | None = None,
+    render: Render | None = None,
+    layouts: LRUCache | None = None,
+    key: object = None,
+) -> AssembledContext:
+    """The context for `candidates` in `budget` tokens (the configured one by default).
+
+    `layouts` keeps the previous layout per `key` (the cursor's path by default) for
+    keystroke-stable order; each assembly replaces it.
+    """
+    assembly = config.assembly
+    window = candidates.window
+    key = candidates.cursor.path if key is None else key
+    previous = layouts.get(key) if layouts is not None else None
+    visible = VisibleWindow(candidates.cursor.path, window.start_line, window.end_line, window.prefix + window.suffix)
+    context, layout = assemble(
+        candidates.ranked,
+        tokenizer=tokenizer,
+        budget=assembly.budget if budget is None else budget,
+        quotas={k: v for k, v in assembly.quotas.items() if k in candidates.ranked},
+        rrf_k=assembly.rrf_k,
+        visible=visible,
+        previous=previous,
+        render=render or render_plain,
+        version_of=candidates.version_of,
+    )
+    if layouts is not None:
+        layouts.put(key, layout)
+    context.timings_ms = {**candidates.timings_ms, **context.timings_ms,
+                          "total": (time.perf_counter() - candidates.started) * 1000}
+    context.notes = list(candidates.notes)
+    return context
+
+
+# ------------------------------------------------------------------------------ the plan
+
+def context_renderer(template: PromptTemplate, repo_name: str = "") -> Render:
+    """How `template` shows context snippets: what the assembler counts a context's tokens in."""
+
+    def render(snippets: list[Snippet]) -> str:
+        return render_context(template, snippets, repo_name=repo_name)
+
+    return render
+
+
+@dataclass
+class Plan:
+    """Everything the engine is asked and what finishing its answer needs."""
+
+    cursor: Cursor
+    prompt: str
+    context: AssembledContext
+    window: PromptWindow
+    language: str | None
+    multiline: bool
+    request: GenerationRequest
+    max_lines: int
+
+
+def plan_prompt(
+    candidates: Candidates,
+    *,
+    template: PromptTemplate,
+    tokenizer: Tokenizer,
+    config: Config,
+    room: int,
+    assemble: Callable[[int, Render], AssembledContext],
+    repo_name: str = "",
+    budget: int | None = None,
+    max_tokens: int | None = None,
+    temperature: float | None = None,
+) -> Plan:
+    """The prompt for `candidates` in at most `room` tokens (the window less what will be generated).
+
+    The context gets what the window leaves, up to `budget` (the configured one by default),
+    in the tokens the engine counts; `assemble(budget, render)` assembles the candidates.
+    Tokens can merge across the joins of the rendered parts, so the whole prompt is
+    counted at the end and the candidates assembled again, smaller, until it fits.
+    """
+    if room <= 0:
+        raise PromptDoesNotFit(f"no room for a prompt: {room} tokens left after the completion")
+    cursor, window, language = candidates.cursor, candidates.window, candidates.language
+    render = context_renderer(template, repo_name)
+
+    def whole(snippets: list[Snippet]) -> str:
+        return render_prompt(template, path=cursor.path, prefix=window.prefix, suffix=window.suffix,
+                             snippets=snippets, repo_name=repo_name, language=language)
+
+    bare = tokenizer.count(whole([]))
+    if bare > room:
+        raise PromptDoesNotFit(f"the text around the cursor alone needs {bare} tokens; {room} fit")
+    wanted = config.assembly.budget if budget is None else budget
+    budget = max(0, min(wanted, room - bare))
+    for _ in range(4):
+        context = assemble(budget, render)
+        prompt = whole(context.snippets)
+        over = tokenizer.count(prompt) - room
+        if over <= 0:
+            break
+        budget = max(0, budget - over)
+    else:
+        context = assemble(0, render)
+        prompt = whole([])
+    return make_plan(cursor, prompt, context, window, template=template, config=config,
+                     max_tokens=max_tokens, temperature=temperature)
+
+
+def make_plan(
+    cursor: Cursor, prompt: str, context: AssembledContext, window: PromptWindow, *, template: PromptTemplate,
+    config: Config, max_tokens: int | None = None, temperature: float | None = None,
+) -> Plan:
+    """The plan for a prompt already built: the multiline choice and the generation request."""
+    language = cursor.language or language_for_path(cursor.path)
+    mode = config.completion.multiline
+    multiline = mode == "always" or (mode == "auto" and multiline_wanted(window.prefix, window.suffix, language))
+    engine = config.engine
+    request = GenerationRequest(
+        prompt=prompt,
+        max_tokens=engine.max_tokens if max_tokens is None else max_tokens,
+        stop=stop_sequences(template, multiline),
+        temperature=engine.temperature if temperature is None else temperature,
+        timeout_s=engine.timeout_s,
+    )
+    return Plan(cursor, prompt, context, window, language, multiline, request,
+                config.completion.max_lines if multiline else 1)
+
+
+# ------------------------------------------------------------------------------ finishing
+
+class LineLimit:
+    """A cancel token that also trips when the streamed text passes `max_lines` lines, so the
+    engine stops once the text has more lines than will be shown instead of generating
+    max_tokens and cutting afterwards."""
+
+    def __init__(self, outer, max_lines: int, on_text: Callable[[str], None] | None) -> None:
+        self.outer = outer
+        self.max_lines = max(1, max_lines)
+        self.forward = on_text
+        self.newlines = 0
+        self.reached = False
+
+    @property
+    def cancelled(self) -> bool:
+        return self.reached or bool(self.outer is not None and self.outer.cancelled)
+
+    def cancel(self) -> None:
+        self.reached = True
+
+    def on_text(self, text: str) -> None:
+        # Up to max_lines + 1 newlines pass: a completion may open with one.
+        self.newlines += text.count("\n")
+        if self.newlines > self.max_lines:
+            self.reached = True
+        if self.forward is not None:
+            self.forward(text)
+
+
+def finish(plan: Plan, text: str, config: Config) -> str:
+    """The engine's raw text for `plan` as the editor shows it (`repoctx.postprocess`)."""
+    return postprocess(text, prefix=plan.window.prefix, suffix=plan.window.suffix, language=plan.language,
+                       multiline=plan.multiline, max_lines=config.completion.max_lines)
+
+
+def fim_prompt(template: PromptTemplate, path: str, prefix: str, suffix: str, language: str | None = None,
+               stops: list[str] | None = None) -> tuple[str, list[str]]:
+    """A bare fill-in-the-middle prompt in the model's format (no context, nothing cut) and its
+    stop strings: the template's, then the caller's."""
+    prompt = render_prompt(template, path=path, prefix=prefix, suffix=suffix, snippets=[],
+                           language=language or language_for_path(path))
+    return prompt, list(dict.fromkeys([*template.stop, *(stops or [])]))
