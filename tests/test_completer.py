@@ -45,3 +45,49 @@ def test_cut_prefix_start_moves_rarely_while_a_line_grows(monkeypatch):
     unanchored = starts()
     changes = lambda seq: sum(a != b for a, b in zip(seq, seq[1:]))  # noqa: E731
     assert changes(anchored) <= 1 < changes(unanchored)
+
+
+def test_an_overflowing_prompt_is_assembled_again_never_retrieved_again(tmp_path, monkeypatch):
+    """When the whole prompt counts more than its parts (tokens merge across a join), the same
+    candidates are assembled again with a smaller budget; the retrievers run once."""
+    from repoctx.tokenizer import ByteTokenizer
+    from repoctx.types import Cursor
+
+    files = {f"lib/shapes_{i}.py": f"def area_{i}(width, height):\n    return width * height * {i}\n" for i in range(12)}
+    files["app.py"] = "".join(f"from lib.shapes_{i} import area_{i}\n" for i in range(12)) + "total = area_3(\n"
+    root = make_repo(tmp_path, files)
+    config = Config.from_dict({"index": {"location": str(tmp_path / "ix")}, "assembly": {"budget": 2000},
+                               "retrieval": {"time_limit_ms": {s: 5000.0 for s in ("imports", "lexical", "typed_hole", "recent")}}})
+
+    class JoinTokenizer(ByteTokenizer):
+        """Bytes, plus 30 tokens whenever context and the current file meet in one text."""
+
+        def count(self, text: str) -> int:
+            return super().count(text) + (30 if "def area_" in text and "total = area_3(" in text else 0)
+
+    engine = ScriptedEngine(script="1, 2)")
+    engine.tokenizer = JoinTokenizer()
+    engine.context_window = 900  # less room than the candidates fill: the first prompt overflows
+    repo = RepoContext(root, config)
+    completer = Completer(repo, engine, config)
+    repo.build_index()
+    import repoctx.pipeline as pipeline
+
+    calls = {"retrieve": 0, "assemble": 0}
+    retrieve, assemble = repo.retrieve, pipeline.assemble_candidates
+
+    def counting_retrieve(*args, **kwargs):
+        calls["retrieve"] += 1
+        return retrieve(*args, **kwargs)
+
+    def counting_assemble(*args, **kwargs):
+        calls["assemble"] += 1
+        return assemble(*args, **kwargs)
+
+    monkeypatch.setattr(repo, "retrieve", counting_retrieve)
+    monkeypatch.setattr(pipeline, "assemble_candidates", counting_assemble)
+    text = repo.workspace.read("app.py")
+    lines = text.split("\n")
+    plan = completer.plan(completer.candidates(Cursor("app.py", text, len(lines) - 2, len(lines[-2]))))
+    assert calls == {"retrieve": 1, "assemble": 2}, calls
+    assert plan.context.snippets and engine.tokenizer.count(plan.prompt) <= completer.room()
