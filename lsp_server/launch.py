@@ -62,7 +62,7 @@ def load_config(path: str | None) -> tuple[Config, str]:
 
 def serve(args: argparse.Namespace, engine_factory: Any = None) -> int:
     """Run the server as `args` (from `add_arguments`) say; returns the exit status."""
-    from .server import build_server
+    from .handlers import build_server
 
     logging.basicConfig(level=getattr(logging, str(args.log_level).upper(), logging.WARNING), stream=sys.stderr,
                         format="%(asctime)s %(name)s %(levelname)s: %(message)s")

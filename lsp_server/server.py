@@ -1,21 +1,23 @@
 """The repoctx language server: a thin pygls shell over `repoctx.pipeline`.
 
-It converts LSP documents and positions into `repoctx.types.Cursor` and asks
-`RepoContext` (context) and `Completer` (completions); all retrieval and prompt logic lives
-in the library. What it adds is the editor plumbing:
+It converts LSP documents and positions into `repoctx.types.Cursor` (`lsp_server.convert`)
+and asks the library's entry point, `Completer` (candidates, plan, engine, finish); all
+retrieval, prompt, buffer and secret policy and configuration rules live in the library
+(`RepoContext.set_buffer`/`discard_buffer`/`files_changed`, `repoctx.policy`,
+`repoctx.reconfigure`). What this shell adds is the editor plumbing:
 
 * `textDocument/inlineCompletion` (ghost text) and a `textDocument/completion` fallback with
-  one item for clients that do not declare inline completion support, incremental text sync, `workspace/didChangeWatchedFiles` (re-index those files),
-  `workspace/didChangeConfiguration` plus pulling `workspace/configuration` for "repoctx";
+  one item for clients that do not declare inline completion support, incremental text sync,
+  `workspace/didChangeWatchedFiles` (re-index those files), `workspace/didChangeConfiguration`
+  plus pulling `workspace/configuration` for "repoctx" (handlers: `lsp_server.handlers`);
 * `repoctx/context` (request): the context that goes into the prompt at a position;
-* `repoctx/status` (notification): ``{state: "indexing"|"ready"|"error", message, engine,
-  files_indexed, files_total, last_latency_ms}``;
+* `repoctx/status` (notification, `lsp_server.status`);
 * background work: the workspace is indexed in a thread with `$/progress` reports and the
   engine loads in another; completions never wait for either (an empty answer and a log
   message until the engine is ready);
 * latency: debounce, one job per document (a newer request cancels the older generation;
   `$/cancelRequest` cancels too, down to the engine), an LRU cache keyed by the exact prompt,
-  and type-ahead reuse of the last completion (see `lsp_server.scheduler`). Parsing, retrieval
+  and type-ahead reuse of the last completion (`lsp_server.scheduler`). Parsing, retrieval
   and generation run in worker threads, never on the event loop.
 
 `initializationOptions` is a repoctx configuration dict (snake_case or camelCase, see
@@ -33,8 +35,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
-import sys
 import threading
 import time
 import uuid
@@ -45,151 +45,50 @@ from typing import Any
 from urllib.parse import unquote
 
 from lsprotocol import types
-from pygls.exceptions import JsonRpcException, JsonRpcInvalidParams
 from pygls.lsp.server import LanguageServer
-from pygls.protocol import LanguageServerProtocol
-from pygls.uris import to_fs_path
 
 from repoctx import __version__
+from repoctx.cache import LRUCache
 from repoctx.config import Config, ConfigError
+from repoctx.pipeline import Completer, Completion, RepoContext, context_to_json, open_engine
+from repoctx.policy import Refused
+from repoctx.reconfigure import compare, merged, unwrap
+from repoctx.types import Cursor
 
-from .scheduler import Job, LRUCache, Scheduler, ServedEngine
+from .convert import RepoctxProtocol, cause, empty_context, fs_rel, locate, plain, refusal, short
+from .scheduler import Job, Scheduler, ServedEngine
+from .status import STATUS_NOTIFICATION, ServerState, status_payload
 
 logger = logging.getLogger("repoctx.lsp")
 
-CONTEXT_REQUEST = "repoctx/context"
-STATUS_NOTIFICATION = "repoctx/status"
 MAX_DOCUMENT_NOTES = 1024  # (document, reason) pairs already logged, to log each once
 STATUS_INTERVAL_S = 0.5  # at most one latency-only status update per interval
-EXIT_GRACE_S = 3.0  # after `exit`, the process ends even if a reader thread still blocks
-
-ENGINE_RELOAD_KEYS = frozenset({"kind", "model", "endpoint", "api_key", "threads", "context_window", "rope", "extra"})
-"""Engine settings that need a new engine; the others (max_tokens, temperature, timeout_s) apply per request."""
 
 EngineFactory = Callable[[Config], Any]
-RepoFactory = Callable[[Path, Config], Any]
+RepoFactory = Callable[[Path, Config], RepoContext]
 
 
 def default_engine_factory(config: Config) -> Any:
     """The configured engine, sized for the prompts this configuration builds."""
-    from repoctx.pipeline import open_engine
-
     return open_engine(config)
 
 
-def default_repo_factory(root: Path, config: Config) -> Any:
-    from repoctx.pipeline import RepoContext
-
-    return RepoContext(root, config)
-
-
-class RepoctxProtocol(LanguageServerProtocol):
-    """pygls' protocol, except that a request whose params do not fit the LSP types (a negative
-    position, say) is answered with InvalidParams instead of being dropped unanswered."""
-
-    def structure_message(self, data: dict[str, Any]):
-        try:
-            return super().structure_message(data)
-        except JsonRpcException as exc:
-            if isinstance(data, dict) and "id" in data and "method" in data:
-                method = data.get("method")
-                error = JsonRpcInvalidParams(f"invalid params for {method}: {_cause(exc)}")
-                self._send_response(data["id"], error=error.to_response_error())
-                self._server._log(types.MessageType.Warning, f"{method}: invalid params ({_cause(exc)})")
-                return _Answered()
-            raise
-
-
-class _Answered:
-    """Stands in for a request that was answered while being decoded; `handle_message` ignores it."""
-
-    jsonrpc = ""
-
-
-def _cause(exc: BaseException) -> str:
-    cause = exc.__cause__ or exc
-    text = str(cause).strip().splitlines()
-    return text[0][:200] if text else type(cause).__name__
-
-
-def _plain(value: Any) -> Any:
-    """pygls hands params of custom methods over as namedtuples: back to dicts and lists."""
-    if hasattr(value, "_asdict"):
-        return {key: _plain(item) for key, item in value._asdict().items()}
-    if isinstance(value, dict):
-        return {key: _plain(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(item) for item in value]
-    return value
-
-
-def _units(char: str, encoding: str) -> int:
-    if encoding == types.PositionEncodingKind.Utf8:
-        return len(char.encode("utf-8", "surrogatepass"))
-    if encoding == types.PositionEncodingKind.Utf32:
-        return 1
-    return 2 if ord(char) > 0xFFFF else 1
-
-
-def column_from_client(line_text: str, character: int, encoding: str) -> int:
-    """A client column (UTF-16 code units by default) as a Python string index, clamped to the line."""
-    if character <= 0:
-        return 0
-    if encoding == types.PositionEncodingKind.Utf32 or line_text.isascii():
-        return min(character, len(line_text))
-    units = 0
-    for index, char in enumerate(line_text):
-        units += _units(char, encoding)
-        if units > character:
-            return index
-        if units == character:
-            return index + 1
-    return len(line_text)
-
-
-def locate(text: str, line: int, character: int, encoding: str = "utf-16") -> tuple[int, int, int] | None:
-    """(line, column, offset) in `text` for a client position, or None when the line is past
-    the end. Columns past the end of the line are clamped to it (as LSP says)."""
-    if line < 0 or character < 0:
-        return None
-    parts = text.split("\n", line + 1)
-    if line >= len(parts):
-        return None
-    content = parts[line]
-    content = content.removesuffix("\r")
-    column = column_from_client(content, character, encoding)
-    offset = sum(len(part) + 1 for part in parts[:line]) + column
-    return line, column, offset
-
-
 class RepoctxServer(LanguageServer):
-    """The pygls server plus repoctx's state. Build it with `build_server`."""
+    """The pygls server plus repoctx's state. Build it with `lsp_server.handlers.build_server`."""
 
     def __init__(self, engine_factory: EngineFactory | None = None, repo_factory: RepoFactory | None = None,
                  base_config: Config | None = None, startup_error: str = "") -> None:
-        super().__init__(
-            "repoctx",
-            __version__,
-            protocol_cls=RepoctxProtocol,
-            text_document_sync_kind=types.TextDocumentSyncKind.Incremental,
-        )
+        super().__init__("repoctx", __version__, protocol_cls=RepoctxProtocol,
+                         text_document_sync_kind=types.TextDocumentSyncKind.Incremental)
         self.engine_factory = engine_factory or default_engine_factory
-        self.repo_factory = repo_factory or default_repo_factory
+        self.repo_factory = repo_factory or RepoContext
         self.base_config = base_config or Config()  # the --config file; the client's settings apply on top
         self.config = Config.from_dict(self.base_config.to_dict())
-        self.startup_error = startup_error  # shown once after `initialized`; the server then does nothing
+        self.state = ServerState(startup_error=startup_error)  # a startup error is shown once; then nothing runs
         self.root: Path | None = None
-        self.repo: Any = None
+        self.repo: RepoContext | None = None
         self.engine: ServedEngine | None = None
-        self.completer: Any = None
-        self.engine_state = "waiting"  # waiting | loading | ready | error
-        self.engine_error = ""
-        self.index_state = "waiting"  # waiting | indexing | ready | error
-        self.index_error = ""
-        self.files_indexed: int | None = None
-        self.files_total: int | None = None
-        self.last_latency_ms: float | None = None
-        self.last_error = ""
+        self.completer: Completer | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
         self.worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="repoctx-complete")
         self.side = ThreadPoolExecutor(max_workers=2, thread_name_prefix="repoctx-side")
@@ -200,7 +99,6 @@ class RepoctxServer(LanguageServer):
         self.client_pull_config = False
         self.client_watch_registration = False
         self.shutdown_requested = False
-        self.initialized = False
         self._status_sent = 0.0
         self._status_timer: asyncio.TimerHandle | None = None
         self._pending_lock = threading.Lock()  # held for dict updates only (the event loop takes it)
@@ -233,7 +131,7 @@ class RepoctxServer(LanguageServer):
 
         if source == FeatureRequestError:
             return
-        self._log(types.MessageType.Error, f"{getattr(source, '__name__', source)}: {_cause(error)}")
+        self._log(types.MessageType.Error, f"{getattr(source, '__name__', source)}: {cause(error)}")
 
     def _call_soon(self, function: Callable, *args: Any) -> None:
         loop = self.loop
@@ -268,7 +166,7 @@ class RepoctxServer(LanguageServer):
         key = (uri, reason)
         if key not in self._noted:
             self._noted.put(key, True)
-            self._log(level, f"{_short(uri)}: {reason}")
+            self._log(level, f"{short(uri)}: {reason}")
 
     def _show_error(self, message: str) -> None:
         logger.error("%s", message)
@@ -278,55 +176,14 @@ class RepoctxServer(LanguageServer):
             pass
 
     def status(self) -> dict[str, Any]:
-        engine = f"{self.config.engine.kind}:{self.config.engine.model}" if self.config.engine.kind != "http" else (
-            f"http:{self.config.engine.endpoint or self.config.engine.model}")
-        if self.engine is not None:
-            name = str(getattr(self.engine, "name", "") or self.config.engine.kind)
-            # The configured model name reads better than a file name, when the configured engine is in use.
-            model = self.config.engine.model if name == self.config.engine.kind else getattr(self.engine, "model_name", "")
-            engine = f"{name}:{model}" if model else name
-        if self.startup_error:
-            state, message = "error", self.startup_error
-        elif self.root is None and self.initialized:
-            state, message = "error", "no workspace folder: open a folder to get repository-aware completions"
-        elif self.engine_state == "error":
-            state, message = "error", f"the engine failed to load: {self.engine_error}"
-            if self.index_state in ("waiting", "indexing"):
-                message += f"; indexing {self.files_indexed or 0}/{self.files_total or '?'} files"
-        elif self.index_state == "error":
-            state, message = "error", f"indexing failed: {self.index_error}"
-        elif self.engine_state != "ready" or self.index_state != "ready":
-            state = "indexing"
-            parts = []
-            if self.index_state in ("waiting", "indexing"):
-                if self.files_total:
-                    parts.append(f"indexing {self.files_indexed or 0}/{self.files_total} files")
-                else:
-                    parts.append("opening the workspace")
-            if self.engine_state in ("waiting", "loading"):
-                parts.append(f"loading {self.config.engine.model or self.config.engine.kind}")
-            message = "; ".join(parts) or "starting"
-        else:
-            state = "ready"
-            message = "ready"
-            if self.files_indexed is not None:
-                message = f"ready: {self.files_indexed} files indexed"
-            if self.last_error:
-                message += f"; last completion failed: {self.last_error}"
-        payload: dict[str, Any] = {"state": state, "message": message, "engine": engine}
-        if self.files_indexed is not None and self.files_total is not None:
-            payload["files_indexed"] = min(self.files_indexed, self.files_total)
-            payload["files_total"] = self.files_total
-        if self.last_latency_ms is not None:
-            payload["last_latency_ms"] = round(self.last_latency_ms, 1)
-        return payload
+        return status_payload(self.state, self.config)
 
     def send_status(self) -> None:
         """`repoctx/status` now (from the event loop)."""
         if self._status_timer is not None:
             self._status_timer.cancel()
             self._status_timer = None
-        if not self.initialized or self.protocol.writer is None:
+        if not self.state.initialized or self.protocol.writer is None:
             return
         self._status_sent = time.monotonic()
         try:
@@ -346,39 +203,40 @@ class RepoctxServer(LanguageServer):
 
     # -- configuration ----------------------------------------------------------------------
 
+    def initial_config(self, options: Any) -> None:
+        """`initializationOptions` on top of the --config file's settings (those alone when invalid)."""
+        try:
+            self.config = merged(self.base_config, plain(options))
+        except ConfigError as exc:
+            self.config = Config.from_dict(self.base_config.to_dict())
+            self._show_error(f"invalid initializationOptions: {exc}; using the defaults")
+
     def apply_config(self, data: Any, where: str) -> bool:
-        """Merge a configuration dict into the live config; False (and an error shown) if invalid."""
+        """Merge settings into the live config; False (and an error shown) if invalid. What the
+        change needs (a new engine, a new completer...) is `repoctx.reconfigure`'s to say."""
         if data is None:
             return False
-        data = _plain(data)
-        if not isinstance(data, dict):
-            self._show_error(f"{where}: the configuration must be an object, got {type(data).__name__}")
-            return False
-        if set(data) == {"repoctx"} and isinstance(data["repoctx"], dict):
-            data = data["repoctx"]
+        data = plain(data)
         try:
-            trial = Config.from_dict(self.config.to_dict())
-            trial.update(data)
-        except (ConfigError, TypeError, ValueError, AttributeError) as exc:
+            trial = merged(self.config, data)
+        except ConfigError as exc:
             self._show_error(f"{where}: {exc}; keeping the previous settings")
             return False
-        before = self.config.to_dict()
-        self.config.update(data)
-        after = self.config.to_dict()
-        if before == after:
+        change = compare(self.config, trial)
+        if not change.changed:
             return True
+        self.config.update(unwrap(data))  # in place: the repository and the completer share this object
         self.scheduler.clear()  # completions made under the old settings are not offered again
-        if self.engine is not None and before["completion"]["cache_size"] != after["completion"]["cache_size"]:
+        if self.engine is not None and change.cache_size:
             self.engine.cache.resize(self.config.completion.cache_size)
-        changed = {key for key in after["engine"] if before["engine"][key] != after["engine"][key]}
-        if changed & ENGINE_RELOAD_KEYS and self.engine_state != "waiting":
-            self._log(types.MessageType.Info, f"engine settings changed ({', '.join(sorted(changed))}): reloading the engine")
+        if change.reload_engine and self.state.engine_state != "waiting":
+            self._log(types.MessageType.Info,
+                      f"engine settings changed ({', '.join(sorted(change.engine_keys))}): reloading the engine")
             self.start_engine()
-        elif "template" in changed and self.completer is not None:
-            self._make_completer()  # the prompt format is chosen when the completer is built
-        for section in ("workspace", "index"):
-            if before[section] != after[section]:
-                self._log(types.MessageType.Info, f"{section} settings changed: they apply fully after a restart")
+        elif change.new_template and self.completer is not None:
+            self._make_completer()
+        for section in change.restart_sections:
+            self._log(types.MessageType.Info, f"{section} settings changed: they apply fully after a restart")
         self.send_status()
         return True
 
@@ -432,8 +290,8 @@ class RepoctxServer(LanguageServer):
         old = self.engine
         self.engine = None
         self.completer = None
-        self.engine_state = "loading"
-        self.engine_error = ""
+        state = self.state
+        state.engine_state, state.engine_error, state.engine_name, state.engine_model = "loading", "", "", ""
         self.scheduler.cancel_all()
         self.scheduler.clear()
         if old is not None:
@@ -449,14 +307,16 @@ class RepoctxServer(LanguageServer):
                 return
             exc = done.exception()
             if exc is not None:
-                self.engine_state = "error"
-                self.engine_error = f"{type(exc).__name__}: {exc}" if not str(exc).startswith(type(exc).__name__) else str(exc)
+                state.engine_state = "error"
+                state.engine_error = f"{type(exc).__name__}: {exc}" if not str(exc).startswith(type(exc).__name__) else str(exc)
                 # Shown, not only logged: without an engine there are no completions at all.
-                self._show_error(f"the engine failed to load: {self.engine_error}")
+                self._show_error(f"the engine failed to load: {state.engine_error}")
             else:
-                self.engine = ServedEngine(done.result(), self.config.completion.cache_size)
-                self.engine_state = "ready"
-                self._log(types.MessageType.Info, f"engine ready: {getattr(self.engine, 'model_name', '') or self.engine.name}")
+                engine = self.engine = ServedEngine(done.result(), self.config.completion.cache_size)
+                state.engine_state = "ready"
+                state.engine_name = str(getattr(engine.engine, "name", "") or self.config.engine.kind)
+                state.engine_model = str(getattr(engine.engine, "model_name", "") or "")
+                self._log(types.MessageType.Info, f"engine ready: {state.engine_model or state.engine_name}")
                 self._make_completer()
             self.send_status()
 
@@ -465,20 +325,18 @@ class RepoctxServer(LanguageServer):
     def _make_completer(self) -> None:
         if self.engine is None or self.repo is None:
             return
-        from repoctx.pipeline import Completer
-
         try:
             self.completer = Completer(self.repo, self.engine, self.config)
         except Exception as exc:
-            self.engine_state = "error"
-            self.engine_error = f"{type(exc).__name__}: {exc}"
-            self._log(types.MessageType.Error, f"cannot use the engine: {self.engine_error}")
+            self.state.engine_state = "error"
+            self.state.engine_error = f"{type(exc).__name__}: {exc}"
+            self._log(types.MessageType.Error, f"cannot use the engine: {self.state.engine_error}")
 
     async def open_workspace(self) -> None:
         """Open the repository and index it in a background thread, with `$/progress` reports."""
+        state = self.state
         if self.root is None:
-            self.index_state = "error"
-            self.index_error = "no workspace folder"
+            state.index_state, state.index_error = "error", "no workspace folder"
             self.send_status()
             return
         token: str | None = None
@@ -489,7 +347,7 @@ class RepoctxServer(LanguageServer):
             except Exception as exc:
                 self._log(types.MessageType.Info, f"no progress reports: {exc}")
                 token = None
-        self.index_state = "indexing"
+        state.index_state = "indexing"
         if token is not None:
             self.work_done_progress.begin(
                 token, types.WorkDoneProgressBegin(title="repoctx", message="opening the workspace", percentage=0, cancellable=False)
@@ -505,51 +363,45 @@ class RepoctxServer(LanguageServer):
             throttle["at"] = now
             self._call_soon(self._index_progress, token, done, total)
 
-        def work() -> Any:
-            if self.repo is None:
+        def work():
+            repo = self.repo
+            if repo is None:
                 repo = self.repo_factory(root, config)
                 self._call_soon(self._repo_opened, repo)
-                repo_ref = repo
-            else:
-                repo_ref = self.repo
-            self._flush_all(repo_ref)
-            return repo_ref.build_index(progress)
+            self._flush_all(repo)
+            return repo.build_index(progress)
 
         try:
             stats = await self._in_thread("repoctx-index", work)
         except Exception as exc:
-            self.index_state = "error"
-            self.index_error = f"{type(exc).__name__}: {exc}"
-            self._log(types.MessageType.Error, f"indexing failed: {self.index_error}")
+            state.index_state, state.index_error = "error", f"{type(exc).__name__}: {exc}"
+            self._log(types.MessageType.Error, f"indexing failed: {state.index_error}")
             if token is not None:
                 self.work_done_progress.end(token, types.WorkDoneProgressEnd(message="indexing failed"))
             self.send_status()
             return
-        self.index_state = "ready"
-        self.files_indexed = int(getattr(stats, "files", self.files_indexed or 0))
-        self.files_total = max(self.files_indexed, self.files_total or 0)
-        summary = (
-            f"{getattr(stats, 'files', '?')} files ({getattr(stats, 'parsed', '?')} parsed, "
-            f"{getattr(stats, 'reused', '?')} unchanged, {getattr(stats, 'skipped', '?')} skipped) in "
-            f"{getattr(stats, 'seconds', 0.0):.2f} s"
-        )
+        state.index_state = "ready"
+        state.files_indexed = stats.files
+        state.files_total = max(stats.files, state.files_total or 0)
+        summary = (f"{stats.files} files ({stats.parsed} parsed, {stats.reused} unchanged, {stats.skipped} skipped) "
+                   f"in {stats.seconds:.2f} s")
         self._log(types.MessageType.Info, f"indexed {summary}")
-        for note in list(getattr(stats, "notes", []) or [])[:20]:
+        for note in stats.notes[:20]:
             self._log(types.MessageType.Info, f"note: {note}")
         if token is not None:
             self.work_done_progress.end(token, types.WorkDoneProgressEnd(message=f"indexed {summary}"))
         self.send_status()
         await self._build_vectors()
 
-    def _repo_opened(self, repo: Any) -> None:
+    def _repo_opened(self, repo: RepoContext) -> None:
         self.repo = repo
-        for note in list(getattr(repo, "notes", []) or [])[:20]:
+        for note in repo.notes[:20]:
             self._log(types.MessageType.Info, f"note: {note}")
         self._make_completer()
         self.send_status()
 
     def _index_progress(self, token: str | None, done: int, total: int) -> None:
-        self.files_indexed, self.files_total = done, total
+        self.state.files_indexed, self.state.files_total = done, total
         if token is not None:
             percentage = int(100 * done / total) if total else 100
             self.work_done_progress.report(
@@ -562,25 +414,15 @@ class RepoctxServer(LanguageServer):
         config = self.config
         if "dense" not in config.retrieval.sources or config.index.embedder == "none" or self.repo is None:
             return
-        repo = self.repo
         try:
-            count = await self._in_thread("repoctx-vectors", repo.build_vectors)
+            count = await self._in_thread("repoctx-vectors", self.repo.build_vectors)
         except Exception as exc:
             self._log(types.MessageType.Warning, f"dense retrieval off: {type(exc).__name__}: {exc}")
             return
         if count:
             self._log(types.MessageType.Info, f"embedded {count} chunks for dense retrieval")
 
-    # -- documents ----------------------------------------------------------------------------
-
-    def policy(self) -> Any:
-        """The repository's secret and path policy (`repoctx.policy`), or the configuration's
-        while the workspace is still opening."""
-        if self.repo is not None:
-            return self.repo.workspace.policy
-        from repoctx.policy import Policy
-
-        return Policy(self.config)
+    # -- documents: coalesced in the server, the buffer policy is the library's -----------------
 
     def rel_path(self, uri: str) -> str | None:
         if self.repo is None or not uri.startswith("file:"):
@@ -591,20 +433,18 @@ class RepoctxServer(LanguageServer):
             return None
 
     def buffer_changed(self, uri: str, text: str, edited_line: int | None) -> None:
-        """An open document changed: re-index it in the background (coalesced)."""
-        rel = self.rel_path(uri) if self.repo is not None else _fs_rel(self.root, uri)
+        """An open document changed: re-index it in the background (the latest text of a burst only)."""
+        rel = self.rel_path(uri) if self.repo is not None else fs_rel(self.root, uri)
         if rel is None:
             return
         self._open_rel[uri] = rel
-        if not self.policy().check_text(text, secrets=False).allowed:  # binary, huge, not Unicode: never indexed
-            return
         with self._pending_lock:
             first = rel not in self._pending
             self._pending[rel] = (text, edited_line)
         if first and self.repo is not None:
             self.side.submit(self._flush_buffer, rel)
 
-    def _flush_buffer(self, rel: str, repo: Any = None) -> None:
+    def _flush_buffer(self, rel: str, repo: RepoContext | None = None) -> None:
         repo = repo or self.repo
         if repo is None:
             return
@@ -614,11 +454,11 @@ class RepoctxServer(LanguageServer):
             if item is None:
                 return
             try:
-                repo.set_buffer(rel, item[0], item[1])
+                repo.set_buffer(rel, item[0], item[1])  # a binary, huge or non-Unicode buffer is never indexed
             except Exception as exc:
                 self._log(types.MessageType.Warning, f"{rel}: could not re-index the buffer: {type(exc).__name__}: {exc}")
 
-    def _flush_all(self, repo: Any) -> None:
+    def _flush_all(self, repo: RepoContext) -> None:
         for rel in list(self._pending):
             self._flush_buffer(rel, repo)
 
@@ -631,18 +471,12 @@ class RepoctxServer(LanguageServer):
         for key in [key for key in self._noted.keys() if key[0] == uri]:
             self._noted.pop(key)
         if rel is not None and self.repo is not None:
-            self.side.submit(self._close_buffer, rel)
+            self.side.submit(self._discard_buffer, self.repo, rel)
 
-    def _close_buffer(self, rel: str) -> None:
-        repo = self.repo
+    def _discard_buffer(self, repo: RepoContext, rel: str) -> None:
         with self._apply_lock:
             try:
-                repo.close_buffer(rel)
-                text = repo.workspace.read(rel)
-                if text is not None:
-                    repo.index.update_file(rel, text)  # back to what the disk holds
-                else:
-                    repo.index.remove_file(rel)  # it only ever existed in the editor
+                repo.discard_buffer(rel)  # the index goes back to what the disk holds
             except Exception as exc:
                 self._log(types.MessageType.Warning, f"{rel}: {type(exc).__name__}: {exc}")
 
@@ -651,26 +485,16 @@ class RepoctxServer(LanguageServer):
         repo = self.repo
         if repo is None:
             return
-        work: list[tuple[str, bool]] = []
-        open_paths = set(self._open_rel.values())
-        for change in changes:
-            rel = self.rel_path(change.uri)
-            if rel is None or rel in open_paths:
-                continue
-            work.append((rel, change.type == types.FileChangeType.Deleted))
+        work = [(rel, change.type == types.FileChangeType.Deleted)
+                for change in changes if (rel := self.rel_path(change.uri)) is not None]
         if work:
-            self.side.submit(self._reindex_files, repo, work)
+            self.side.submit(self._files_changed, repo, work, frozenset(self._open_rel.values()))
 
-    def _reindex_files(self, repo: Any, work: list[tuple[str, bool]]) -> None:
-        for rel, deleted in work:
-            try:
-                text = None if deleted else repo.workspace.read(rel)
-                if text is None:
-                    repo.index.remove_file(rel)
-                else:
-                    repo.index.update_file(rel, text)
-            except Exception as exc:
-                self._log(types.MessageType.Warning, f"{rel}: could not re-index: {type(exc).__name__}: {exc}")
+    def _files_changed(self, repo: RepoContext, work: list[tuple[str, bool]], open_paths: frozenset[str]) -> None:
+        try:
+            repo.files_changed(work, open_paths)
+        except Exception as exc:
+            self._log(types.MessageType.Warning, f"could not re-index changed files: {type(exc).__name__}: {exc}")
 
     def _open_text(self, uri: str) -> str | None:
         try:
@@ -678,6 +502,9 @@ class RepoctxServer(LanguageServer):
         except RuntimeError:
             return None
         return document.source if document is not None else None
+
+    def position_encoding(self) -> str:
+        return str(self.workspace.position_encoding or types.PositionEncodingKind.Utf16)
 
     def document_text(self, uri: str) -> tuple[str | None, str]:
         """The text of an open document, else of the file on disk; (None, why) when neither."""
@@ -694,13 +521,11 @@ class RepoctxServer(LanguageServer):
             return None, "the document is not open and not in the workspace"
         text, verdict = self.repo.workspace.read_verdict(rel)
         if text is None:
-            return None, f"the document is not open and the file is refused: {_refusal(verdict)}"
+            return None, f"the document is not open and the file is refused: {refusal(verdict)}"
         return text, ""
 
-    def cursor_at(self, uri: str, line: int, character: int) -> tuple[Any, str, str, str]:
+    def cursor_at(self, uri: str, line: int, character: int) -> tuple[Cursor | None, str, str, str]:
         """(Cursor, prefix, suffix, "") for a client position, or (None, "", "", why not)."""
-        from repoctx.types import Cursor
-
         if self.repo is None:
             return None, "", "", "the workspace is still opening"
         rel = self.rel_path(uri)
@@ -712,17 +537,14 @@ class RepoctxServer(LanguageServer):
         # The cheap checks here, on the event loop; the secret scan runs with the completion, in a worker.
         rel, verdict = self.repo.workspace.policy.check_cursor(rel, text, secrets=False)
         if not verdict.allowed:
-            return None, "", "", _refusal(verdict)
-        encoding = str(self.workspace.position_encoding or types.PositionEncodingKind.Utf16)
-        where = locate(text, line, character, encoding)
+            return None, "", "", refusal(verdict)
+        where = locate(text, line, character, self.position_encoding())
         if where is None:
             return None, "", "", f"position {line}:{character} is outside the document"
         line, column, offset = where
-        cursor = Cursor(path=rel, text=text, line=line, column=column)
-        return cursor, text[:offset], text[offset:], ""
+        return Cursor(path=rel, text=text, line=line, column=column), text[:offset], text[offset:], ""
 
-    # -- completion -----------------------------------------------------------------------------
-    async def cursor_off_loop(self, uri: str, line: int, character: int) -> tuple[Any, str, str, str]:
+    async def cursor_off_loop(self, uri: str, line: int, character: int) -> tuple[Cursor | None, str, str, str]:
         """`cursor_at`, reading the disk in a worker thread when the document is not open."""
         try:
             is_open = unquote(uri) in self.workspace.text_documents
@@ -731,6 +553,8 @@ class RepoctxServer(LanguageServer):
         if is_open or self.loop is None:
             return self.cursor_at(uri, line, character)
         return await self.loop.run_in_executor(self.side, self.cursor_at, uri, line, character)
+
+    # -- completion -----------------------------------------------------------------------------
 
     async def complete_at(self, uri: str, position: types.Position) -> tuple[str, dict[str, Any]]:
         """The completion text at a position ("" when there is none) and timings for tracing."""
@@ -741,19 +565,19 @@ class RepoctxServer(LanguageServer):
             return "", {}
         completer = self.completer
         if completer is None:
-            if self.engine_state == "error":
-                self._note_once(uri, f"no completions: the engine failed to load ({self.engine_error})", types.MessageType.Warning)
+            if self.state.engine_state == "error":
+                self._note_once(uri, f"no completions: the engine failed to load ({self.state.engine_error})",
+                                types.MessageType.Warning)
             else:
                 self._note_once(uri, f"no completion yet: {self.status()['message']}")
             return "", {"source": "engine not ready"}
-        rel = cursor.path
 
-        def run(job: Job) -> tuple[str, Any]:
-            self._flush_buffer(rel)
-            verdict = completer.repo.workspace.policy.check_text(cursor.text)
-            if not verdict.allowed:
-                return "", _refusal(verdict)
-            completion = completer.complete(cursor, cancel=job.token, on_text=job.on_text)
+        def run(job: Job) -> tuple[str, Completion | str]:
+            self._flush_buffer(cursor.path)
+            try:
+                completion = completer.complete(cursor, cancel=job.token, on_text=job.on_text)
+            except Refused as exc:  # a secret in the buffer: nothing goes to the engine
+                return "", refusal(exc.verdict)
             return completion.text, completion
 
         outcome = await self.scheduler.complete(uri, prefix, suffix, run)
@@ -762,23 +586,24 @@ class RepoctxServer(LanguageServer):
                                    **outcome.timings_ms}
         if isinstance(outcome.payload, str):
             self._note_once(uri, outcome.payload, types.MessageType.Warning)
-        elif outcome.payload is not None:
+        elif isinstance(outcome.payload, Completion):
             completion = outcome.payload
-            timings.update({key: round(value, 2) for key, value in getattr(completion, "timings_ms", {}).items()})
+            timings.update({key: round(value, 2) for key, value in completion.timings_ms.items()})
             if "engine.cache" in timings:
                 timings["source"] = "cache"  # the same prompt was answered before: no generation
-            timings["prompt_tokens"] = getattr(completion, "prompt_tokens", 0)
-            timings["completion_tokens"] = getattr(completion, "completion_tokens", 0)
-            timings["reused_prompt_tokens"] = getattr(completion, "reused_prompt_tokens", 0)
+            timings["prompt_tokens"] = completion.prompt_tokens
+            timings["completion_tokens"] = completion.completion_tokens
+            timings["reused_prompt_tokens"] = completion.reused_prompt_tokens
+        state = self.state
         if outcome.source == "error":
             error = outcome.error
-            self.last_error = f"{type(error).__name__}: {error}"
-            self._log(types.MessageType.Error, f"completion failed at {_short(uri)}:{position.line + 1}: {self.last_error}")
+            state.last_error = f"{type(error).__name__}: {error}"
+            self._log(types.MessageType.Error, f"completion failed at {short(uri)}:{position.line + 1}: {state.last_error}")
             self._status_soon()
             return "", timings
         if outcome.source != "cancelled":
-            self.last_error = ""
-            self.last_latency_ms = elapsed
+            state.last_error = ""
+            state.last_latency_ms = elapsed
             self._status_soon()
         self._trace(timings)
         return outcome.text, timings
@@ -795,31 +620,31 @@ class RepoctxServer(LanguageServer):
             pass
 
     async def context_at(self, uri: str, line: int, character: int) -> dict[str, Any]:
-        from repoctx.pipeline import context_to_json
-
+        """The `repoctx/context` answer: the context the prompt at a position holds (without an
+        engine yet, the repository's context in the configured budget)."""
         cursor, _, _, why = await self.cursor_off_loop(uri, line, character)
         if cursor is None:
             self._note_once(uri, why)
-            return _empty_context(self.config, why)
+            return empty_context(self.config, why)
         completer, repo = self.completer, self.repo
-        rel = cursor.path
+        assert repo is not None
 
         def work() -> dict[str, Any]:
-            verdict = (completer.repo if completer is not None else repo).workspace.policy.check_text(cursor.text)
-            if not verdict.allowed:
-                self._note_once(uri, _refusal(verdict), types.MessageType.Warning)
-                return _empty_context(self.config, _refusal(verdict))
-            self._flush_buffer(rel)
-            if completer is not None:
-                _, context, _ = completer.prompt_for(cursor)
-                return context_to_json(context, completer.engine.tokenizer)
-            return context_to_json(repo.context(cursor), repo.tokenizer)
+            self._flush_buffer(cursor.path)
+            try:
+                if completer is not None:
+                    plan = completer.plan(completer.candidates(cursor))
+                    return context_to_json(plan.context, completer.tokenizer)
+                return context_to_json(repo.context(cursor), repo.tokenizer)
+            except Refused as exc:
+                self._note_once(uri, refusal(exc.verdict), types.MessageType.Warning)
+                return empty_context(self.config, refusal(exc.verdict))
 
         assert self.loop is not None
         try:
             return await self.loop.run_in_executor(self.side, work)
         except Exception as exc:
-            self._log(types.MessageType.Error, f"repoctx/context failed at {_short(uri)}:{line + 1}: {type(exc).__name__}: {exc}")
+            self._log(types.MessageType.Error, f"repoctx/context failed at {short(uri)}:{line + 1}: {type(exc).__name__}: {exc}")
             raise
 
     def close(self) -> None:
@@ -834,12 +659,8 @@ class RepoctxServer(LanguageServer):
             executor.shutdown(wait=False, cancel_futures=True)
         if engine is not None:
             _close_quietly(engine)
-        repo = self.repo
-        if repo is not None:
-            try:
-                repo.close()
-            except Exception:
-                pass
+        if self.repo is not None:
+            _close_quietly(self.repo)
 
 
 def _running_loop() -> asyncio.AbstractEventLoop | None:
@@ -855,233 +676,3 @@ def _close_quietly(thing: Any) -> None:
     except Exception as exc:
         logger.warning("closing %r failed: %s", thing, exc)
 
-
-def _short(uri: str) -> str:
-    return unquote(uri.rsplit("/", 1)[-1]) or uri
-
-
-def _fs_rel(root: Path | None, uri: str) -> str | None:
-    if root is None or not uri.startswith("file:"):
-        return None
-    path = to_fs_path(uri)
-    if path is None:
-        return None
-    try:
-        return Path(path).resolve().relative_to(root).as_posix()
-    except (ValueError, OSError):
-        return None
-
-
-def _refusal(verdict: Any) -> str:
-    """A policy refusal as the one line the client is told (window/logMessage)."""
-    return f"{verdict.reason}: {verdict.detail}; repoctx does not complete there"
-
-
-def _empty_context(config: Config, why: str) -> dict[str, Any]:
-    return {"snippets": [], "used_tokens": 0, "budget": config.assembly.budget, "stable_fraction": 0.0,
-            "timings_ms": {}, "notes": [why] if why else []}
-
-
-def _word_start(line_text: str, column: int) -> int:
-    start = column
-    while start > 0 and (line_text[start - 1].isalnum() or line_text[start - 1] == "_"):
-        start -= 1
-    return start
-
-
-def build_server(engine_factory: EngineFactory | None = None, repo_factory: RepoFactory | None = None,
-                 base_config: Config | None = None, startup_error: str = "") -> RepoctxServer:
-    """The language server with its handlers. `engine_factory(config) -> Engine` replaces
-    `repoctx.engines.create_engine` (tests, custom engines); `repo_factory(root, config)`
-    replaces `RepoContext`. `base_config` is the configuration the client's settings are
-    merged into; a `startup_error` is shown to the client instead of starting any work."""
-    server = RepoctxServer(engine_factory, repo_factory, base_config, startup_error)
-
-    @server.feature(types.INITIALIZE)
-    def initialize(ls: RepoctxServer, params: types.InitializeParams) -> None:
-        options = params.initialization_options
-        if options:
-            options = _plain(options)
-            if isinstance(options, dict) and set(options) == {"repoctx"} and isinstance(options["repoctx"], dict):
-                options = options["repoctx"]
-            try:
-                if not isinstance(options, dict):
-                    raise ConfigError(f"initializationOptions must be an object, got {type(options).__name__}")
-                config = Config.from_dict(ls.base_config.to_dict())
-                config.update(options)
-                ls.config = config
-            except (ConfigError, TypeError, ValueError, AttributeError) as exc:
-                ls.config = Config.from_dict(ls.base_config.to_dict())
-                ls._show_error(f"invalid initializationOptions: {exc}; using the defaults")
-        root = None
-        candidates = [params.root_uri] + [folder.uri for folder in (params.workspace_folders or [])]
-        for uri in candidates:
-            if uri and uri.startswith("file:"):
-                root = to_fs_path(uri)
-                break
-        if root is None and params.root_path:
-            root = params.root_path
-        if root is not None and Path(root).is_dir():
-            ls.root = Path(root).resolve()
-        caps = params.capabilities
-        ls.client_inline = bool(caps.text_document and caps.text_document.inline_completion is not None)
-        ls.client_progress = bool(caps.window and caps.window.work_done_progress)
-        ls.client_pull_config = bool(caps.workspace and caps.workspace.configuration)
-        watched = caps.workspace.did_change_watched_files if caps.workspace else None
-        ls.client_watch_registration = bool(watched and watched.dynamic_registration)
-        if params.trace is not None:
-            ls.protocol.trace = params.trace
-
-    @server.feature(types.INITIALIZED)
-    async def initialized(ls: RepoctxServer, params: types.InitializedParams) -> None:
-        ls.loop = asyncio.get_running_loop()
-        ls.initialized = True
-        if ls.startup_error:
-            ls._show_error(ls.startup_error)
-            ls.send_status()
-            return
-        if ls.root is None:
-            ls._log(types.MessageType.Warning, "no workspace folder was given: completions are off")
-            ls.send_status()
-            return
-        await ls.pull_config()
-        ls.start_engine()
-        if ls.client_watch_registration:
-            asyncio.ensure_future(_register_watchers(ls))
-        await ls.open_workspace()
-
-    @server.feature(types.SHUTDOWN)
-    def shutdown(ls: RepoctxServer, *args: Any) -> None:
-        ls.shutdown_requested = True
-        ls.scheduler.cancel_all()
-
-    @server.feature(types.EXIT)
-    def exit_(ls: RepoctxServer, *args: Any) -> None:
-        ls.close()
-        code = 0 if ls.shutdown_requested else 1
-
-        def ensure_exit() -> None:  # pygls' stdin reader thread may block the normal exit
-            time.sleep(EXIT_GRACE_S)
-            try:
-                sys.stdout.flush()
-                sys.stderr.flush()
-            finally:
-                os._exit(code)
-
-        threading.Thread(target=ensure_exit, name="repoctx-exit", daemon=True).start()
-
-    @server.feature(types.TEXT_DOCUMENT_DID_OPEN)
-    def did_open(ls: RepoctxServer, params: types.DidOpenTextDocumentParams) -> None:
-        ls.buffer_changed(params.text_document.uri, params.text_document.text, None)
-
-    @server.feature(types.TEXT_DOCUMENT_DID_CHANGE)
-    def did_change(ls: RepoctxServer, params: types.DidChangeTextDocumentParams) -> None:
-        uri = params.text_document.uri
-        document = ls.workspace.text_documents.get(unquote(uri))
-        if document is None:
-            return
-        line = None
-        for change in params.content_changes:
-            if isinstance(change, types.TextDocumentContentChangePartial):
-                line = change.range.start.line
-        ls.buffer_changed(uri, document.source, line)
-
-    @server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
-    def did_close(ls: RepoctxServer, params: types.DidCloseTextDocumentParams) -> None:
-        ls.buffer_closed(params.text_document.uri)
-
-    @server.feature(types.WORKSPACE_DID_CHANGE_WATCHED_FILES)
-    def did_change_watched_files(ls: RepoctxServer, params: types.DidChangeWatchedFilesParams) -> None:
-        ls.files_changed(list(params.changes))
-
-    @server.feature(types.WORKSPACE_DID_CHANGE_CONFIGURATION)
-    def did_change_configuration(ls: RepoctxServer, params: types.DidChangeConfigurationParams) -> None:
-        # Applied at once (not in a task), so that the requests right behind it see the new settings.
-        settings = _plain(params.settings)
-        if isinstance(settings, dict) and isinstance(settings.get("repoctx"), dict):
-            ls.apply_config(settings["repoctx"], "workspace/didChangeConfiguration")
-        else:
-            asyncio.ensure_future(ls.pull_config())
-
-    @server.feature(types.TEXT_DOCUMENT_INLINE_COMPLETION, types.InlineCompletionOptions())
-    async def inline_completion(ls: RepoctxServer, params: types.InlineCompletionParams) -> types.InlineCompletionList:
-        text, _ = await ls.complete_at(params.text_document.uri, params.position)
-        if not text:
-            return types.InlineCompletionList(items=[])
-        here = types.Position(line=params.position.line, character=params.position.character)
-        item = types.InlineCompletionItem(insert_text=text, range=types.Range(start=here, end=here))
-        return types.InlineCompletionList(items=[item])
-
-    @server.feature(types.TEXT_DOCUMENT_COMPLETION, types.CompletionOptions(trigger_characters=["."], resolve_provider=False))
-    async def completion(ls: RepoctxServer, params: types.CompletionParams) -> types.CompletionList:
-        if ls.client_inline:  # the client shows ghost text from inlineCompletion: no duplicate in its list
-            return types.CompletionList(is_incomplete=False, items=[])
-        uri, position = params.text_document.uri, params.position
-        text, _ = await ls.complete_at(uri, position)
-        if not text:
-            return types.CompletionList(is_incomplete=True, items=[])
-        # Replace the word before the cursor so that the client's filtering by that word keeps the item.
-        document_text, _ = ls.document_text(uri)
-        line_text = ""
-        word = ""
-        start_char = position.character
-        if document_text is not None:
-            where = locate(document_text, position.line, position.character, str(ls.workspace.position_encoding or "utf-16"))
-            if where is not None:
-                line_no, column, _ = where
-                line_text = document_text.split("\n", line_no + 1)[line_no].rstrip("\r")
-                start = _word_start(line_text, column)
-                word = line_text[start:column]
-                encoding = str(ls.workspace.position_encoding or "utf-16")
-                start_char = position.character - sum(_units(char, encoding) for char in word)
-        label = (word + text).strip().split("\n", 1)[0][:80] or text.strip()[:80]
-        here = types.Position(line=position.line, character=position.character)
-        item = types.CompletionItem(
-            label=label,
-            kind=types.CompletionItemKind.Text,
-            detail="repoctx",
-            filter_text=word + text,
-            insert_text_format=types.InsertTextFormat.PlainText,
-            text_edit=types.TextEdit(
-                range=types.Range(start=types.Position(line=position.line, character=max(0, start_char)), end=here),
-                new_text=word + text,
-            ),
-            sort_text="0",
-            preselect=True,
-        )
-        return types.CompletionList(is_incomplete=True, items=[item])
-
-    @server.feature(CONTEXT_REQUEST)
-    async def context(ls: RepoctxServer, params: Any) -> dict[str, Any]:
-        data = _plain(params)
-        try:
-            uri = data["textDocument"]["uri"]
-            line = data["position"]["line"]
-            character = data["position"]["character"]
-            if not isinstance(uri, str) or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0
-                                                   for v in (line, character)):
-                raise TypeError("textDocument.uri must be a string and position.line/character integers >= 0")
-        except (KeyError, TypeError) as exc:
-            ls._log(types.MessageType.Warning, f"{CONTEXT_REQUEST}: invalid params: {exc}")
-            raise JsonRpcInvalidParams(
-                f"{CONTEXT_REQUEST} expects {{textDocument: {{uri}}, position: {{line, character}}}}: {exc}"
-            ) from None
-        return await ls.context_at(uri, line, character)
-
-    return server
-
-
-async def _register_watchers(ls: RepoctxServer) -> None:
-    registration = types.Registration(
-        id=f"repoctx-watch-{uuid.uuid4().hex[:8]}",
-        method=types.WORKSPACE_DID_CHANGE_WATCHED_FILES,
-        register_options=types.DidChangeWatchedFilesRegistrationOptions(
-            watchers=[types.FileSystemWatcher(glob_pattern="**/*")]
-        ),
-    )
-    try:
-        await asyncio.wait_for(
-            ls.client_register_capability_async(types.RegistrationParams(registrations=[registration])), timeout=10
-        )
-    except Exception as exc:
-        ls._log(types.MessageType.Info, f"file watching not registered: {exc}")

@@ -100,18 +100,48 @@ class RepoContext:
         self.dense = dense
         return count
 
-    def set_buffer(self, path: str, text: str, edited_line: int | None = None) -> None:
-        """An editor buffer changed: overlay it and re-index that one file."""
+    # -- editor buffers: the buffer policy every shell shares ----------------------------------------
+    def set_buffer(self, path: str, text: str, edited_line: int | None = None) -> bool:
+        """An editor buffer changed: overlay it and re-index that one file. A binary, huge or
+        non-Unicode buffer is never indexed (False); a secret one is, and the policy keeps it
+        out of every prompt (as the file on disk would be)."""
+        if not self.workspace.policy.check_text(text, secrets=False).allowed:
+            return False
         with self._lock:
             self.workspace.set_buffer(path, text)
             self.index.update_file(path, text)
             if edited_line is not None:
                 self.edits.record(path, edited_line)
+        return True
 
     def close_buffer(self, path: str) -> None:
+        """Drop the overlay of `path` and its layout (the index keeps the buffer's text)."""
         with self._lock:
             self.workspace.close_buffer(path)
             self.layouts.pop(path)
+
+    def discard_buffer(self, path: str) -> None:
+        """The editor closed `path` without saving: the index goes back to what the disk holds
+        (or forgets a file that only ever existed in the editor)."""
+        with self._lock:
+            self.close_buffer(path)
+            self._reindex_from_disk(path, deleted=False)
+
+    def files_changed(self, changes: list[tuple[str, bool]], open_paths: set[str] | frozenset[str] = frozenset()) -> None:
+        """Files changed on disk ((path, deleted) pairs): re-index them; an open buffer wins over the disk."""
+        buffers = self.workspace.buffers()
+        for path, deleted in changes:
+            if path in buffers or path in open_paths:
+                continue
+            with self._lock:
+                self._reindex_from_disk(path, deleted)
+
+    def _reindex_from_disk(self, path: str, deleted: bool) -> None:
+        text = None if deleted else self.workspace.read(path)
+        if text is None:
+            self.index.remove_file(path)
+        else:
+            self.index.update_file(path, text)
 
     def resolver(self) -> ModuleResolver:
         # An edit changes the generation but rarely the set of files: keep the resolver then.
