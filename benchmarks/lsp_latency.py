@@ -4,7 +4,7 @@
     python -m benchmarks.lsp_latency --repo /path/to/repo --file pkg/mod.py --lines 40-52
 
 A scripted typing session: the lines to type are removed from the file, the file is opened
-in the server (`python -m lsp_server`, the embedded default engine unless --model/--engine
+in the server (`python -m repoctx.lsp`, the embedded default engine unless --model/--engine
 say otherwise), and the text is typed back one character at a time. Each keystroke is a
 `textDocument/didChange` followed by a `textDocument/inlineCompletion` request, timed from
 the change to the answer at the client. Two modes:
@@ -114,7 +114,7 @@ class Bench:
                 print(f"[server] {params.message}", file=sys.stderr)
 
     async def start(self) -> None:
-        command = [sys.executable, "-m", "lsp_server"]
+        command = [sys.executable, "-m", "repoctx.lsp"]
         env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
         await self.client.start_io(*command, cwd=str(ROOT), env=env)
         server = self.client._server

@@ -174,9 +174,9 @@ def main(argv: list[str] | None = None) -> int:
         counted = None
         device = args.url
     else:
-        from http_service.app import create_app, serve_in_thread
-        from http_service.security import KeyStore
-        from http_service.settings import ServiceSettings
+        from repoctx.service.app import create_app, serve_in_thread
+        from repoctx.service.security import KeyStore
+        from repoctx.service.settings import ServiceSettings
 
         import httpx
 

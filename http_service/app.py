@@ -1,6 +1,6 @@
 """The team-hosted completion service: a FastAPI shell over repoctx's library.
 
-Routes (see README.md for the request and response shapes; `http_service.routes`):
+Routes (see README.md for the request and response shapes; `repoctx.service.routes`):
 
 * ``POST /v1/completions``: OpenAI-compatible completions (``prompt``, ``suffix`` for FIM,
   ``max_tokens``, ``temperature``, ``stop``, ``stream`` as server-sent events).
@@ -44,7 +44,7 @@ from .guard import Guard, uvicorn_options as connection_options
 from .metrics import Metrics
 from .routes import add_routes, tenant_of
 from .security import KeyStore, check_startup
-from .service import EngineFactory, Service
+from .state import EngineFactory, Service
 from .settings import ServiceSettings
 
 log = logging.getLogger("repoctx.service")

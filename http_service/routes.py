@@ -31,7 +31,7 @@ from .errors import ClientGone, ServiceError
 from .gate import Job, run_on_gate, watch_disconnect
 from .screening import cursor_fields, screen_snippets
 from .security import ANONYMOUS
-from .service import EngineSlot, Service, SharedRepo
+from .state import EngineSlot, Service, SharedRepo
 
 
 def tenant_of(request: Request) -> str:

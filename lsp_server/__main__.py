@@ -1,4 +1,4 @@
-"""`python -m lsp_server`: the repoctx language server (the same as `repoctx lsp`)."""
+"""`python -m repoctx.lsp`: the repoctx language server (the same as `repoctx lsp`)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ def _factory(spec: str):
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m lsp_server", description="repoctx language server")
+    parser = argparse.ArgumentParser(prog="python -m repoctx.lsp", description="repoctx language server")
     add_arguments(parser)
     parser.add_argument("--engine-factory", metavar="MODULE:CALLABLE",
                         help="a callable taking the repoctx Config and returning an Engine (instead of the configured one)")

@@ -1,4 +1,4 @@
-"""How the language server is started: `repoctx lsp` and `python -m lsp_server` share this.
+"""How the language server is started: `repoctx lsp` and `python -m repoctx.lsp` share this.
 
 Language clients add transport flags of their own to the command they are given:
 vscode-languageclient appends `--stdio` (or `--pipe=NAME`, `--socket=PORT`, and
@@ -80,7 +80,7 @@ def serve(args: argparse.Namespace, engine_factory: Any = None) -> int:
             finally:
                 stream.close()
         else:
-            server.start_io()  # the protocol on a private copy of stdout (lsp_server.framing)
+            server.start_io()  # the protocol on a private copy of stdout (repoctx.lsp.framing)
     finally:
         server.close()
     return 0 if server.shutdown_requested else 1

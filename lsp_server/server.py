@@ -1,6 +1,6 @@
 """The repoctx language server: a thin pygls shell over `repoctx.pipeline`.
 
-It converts LSP documents and positions into `repoctx.types.Cursor` (`lsp_server.convert`)
+It converts LSP documents and positions into `repoctx.types.Cursor` (`repoctx.lsp.convert`)
 and asks the library's entry point, `Completer` (candidates, plan, engine, finish); all
 retrieval, prompt, buffer and secret policy and configuration rules live in the library
 (`RepoContext.set_buffer`/`discard_buffer`/`files_changed`, `repoctx.policy`,
@@ -9,15 +9,15 @@ retrieval, prompt, buffer and secret policy and configuration rules live in the 
 * `textDocument/inlineCompletion` (ghost text) and a `textDocument/completion` fallback with
   one item for clients that do not declare inline completion support, incremental text sync,
   `workspace/didChangeWatchedFiles` (re-index those files), `workspace/didChangeConfiguration`
-  plus pulling `workspace/configuration` for "repoctx" (handlers: `lsp_server.handlers`);
+  plus pulling `workspace/configuration` for "repoctx" (handlers: `repoctx.lsp.handlers`);
 * `repoctx/context` (request): the context that goes into the prompt at a position;
-* `repoctx/status` (notification, `lsp_server.status`);
+* `repoctx/status` (notification, `repoctx.lsp.status`);
 * background work: the workspace is indexed in a thread with `$/progress` reports and the
   engine loads in another; completions never wait for either (an empty answer and a log
   message until the engine is ready);
 * latency: debounce, one job per document (a newer request cancels the older generation;
   `$/cancelRequest` cancels too, down to the engine), an LRU cache keyed by the exact prompt,
-  and type-ahead reuse of the last completion (`lsp_server.scheduler`). Parsing, retrieval
+  and type-ahead reuse of the last completion (`repoctx.lsp.scheduler`). Parsing, retrieval
   and generation run in worker threads, never on the event loop.
 
 `initializationOptions` is a repoctx configuration dict (snake_case or camelCase, see
@@ -27,7 +27,7 @@ An engine that fails to load is shown with `window/showMessage` too. Bad input (
 documents, binary or huge files, buffers holding a secret or files the secret and path policy
 refuses, positions outside the document, engine failures) gets an empty answer or a JSON-RPC
 error plus a `window/logMessage`; the server keeps running. A frame that cannot be delimited
-ends it with status 1 (see `lsp_server.framing`), so that the editor restarts it.
+ends it with status 1 (see `repoctx.lsp.framing`), so that the editor restarts it.
 """
 
 from __future__ import annotations
@@ -74,7 +74,7 @@ def default_engine_factory(config: Config) -> Any:
 
 
 class RepoctxServer(LanguageServer):
-    """The pygls server plus repoctx's state. Build it with `lsp_server.handlers.build_server`."""
+    """The pygls server plus repoctx's state. Build it with `repoctx.lsp.handlers.build_server`."""
 
     def __init__(self, engine_factory: EngineFactory | None = None, repo_factory: RepoFactory | None = None,
                  base_config: Config | None = None, startup_error: str = "") -> None:
@@ -110,7 +110,7 @@ class RepoctxServer(LanguageServer):
         self._closed = False
         self.framing_error = ""  # why the client's stream could not be read, when it broke
 
-    # -- transport (strict framing, see `lsp_server.framing`) ----------------------------------
+    # -- transport (strict framing, see `repoctx.lsp.framing`) ----------------------------------
 
     def start_io(self, stdin: Any = None, stdout: Any = None) -> None:
         from .framing import run_stdio

@@ -155,13 +155,13 @@ def cmd_complete(args) -> int:
 
 
 def cmd_lsp(args) -> int:
-    from lsp_server.launch import serve
+    from repoctx.lsp.launch import serve
 
     return serve(args)
 
 
 def cmd_serve(args) -> int:
-    from http_service.app import main as serve_main
+    from repoctx.service.app import main as serve_main
 
     return serve_main(args)
 
@@ -199,7 +199,7 @@ def build_parser() -> argparse.ArgumentParser:
     common(p, engine=True)
     p.set_defaults(func=cmd_complete)
 
-    from lsp_server.launch import add_arguments as add_lsp_arguments
+    from repoctx.lsp.launch import add_arguments as add_lsp_arguments
 
     p = sub.add_parser("lsp", help="run the language server (stdio by default)")
     add_lsp_arguments(p)

@@ -1,6 +1,6 @@
 """Shared pieces of the language-server tests: a scripted engine and a synchronous LSP session.
 
-`scripted_engine` is an engine factory for ``python -m lsp_server --engine-factory
+`scripted_engine` is an engine factory for ``python -m repoctx.lsp --engine-factory
 tests.lsp_support:scripted_engine``; it reads its script from ``engine.extra`` of the
 configuration the client sends as initializationOptions:
 
@@ -173,7 +173,7 @@ class LspSession:
 
     def __init__(self, command: list[str] | None = None, cwd: Path = ROOT, env: dict[str, str] | None = None,
                  configuration: dict[str, Any] | None = None) -> None:
-        self.command = command or [sys.executable, "-m", "lsp_server", "--engine-factory", "tests.lsp_support:scripted_engine"]
+        self.command = command or [sys.executable, "-m", "repoctx.lsp", "--engine-factory", "tests.lsp_support:scripted_engine"]
         self.cwd = cwd
         self.env = {**os.environ, **(env or {})}
         self.env["PYTHONPATH"] = os.pathsep.join([str(ROOT), self.env.get("PYTHONPATH", "")]).rstrip(os.pathsep)

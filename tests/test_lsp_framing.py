@@ -1,6 +1,6 @@
 """A broken LSP frame over stdio: the real server shows why and exits with status 1 (so the
 editor restarts it) instead of staying alive and deaf; well-framed streams split at every
-byte still work. See `lsp_server.framing` for the policy."""
+byte still work. See `repoctx.lsp.framing` for the policy."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from lsp_server.framing import FrameReader, FramingError
+from repoctx.lsp.framing import FrameReader, FramingError
 from tests.helpers import make_repo
 from tests.lsp_support import LspSession, scripted_options
 

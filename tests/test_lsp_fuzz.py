@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from lsprotocol import types
 from pygls.exceptions import JsonRpcException
 
-from lsp_server.convert import column_from_client, locate
+from repoctx.lsp.convert import column_from_client, locate
 from tests.helpers import make_repo
 from tests.lsp_support import LspSession, file_uri, inline_params, scripted_options
 

@@ -28,7 +28,7 @@ CHECKOUT = (SHOP / "checkout.py").read_text()
 CALC_LINE = next(i for i, line in enumerate(CHECKOUT.split("\n")) if line.strip() == "return calc.")
 CALC_COL = len(CHECKOUT.split("\n")[CALC_LINE])
 REPOCTX_LSP = [sys.executable, "-m", "repoctx.cli", "lsp"]
-SCRIPTED = [sys.executable, "-m", "lsp_server", "--engine-factory", "tests.lsp_support:scripted_engine"]
+SCRIPTED = [sys.executable, "-m", "repoctx.lsp", "--engine-factory", "tests.lsp_support:scripted_engine"]
 
 
 @pytest.fixture(scope="module")

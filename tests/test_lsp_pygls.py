@@ -1,6 +1,6 @@
 """The language server over stdio, driven by pygls' LanguageClient, against a real git repository.
 
-The server is a real subprocess (``python -m lsp_server``) with the real RepoContext; its engine
+The server is a real subprocess (``python -m repoctx.lsp``) with the real RepoContext; its engine
 is the scripted one from `tests.lsp_support` (deterministic and fast), whose text depends on
 what the prompt contains, so these tests see whether cross-file context reached the prompt.
 """
@@ -392,7 +392,7 @@ def test_tcp_transport(repo):
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    server = subprocess.Popen([sys.executable, "-m", "lsp_server", "--tcp", "--port", str(port),
+    server = subprocess.Popen([sys.executable, "-m", "repoctx.lsp", "--tcp", "--port", str(port),
                                "--engine-factory", "tests.lsp_support:scripted_engine"],
                               cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 

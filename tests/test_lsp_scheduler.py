@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from lsp_server.scheduler import (
+from repoctx.lsp.scheduler import (
     Job,
     Scheduler,
     ServedEngine,

@@ -27,7 +27,7 @@ httpx = pytest.importorskip("httpx", reason="the service extra is not installed 
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-from http_service.app import create_app, serve_in_thread  # noqa: E402
+from repoctx.service.app import create_app, serve_in_thread  # noqa: E402
 from tests.helpers import make_repo  # noqa: E402
 from tests.test_service_plumbing import ALICE, BOB, KEYS, ScriptedEngine  # noqa: E402
 from tests.test_service_plumbing import settings as service_settings  # noqa: E402

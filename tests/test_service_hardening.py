@@ -15,9 +15,9 @@ import pytest
 pytest.importorskip("fastapi", reason="the service extra is not installed (pip install 'repoctx[service]')")
 httpx = pytest.importorskip("httpx", reason="the service extra is not installed (pip install 'repoctx[service]')")
 
-from http_service import security  # noqa: E402
-from http_service.app import create_app, serve_in_thread  # noqa: E402
-from http_service.security import KeyStore  # noqa: E402
+from repoctx.service import security  # noqa: E402
+from repoctx.service.app import create_app, serve_in_thread  # noqa: E402
+from repoctx.service.security import KeyStore  # noqa: E402
 from repoctx.config import ConfigError  # noqa: E402
 from tests.helpers import make_repo  # noqa: E402
 from tests.policy_cases import MARKERS, SECRET_PATHS, SECRET_TEXTS  # noqa: E402

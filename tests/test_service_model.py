@@ -18,9 +18,9 @@ pytest.importorskip("fastapi", reason="the service extra is not installed (pip i
 pytest.importorskip("llama_cpp", reason="llama-cpp-python is not installed (pip install 'repoctx[small]')")
 httpx = pytest.importorskip("httpx", reason="the service extra is not installed (pip install 'repoctx[service]')")
 
-from http_service.app import create_app, serve_in_thread  # noqa: E402
-from http_service.security import KeyStore  # noqa: E402
-from http_service.settings import ServiceSettings  # noqa: E402
+from repoctx.service.app import create_app, serve_in_thread  # noqa: E402
+from repoctx.service.security import KeyStore  # noqa: E402
+from repoctx.service.settings import ServiceSettings  # noqa: E402
 from repoctx import models  # noqa: E402
 from repoctx.config import EngineConfig  # noqa: E402
 

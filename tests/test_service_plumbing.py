@@ -19,9 +19,9 @@ pytest.importorskip("fastapi", reason="the service extra is not installed (pip i
 pytest.importorskip("uvicorn", reason="the service extra is not installed (pip install 'repoctx[service]')")
 httpx = pytest.importorskip("httpx", reason="the service extra is not installed (pip install 'repoctx[service]')")
 
-from http_service.app import create_app, serve_in_thread  # noqa: E402
-from http_service.security import KeyStore  # noqa: E402
-from http_service.settings import ServiceSettings  # noqa: E402
+from repoctx.service.app import create_app, serve_in_thread  # noqa: E402
+from repoctx.service.security import KeyStore  # noqa: E402
+from repoctx.service.settings import ServiceSettings  # noqa: E402
 from repoctx.engines.base import GenerationResult  # noqa: E402
 from repoctx.tokenizer import ByteTokenizer  # noqa: E402
 from tests.helpers import make_repo  # noqa: E402
@@ -443,7 +443,7 @@ def test_shared_repository_context_and_completions(served, tmp_path):
 
 
 def test_refuses_non_loopback_without_keys(tmp_path, monkeypatch):
-    from http_service.security import check_startup
+    from repoctx.service.security import check_startup
     from repoctx.config import ConfigError
 
     empty = KeyStore.from_lines([])

@@ -8,8 +8,8 @@ import json
 
 import pytest
 
-from http_service.security import ConcurrencyLimiter, KeyStore, RateLimiter, presented_key
-from http_service.settings import ServiceSettings, is_loopback, vllm_engine_preview
+from repoctx.service.security import ConcurrencyLimiter, KeyStore, RateLimiter, presented_key
+from repoctx.service.settings import ServiceSettings, is_loopback, vllm_engine_preview
 from repoctx.config import Config, ConfigError
 from repoctx.models import ModelSpec
 
