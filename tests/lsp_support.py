@@ -12,7 +12,11 @@ configuration the client sends as initializationOptions:
   loading, file descriptors 1 and 2 point at /dev/null for this long, as llama-cpp-python's
   model loader does (verbose=False);
 * ``stats_file``: one JSON line per generation is appended there: tokens emitted, tokens
-  emitted after the `CancelToken` was set, the finish reason, timings.
+  emitted after the `CancelToken` was set, the finish reason, timings;
+* ``gate_after``, ``gate_file``: after that many tokens a generation stops and waits (still
+  honouring its `CancelToken`) until ``gate_file`` exists (or, in-process, `gate` is set), so a
+  test can act while a generation is known to be half done; ``progress_file``: one JSON line
+  per streamed token (``{"call", "emitted"}``), for a test to wait on.
 
 `LspSession` runs a pygls `LanguageClient` on an event loop in a background thread and
 offers blocking calls (`request`, `notify`, `wait_for`), so that tests (and hypothesis) stay
@@ -54,15 +58,29 @@ class ScriptedEngine:
     context_window = 8192
 
     def __init__(self, script: str = "pass", token_ms: float = 0.0, rules: list | None = None,
-                 fail_marker: str = "", stats_file: str = "") -> None:
+                 fail_marker: str = "", stats_file: str = "", gate_after: int = 0, gate_file: str = "",
+                 progress_file: str = "") -> None:
         self.tokenizer = ByteTokenizer()
         self.script = script
         self.rules = [(str(needle), str(text)) for needle, text in (rules or [])]
         self.token_s = token_ms / 1000
         self.fail_marker = fail_marker
         self.stats_file = stats_file
+        self.gate_after = gate_after
+        self.gate_file = gate_file
+        self.progress_file = progress_file
+        self.gate = threading.Event()  # in-process release of gated generations
+        self.streamed = threading.Event()  # a generation has streamed its first token
+        self.finished = threading.Event()  # a generation has returned
         self.calls = 0
         self.log: list[dict[str, Any]] = []
+
+    def _gated(self, cancel: CancelToken | None) -> None:
+        """Wait at the gate until it opens or the generation is cancelled."""
+        while not (self.gate.is_set() or (self.gate_file and os.path.exists(self.gate_file))):
+            if cancel is not None and cancel.cancelled:
+                return
+            time.sleep(0.005)
 
     def text_for(self, prompt: str) -> str:
         for needle, text in self.rules:
@@ -82,6 +100,8 @@ class ScriptedEngine:
         emitted = after_cancel = 0
         finish = "stop"
         for piece in pieces:
+            if self.gate_after and emitted == self.gate_after:
+                self._gated(cancel)
             if cancel is not None and cancel.cancelled:  # e.g. cancelled during the prefill
                 finish = "cancelled"
                 break
@@ -93,6 +113,10 @@ class ScriptedEngine:
                 after_cancel += 1
             if on_text is not None:
                 on_text(piece)
+            if self.progress_file:
+                with open(self.progress_file, "a", encoding="utf-8") as handle:
+                    handle.write(json.dumps({"call": self.calls, "emitted": emitted}) + "\n")
+            self.streamed.set()
             if cancel is not None and cancel.cancelled:
                 finish = "cancelled"
                 break
@@ -104,6 +128,7 @@ class ScriptedEngine:
         if self.stats_file:
             with open(self.stats_file, "a", encoding="utf-8") as handle:
                 handle.write(json.dumps(record) + "\n")
+        self.finished.set()
         return result
 
     def close(self) -> None:
@@ -140,6 +165,9 @@ def scripted_engine(config: Any) -> ScriptedEngine:
         rules=extra.get("rules"),
         fail_marker=str(extra.get("fail_marker", "")),
         stats_file=str(extra.get("stats_file", "")),
+        gate_after=int(extra.get("gate_after", 0)),
+        gate_file=str(extra.get("gate_file", "")),
+        progress_file=str(extra.get("progress_file", "")),
     )
 
 
