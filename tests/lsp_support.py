@@ -16,7 +16,12 @@ configuration the client sends as initializationOptions:
 * ``gate_after``, ``gate_file``: after that many tokens a generation stops and waits (still
   honouring its `CancelToken`) until ``gate_file`` exists (or, in-process, `gate` is set), so a
   test can act while a generation is known to be half done; ``progress_file``: one JSON line
-  per streamed token (``{"call", "emitted"}``), for a test to wait on.
+  per streamed token (``{"call", "emitted"}``), for a test to wait on;
+* ``requests_file``: one JSON line per generation with the request as the engine got it
+  (prompt, stop strings, max_tokens, temperature);
+* ``tokenizer_model``: count tokens with that model's own tokenizer (a built-in name or a GGUF
+  file, loaded vocabulary-only) and take its name, so the prompt is in its template; default:
+  one token per byte.
 
 `LspSession` runs a pygls `LanguageClient` on an event loop in a background thread and
 offers blocking calls (`request`, `notify`, `wait_for`), so that tests (and hypothesis) stay
@@ -59,8 +64,14 @@ class ScriptedEngine:
 
     def __init__(self, script: str = "pass", token_ms: float = 0.0, rules: list | None = None,
                  fail_marker: str = "", stats_file: str = "", gate_after: int = 0, gate_file: str = "",
-                 progress_file: str = "") -> None:
-        self.tokenizer = ByteTokenizer()
+                 progress_file: str = "", requests_file: str = "", tokenizer_model: str = "") -> None:
+        self.tokenizer: Any = ByteTokenizer()
+        if tokenizer_model:
+            from repoctx.models import resolve_model
+            from repoctx.tokenizer import LlamaCppTokenizer
+
+            spec = resolve_model(tokenizer_model)
+            self.tokenizer, self.model_name = LlamaCppTokenizer(spec.path), spec.name
         self.script = script
         self.rules = [(str(needle), str(text)) for needle, text in (rules or [])]
         self.token_s = token_ms / 1000
@@ -69,6 +80,7 @@ class ScriptedEngine:
         self.gate_after = gate_after
         self.gate_file = gate_file
         self.progress_file = progress_file
+        self.requests_file = requests_file
         self.gate = threading.Event()  # in-process release of gated generations
         self.streamed = threading.Event()  # a generation has streamed its first token
         self.finished = threading.Event()  # a generation has returned
@@ -92,6 +104,11 @@ class ScriptedEngine:
                  on_text: Callable[[str], None] | None = None) -> GenerationResult:
         self.calls += 1
         started = time.perf_counter()
+        if self.requests_file:
+            asked = {"prompt": request.prompt, "stop": list(request.stop), "max_tokens": request.max_tokens,
+                     "temperature": request.temperature}
+            with open(self.requests_file, "a", encoding="utf-8") as handle:
+                handle.write(json.dumps(asked) + "\n")
         if self.fail_marker and self.fail_marker in request.prompt:
             raise EngineError("scripted failure")
         text = self.text_for(request.prompt)
@@ -168,6 +185,8 @@ def scripted_engine(config: Any) -> ScriptedEngine:
         gate_after=int(extra.get("gate_after", 0)),
         gate_file=str(extra.get("gate_file", "")),
         progress_file=str(extra.get("progress_file", "")),
+        requests_file=str(extra.get("requests_file", "")),
+        tokenizer_model=str(extra.get("tokenizer_model", "")),
     )
 
 
