@@ -219,9 +219,10 @@ def _parser_fingerprint() -> str:
     try:
         from repoctx import parsing
 
-        source = Path(parsing.__file__)
-        digest.update(source.read_bytes())
-        queries = source.parent / "queries"
+        package = Path(parsing.__file__).parent
+        for module in sorted(package.glob("*.py")):
+            digest.update(module.name.encode() + b"\0" + module.read_bytes())
+        queries = package.parent / "queries"
         for query in sorted(queries.glob("*.scm")) if queries.is_dir() else []:
             digest.update(query.name.encode() + b"\0" + query.read_bytes())
     except (ImportError, OSError, TypeError):
