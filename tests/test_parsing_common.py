@@ -182,3 +182,14 @@ def test_broken_thousand_line_file_keeps_its_classes():
     parsed = parse_file("inventory.py", text)
     assert parsed.has_errors
     assert len([d for d in parsed.definitions if d.kind == "class"]) >= 58
+
+
+def test_one_bracket_scanner_skips_strings_runes_and_lifetimes():
+    from repoctx.parsing.brackets import open_brackets, owed_closers
+
+    assert owed_closers("f('(', '\\'', '[', x", "go") == ")"
+    assert owed_closers("fn f<'a>(x: &'a str) { g('{', \"(\n\"", "rust") == ")}"
+    assert owed_closers("s = f'''(\n['''; g([", "python") == "])"
+    assert owed_closers("x = `${a(`; y = {", "typescript") == "}"
+    assert open_brackets("a(b[c) d(", "java") == [("(", 8)]  # `)` closes `[` and `(` above it
+
