@@ -19,6 +19,7 @@ The database lives at ``Config.index_dir(root)/index.sqlite`` (WAL mode). A file
 another schema version, one written with a different parser, or one that is corrupt
 is deleted and rebuilt with a note; an index folder that cannot be written falls back
 to an in-memory database (reusing an existing index file read-only when there is one).
+The records and the SQL (schema, checks, batched writes) are in `repoctx.index_store`.
 
 Only files in one of `WorkspaceConfig.languages` are indexed; secrets never are (the
 workspace refuses to read them, and an edited buffer that gains a secret is dropped).
@@ -26,19 +27,20 @@ workspace refuses to read them, and an edited buffer that gains a secret is drop
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from urllib.parse import quote
 
 from repoctx.config import Config
 from repoctx.indexing import Analyser, Analysis, analyse, chunk_ranges
+from repoctx.index_store import Chunk, FileChange, IndexStats, make_chunks  # public here too
+from repoctx.index_store import (_Corrupt, _FileData, _FileRow, _is_corruption, _Parsed, _parser_fingerprint,
+                                 check_database, connect, delete_database, init_schema, persist)
 from repoctx.types import Definition, ImportBinding
 from repoctx.workspace import FileEntry, Workspace, git_blob_id
 
@@ -51,183 +53,6 @@ CACHED_FILES = 4096  # files whose text, definitions and imports stay in memory
 CACHED_NAMES = 16384  # names whose definitions stay in memory
 
 
-@dataclass(frozen=True)
-class Chunk:
-    """A window of lines of one indexed file (0-based, end-exclusive)."""
-
-    path: str
-    start_line: int
-    end_line: int
-    text: str
-
-
-@dataclass
-class IndexStats:
-    """What one `Index.update` did.
-
-    `files`: files in the index afterwards; `parsed`: files read and parsed because they
-    were new or changed; `reused`: files kept untouched (same blob, not read);
-    `symbols`/`chunks`: totals afterwards; `skipped`: files the workspace skipped plus
-    files refused on reading (secret content, binary...); `notes`: anything worth
-    telling the user (rebuilt index, read-only folder...).
-    """
-
-    files: int
-    parsed: int
-    reused: int
-    symbols: int
-    chunks: int
-    skipped: int
-    seconds: float
-    notes: list[str] = field(default_factory=list)
-    removed: int = 0
-
-
-def make_chunks(path: str, text: str, chunk_lines: int, stride: int) -> list[Chunk]:
-    """Sliding windows of `chunk_lines` lines starting every `stride` lines; the last
-    window ends at the last line; windows of blank lines only are left out."""
-    lines = text.split("\n")
-    return [Chunk(path, start, end, "\n".join(lines[start:end])) for start, end in chunk_ranges(text, chunk_lines, stride)]
-
-
-@dataclass(frozen=True)
-class FileChange:
-    """One file the index wrote, as its subscribers see it: `text` None when the file left
-    the index; `chunk_terms` what the subscriber's analyser computed from the text."""
-
-    path: str
-    blob: str
-    text: str | None
-    chunk_terms: list | None = None
-
-
-@dataclass
-class _FileRow:
-    blob: str
-    language: str | None
-    size: int
-    mtime: float
-    has_errors: bool = False
-    skip_reason: str | None = None  # refused on reading: kept so it is not read again
-
-
-@dataclass
-class _Parsed:
-    """One file's new state, computed outside the write lock."""
-
-    path: str
-    row: _FileRow
-    text: str | None = None
-    definitions: list[Definition] = field(default_factory=list)
-    imports: list[ImportBinding] = field(default_factory=list)
-    chunks: list[tuple[int, int]] = field(default_factory=list)
-    chunk_terms: list | None = None
-
-
-@dataclass
-class _FileData:
-    """What is read per file when asked for (and cached)."""
-
-    blob: str
-    text: str
-    definitions: list[Definition]
-    imports: list[ImportBinding]
-    chunks: list[tuple[int, int]]
-    _lines: list[str] | None = None
-
-    @property
-    def lines(self) -> list[str]:
-        if self._lines is None:
-            self._lines = self.text.split("\n")
-        return self._lines
-
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS files (
-    path TEXT PRIMARY KEY,
-    blob TEXT NOT NULL,
-    language TEXT,
-    size INTEGER NOT NULL,
-    mtime REAL NOT NULL,
-    has_errors INTEGER NOT NULL DEFAULT 0,
-    skip_reason TEXT,
-    text TEXT
-);
-CREATE TABLE IF NOT EXISTS definitions (
-    path TEXT NOT NULL,
-    name TEXT NOT NULL,
-    kind TEXT NOT NULL,
-    start_line INTEGER NOT NULL,
-    end_line INTEGER NOT NULL,
-    signature TEXT NOT NULL,
-    docstring TEXT NOT NULL,
-    parent TEXT,
-    language TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS definitions_path ON definitions (path);
-CREATE INDEX IF NOT EXISTS definitions_name ON definitions (name);
-CREATE TABLE IF NOT EXISTS imports (
-    path TEXT NOT NULL,
-    module TEXT NOT NULL,
-    names TEXT NOT NULL,
-    level INTEGER NOT NULL,
-    line INTEGER NOT NULL,
-    language TEXT NOT NULL,
-    wildcard INTEGER NOT NULL
-);
-CREATE INDEX IF NOT EXISTS imports_path ON imports (path);
-CREATE TABLE IF NOT EXISTS chunks (
-    path TEXT NOT NULL,
-    start_line INTEGER NOT NULL,
-    end_line INTEGER NOT NULL
-);
-CREATE INDEX IF NOT EXISTS chunks_path ON chunks (path);
-"""
-# Chunk text is not stored twice: it is cut from the file's text when loading.
-
-
-class _Corrupt(Exception):
-    """The database file cannot be used as an index and should be rebuilt."""
-
-
-def _is_corruption(error: sqlite3.Error) -> bool:
-    code = getattr(error, "sqlite_errorcode", None)
-    if code is not None:
-        return code & 0xFF in (11, 26)  # SQLITE_CORRUPT, SQLITE_NOTADB
-    message = str(error).lower()
-    return "not a database" in message or "malformed" in message
-
-
-_GRAMMARS = (
-    "tree-sitter", "tree-sitter-python", "tree-sitter-typescript", "tree-sitter-javascript",
-    "tree-sitter-java", "tree-sitter-c-sharp", "tree-sitter-go", "tree-sitter-rust",
-)
-
-
-def _parser_fingerprint() -> str:
-    """Changes whenever the parser, its queries or a grammar change, so that stale
-    definitions are rebuilt."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    digest = hashlib.sha256()
-    for name in _GRAMMARS:
-        try:
-            digest.update(f"{name}={version(name)}\n".encode())
-        except PackageNotFoundError:
-            digest.update(f"{name}=none\n".encode())
-    try:
-        from repoctx import parsing
-
-        package = Path(parsing.__file__).parent
-        for module in sorted(package.glob("*.py")):
-            digest.update(module.name.encode() + b"\0" + module.read_bytes())
-        queries = package.parent / "queries"
-        for query in sorted(queries.glob("*.scm")) if queries.is_dir() else []:
-            digest.update(query.name.encode() + b"\0" + query.read_bytes())
-    except (ImportError, OSError, TypeError):
-        digest.update(b"no parser")
-    return digest.hexdigest()[:16]
 
 
 class Index:
@@ -281,15 +106,10 @@ class Index:
 
     # -- opening -------------------------------------------------------------------
 
-    def _connect(self, target: str, **kwargs) -> sqlite3.Connection:
-        conn = sqlite3.connect(target, isolation_level=None, check_same_thread=False, timeout=5.0, **kwargs)
-        conn.execute("PRAGMA busy_timeout = 5000")
-        return conn
-
     def _open(self) -> sqlite3.Connection:
         if self.path is None:
-            conn = self._connect(":memory:")
-            self._init_schema(conn)
+            conn = connect(":memory:")
+            init_schema(conn, self.SCHEMA_VERSION, self._fingerprint, self.workspace.root)
             return conn
         try:
             return self._open_file(self.path)
@@ -304,13 +124,13 @@ class Index:
                 (path.parent / ".gitignore").write_text("# created by repoctx\n*\n")
         problem = None
         for attempt in range(2):
-            conn = self._connect(os.fspath(path))  # an unwritable folder raises: see _open
+            conn = connect(os.fspath(path))  # an unwritable folder raises: see _open
             try:
-                problem = self._check(conn)
+                problem = check_database(conn, self.SCHEMA_VERSION, self._fingerprint)
                 if problem is None:
                     mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
                     conn.execute("PRAGMA synchronous = NORMAL")
-                    self._init_schema(conn)
+                    init_schema(conn, self.SCHEMA_VERSION, self._fingerprint, self.workspace.root)
                     self._load(conn)
                     if str(mode).lower() != "wal":
                         self._note(f"sqlite journal mode is {mode}, not WAL")
@@ -328,7 +148,7 @@ class Index:
             if attempt:
                 break
             self._reset_memory()
-            self._delete_files(path)
+            delete_database(path)
             self._note(f"{problem}: rebuilding the index from scratch at {path}")
         raise sqlite3.OperationalError(f"could not create a usable index at {path}: {problem}")
 
@@ -336,29 +156,29 @@ class Index:
         """The index folder cannot be written: work in memory, starting from the existing
         index file when it can be read."""
         self._reset_memory()
-        conn = self._connect(":memory:")
+        conn = connect(":memory:")
         reused = False
         if self.path is not None and self.path.is_file():
             try:
                 uri = "file:" + quote(os.fspath(self.path)) + "?mode=ro&immutable=1"
-                source = self._connect(uri, uri=True)
+                source = connect(uri, uri=True)
                 try:
-                    if self._check(source) is None:
+                    if check_database(source, self.SCHEMA_VERSION, self._fingerprint) is None:
                         source.backup(conn)
                         reused = True
                 finally:
                     source.close()
                 if reused:
-                    self._init_schema(conn)
+                    init_schema(conn, self.SCHEMA_VERSION, self._fingerprint, self.workspace.root)
                     self._load(conn)
                     self._reader = conn
             except (sqlite3.Error, _Corrupt):
                 self._reset_memory()
                 conn.close()
-                conn = self._connect(":memory:")
+                conn = connect(":memory:")
                 reused = False
         if not reused:
-            self._init_schema(conn)
+            init_schema(conn, self.SCHEMA_VERSION, self._fingerprint, self.workspace.root)
         self.in_memory = True
         self._note(
             f"cannot write the index at {self.path} ({error}): keeping it in memory"
@@ -366,37 +186,6 @@ class Index:
             + "; changes are not saved"
         )
         return conn
-
-    def _check(self, conn: sqlite3.Connection) -> str | None:
-        """None if `conn` holds a compatible index (or nothing yet), else why not."""
-        try:
-            version = conn.execute("PRAGMA user_version").fetchone()[0]
-            tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-        except sqlite3.DatabaseError as error:
-            if _is_corruption(error):
-                raise _Corrupt(f"the index file was corrupt ({error})") from error
-            raise
-        if not tables:
-            return None  # a new, empty database
-        if version != self.SCHEMA_VERSION:
-            return f"the index file has schema version {version}, this repoctx uses {self.SCHEMA_VERSION}"
-        meta = dict(conn.execute("SELECT key, value FROM meta").fetchall()) if "meta" in tables else {}
-        if meta.get("parser") != self._fingerprint:
-            return "the parser changed since the index was built"
-        return None
-
-    def _init_schema(self, conn: sqlite3.Connection) -> None:
-        conn.executescript(_SCHEMA)
-        conn.execute(f"PRAGMA user_version = {int(self.SCHEMA_VERSION)}")
-        conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('parser', ?)", (self._fingerprint,))
-        conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('root', ?)", (os.fspath(self.workspace.root),))
-
-    def _delete_files(self, path: Path) -> None:
-        for suffix in ("", "-wal", "-shm", "-journal"):
-            try:
-                os.remove(os.fspath(path) + suffix)
-            except FileNotFoundError:
-                pass
 
     def _reset_memory(self) -> None:
         self._files, self._indexed, self._sorted_paths = {}, set(), None
@@ -436,7 +225,7 @@ class Index:
         """A second connection for the queries: in WAL mode it reads the last committed
         state while `update` writes, instead of waiting for it."""
         try:
-            self._reader = self._connect(os.fspath(path))
+            self._reader = connect(os.fspath(path))
         except sqlite3.Error:
             self._reader = None
 
@@ -641,10 +430,10 @@ class Index:
         }
         names_touched = self._names_in(had_text)
         try:
-            self._persist(changed, removed, touched)
+            persist(self._conn, changed, removed, touched)
         except sqlite3.DatabaseError as error:
             self._recover(error)
-            self._persist(changed, removed, touched)
+            persist(self._conn, changed, removed, touched)
         self._writes += 1
         visible = bool(had_text) or any(item.text is not None for item in changed)
         generation = self.generation + 1 if visible else self.generation
@@ -709,68 +498,22 @@ class Index:
                 names.update(row[0] for row in rows)
         return names
 
-    def _persist(self, changed: list[_Parsed], removed: list[str], touched: list[tuple[str, int, float]]) -> None:
-        conn = self._conn
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            gone = [(path,) for path in removed] + [(item.path,) for item in changed]
-            for table in ("files", "definitions", "imports", "chunks"):
-                conn.executemany(f"DELETE FROM {table} WHERE path = ?", gone)
-            conn.executemany(
-                "INSERT INTO files (path, blob, language, size, mtime, has_errors, skip_reason, text) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                [
-                    (
-                        item.path, item.row.blob, item.row.language, item.row.size, item.row.mtime,
-                        int(item.row.has_errors), item.row.skip_reason, item.text,
-                    )
-                    for item in changed
-                ],
-            )
-            conn.executemany(
-                "INSERT INTO definitions (path, name, kind, start_line, end_line, signature, docstring, parent, language) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [
-                    (d.path, d.name, d.kind, d.start_line, d.end_line, d.signature, d.docstring, d.parent, d.language)
-                    for item in changed
-                    for d in item.definitions
-                ],
-            )
-            conn.executemany(
-                "INSERT INTO imports (path, module, names, level, line, language, wildcard) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                [
-                    (item.path, b.module, json.dumps(b.names), b.level, b.line, b.language, int(b.wildcard))
-                    for item in changed
-                    for b in item.imports
-                ],
-            )
-            conn.executemany(
-                "INSERT INTO chunks (path, start_line, end_line) VALUES (?, ?, ?)",
-                [(item.path, start, end) for item in changed for start, end in item.chunks],
-            )
-            conn.executemany("UPDATE files SET size = ?, mtime = ? WHERE path = ?", [(s, m, p) for p, s, m in touched])
-            conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
-
     def _recover(self, error: sqlite3.DatabaseError) -> None:
         """A write failed (disk full, file damaged or made read-only meanwhile): carry on
         in memory from a copy of what is indexed so far; the next start rebuilds."""
         if self.in_memory:
             raise error
         self._note(f"could not write the index ({error}): keeping it in memory from now on")
-        memory = self._connect(":memory:")
+        memory = connect(":memory:")
         try:
             with self._read_lock:
                 self._conn.backup(memory)
         except sqlite3.Error:
             memory.close()
-            memory = self._connect(":memory:")
+            memory = connect(":memory:")
             self._reset_memory()
             self._note("the index could not be copied: starting it again in memory")
-        self._init_schema(memory)
+        init_schema(memory, self.SCHEMA_VERSION, self._fingerprint, self.workspace.root)
         for conn in {id(c): c for c in (self._conn, self._reader) if c is not None}.values():
             try:
                 conn.close()

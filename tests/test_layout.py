@@ -1,5 +1,6 @@
 """The shape of the code: the shells (language server, HTTP service) reach the pipeline only
-through the library's entry points, never its stages."""
+through the library's entry points, never its stages; no module is long enough to be doing
+several jobs."""
 
 from __future__ import annotations
 
@@ -49,3 +50,15 @@ def test_the_check_sees_every_import_form(tmp_path):
         encoding="utf-8",
     )
     assert sorted({line for line, module in imported_modules(sample) if forbidden(module)}) == [1, 2, 3, 5]
+
+
+MAX_LINES = 700  # past this, a module is doing several jobs: split it
+
+
+def test_no_source_module_is_over_700_lines():
+    modules = [path for folder in ("repoctx", *SHELLS) for path in (ROOT / folder).rglob("*.py")
+               if not any(part.is_symlink() for part in [path, *path.parents] if part != ROOT)]
+    assert len(modules) > 40
+    long = {str(path.relative_to(ROOT)): count for path in modules
+            if (count := len(path.read_text(encoding="utf-8").splitlines())) > MAX_LINES}
+    assert long == {}
