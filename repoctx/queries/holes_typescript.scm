@@ -8,6 +8,8 @@
 ;   @type    the type annotation's type, when there is one
 ;   @value   the bound value (`new C()` and `x as C` state the type)
 
+;; include: holes_ecmascript
+
 ; const calc = new PriceCalculator(0.2) / let calc: PriceCalculator [= ...]
 (variable_declarator
   name: (identifier) @name
@@ -22,10 +24,6 @@
 (optional_parameter
   pattern: (identifier) @name
   type: (type_annotation (_) @type)?)
-
-; calc => ...
-(arrow_function
-  parameter: (identifier) @name)
 
 ; for (const calc of calcs)  (untyped, shadows)
 (for_in_statement
@@ -52,13 +50,6 @@
   (accessibility_modifier)
   pattern: (identifier) @member
   type: (type_annotation (_) @type)?)
-
-; this.repo = new Repo()
-(assignment_expression
-  left: (member_expression
-    object: (this)
-    property: (property_identifier) @member)
-  right: (_) @value)
 
 ; get repo(): Repo { ... }
 (method_definition
