@@ -5,6 +5,7 @@ several jobs."""
 from __future__ import annotations
 
 import ast
+import os
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -12,6 +13,18 @@ SHELLS = ("lsp_server", "http_service")
 # Stages below the entry points (repoctx.plan, repoctx.pipeline): a shell that imports one of
 # these is re-implementing part of the pipeline.
 STAGES = ("assembler", "parsing", "postprocess", "prompt", "index", "workspace")
+
+
+def python_files(*folders: str) -> list[Path]:
+    """The .py files under `folders`, not following links (repoctx/lsp and repoctx/service
+    link to the shells' folders) nor entering caches."""
+    found = []
+    for folder in folders:
+        for where, dirs, files in os.walk(ROOT / folder):
+            dirs[:] = [d for d in dirs if not d.startswith(".") and d not in ("node_modules", "__pycache__")
+                       and not os.path.islink(os.path.join(where, d))]
+            found += [Path(where) / name for name in files if name.endswith(".py")]
+    return sorted(found)
 
 
 def imported_modules(path: Path) -> list[tuple[int, str]]:
@@ -34,8 +47,7 @@ def forbidden(module: str) -> bool:
 def test_shells_do_not_import_pipeline_stages():
     offences = [
         f"{path.relative_to(ROOT)}:{line} imports {module}"
-        for shell in SHELLS
-        for path in sorted((ROOT / shell).rglob("*.py"))
+        for path in python_files(*SHELLS)
         for line, module in imported_modules(path)
         if forbidden(module)
     ]
@@ -56,9 +68,20 @@ MAX_LINES = 700  # past this, a module is doing several jobs: split it
 
 
 def test_no_source_module_is_over_700_lines():
-    modules = [path for folder in ("repoctx", *SHELLS) for path in (ROOT / folder).rglob("*.py")
-               if not any(part.is_symlink() for part in [path, *path.parents] if part != ROOT)]
+    modules = python_files("repoctx", *SHELLS)
     assert len(modules) > 40
     long = {str(path.relative_to(ROOT)): count for path in modules
             if (count := len(path.read_text(encoding="utf-8").splitlines())) > MAX_LINES}
     assert long == {}
+
+
+def test_the_shells_are_imported_by_their_installed_names():
+    """Only the repoctx package is installed: code imports the shells as repoctx.lsp and
+    repoctx.service, never by their folder names (which would also load them twice)."""
+    offences = [
+        f"{path.relative_to(ROOT)}:{line} imports {module}"
+        for path in python_files("repoctx", "benchmarks", "tests", *SHELLS)
+        for line, module in imported_modules(path)
+        if module.split(".")[0] in SHELLS
+    ]
+    assert offences == []
