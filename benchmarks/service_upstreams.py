@@ -69,9 +69,9 @@ class LoadSampler:
 @contextlib.contextmanager
 def service_over(servers: list, args: Any, routing: str = "prefix", clients: int = 16):
     """The service in this process with a pool over `servers` (one generation at a time each)."""
-    from http_service.app import create_app, serve_in_thread
-    from http_service.security import KeyStore
-    from http_service.settings import ServiceSettings
+    from repoctx.service.app import create_app, serve_in_thread
+    from repoctx.service.security import KeyStore
+    from repoctx.service.settings import ServiceSettings
 
     settings = ServiceSettings()
     engine = settings.repoctx.engine

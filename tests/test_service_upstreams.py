@@ -25,9 +25,9 @@ if importlib.util.find_spec("llama_cpp") is None or importlib.util.find_spec("ss
                 allow_module_level=True)
 
 from benchmarks.upstreams import LlamaServer, start_servers  # noqa: E402
-from http_service.app import create_app, serve_in_thread  # noqa: E402
-from http_service.security import KeyStore  # noqa: E402
-from http_service.settings import ServiceSettings  # noqa: E402
+from repoctx.service.app import create_app, serve_in_thread  # noqa: E402
+from repoctx.service.security import KeyStore  # noqa: E402
+from repoctx.service.settings import ServiceSettings  # noqa: E402
 from repoctx import models  # noqa: E402
 from repoctx.config import EngineConfig  # noqa: E402
 from repoctx.engines import GenerationRequest, create_engine  # noqa: E402
