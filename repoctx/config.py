@@ -84,6 +84,8 @@ class RetrievalConfig:
     """Per-source time limit; a source that runs over is dropped for that request."""
     top_k: int = 20
     """Candidates each source offers to the assembler."""
+    unused_imports: bool = True
+    """Also offer, as brief outlines, the names the file imports but the lines above the cursor do not use."""
 
 
 @dataclass
@@ -96,6 +98,9 @@ class AssemblyConfig:
     """Share of the budget each source is guaranteed before the remainder is shared by rank.
     Definitions behind the imports get the most: on the cross-file benchmark they are
     what similar-code retrieval cannot find (benchmarks/RESULTS.md)."""
+    member_quotas: dict[str, float] = field(default_factory=dict)
+    """Quotas used instead of `quotas` when the cursor sits right after a member access
+    (``expr.``); empty: `quotas` everywhere."""
     rrf_k: float = 60.0
     """Reciprocal rank fusion constant."""
     prefix_tokens: int = 1536

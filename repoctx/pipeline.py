@@ -40,7 +40,7 @@ from .plan import (
 from .resolve import ModuleResolver
 from .retrievers import RetrievalRequest
 from .retrievers.definitions import DefinitionFinder
-from .retrievers.imports import ImportRetriever
+from .retrievers.imports import ImportRetriever, receiver_for
 from .retrievers.lexical import LexicalRetriever, query_text
 from .retrievers.recent import EditLog, RecentEditsRetriever
 from .retrievers.typed_hole import TypedHoleRetriever
@@ -168,7 +168,8 @@ class RepoContext:
             self._finder = DefinitionFinder(self.index, resolver)
         finder = self._finder
         retrievers: dict[str, Callable[[RetrievalRequest], list[Snippet]]] = {
-            "imports": ImportRetriever(finder, popularity=self.lexical.document_frequency),
+            "imports": ImportRetriever(finder, popularity=self.lexical.document_frequency,
+                                       unused_imports=self.config.retrieval.unused_imports),
             "typed_hole": TypedHoleRetriever(finder),
             "lexical": self.lexical,
             "recent": RecentEditsRetriever(self.edits, self.index.text_of),
@@ -228,6 +229,7 @@ class RepoContext:
             top_k=self.config.retrieval.top_k,
             visible_lines=(window.start_line, window.end_line),
             boosted_paths=self.git_boosts(cursor.path),
+            receiver=receiver_for(cursor, language),
         )
 
     def retrieve(self, request: RetrievalRequest, sources: list[str] | None = None) -> tuple[dict[str, list[Snippet]], dict[str, float], list[str]]:
@@ -285,7 +287,7 @@ class RepoContext:
                 notes.extend(left_out)
             ranked = screened
         return Candidates(cursor, window, ranked, {"parse": parsed_ms, **{f"retrieve.{k}": v for k, v in timings.items()}},
-                          notes, self.index.blob_of, started)
+                          notes, self.index.blob_of, started, member_access=request.receiver is not None)
 
     def assemble(
         self, candidates: Candidates, budget: int | None = None, render: Callable[[list[Snippet]], str] | None = None,

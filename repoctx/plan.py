@@ -131,6 +131,7 @@ class Candidates:
     notes: list[str] = field(default_factory=list)
     version_of: Callable[[str], str | None] | None = None
     started: float = field(default_factory=time.perf_counter)
+    member_access: bool = False  # the cursor sits right after ``expr.``: assembly uses `member_quotas`
 
     @property
     def language(self) -> str | None:
@@ -151,7 +152,8 @@ def merge_candidates(cursor: Cursor, window: PromptWindow, parts: list[Candidate
         ranked[source] = out
     timings = {k: v for part in parts for k, v in part.timings_ms.items()}
     notes = [note for part in parts for note in part.notes]
-    return Candidates(cursor, window, ranked, timings, notes, None, time.perf_counter() if started is None else started)
+    return Candidates(cursor, window, ranked, timings, notes, None, time.perf_counter() if started is None else started,
+                      member_access=any(part.member_access for part in parts))
 
 
 def assemble_candidates(
@@ -174,11 +176,14 @@ def assemble_candidates(
     key = candidates.cursor.path if key is None else key
     previous = layouts.get(key) if layouts is not None else None
     visible = VisibleWindow(candidates.cursor.path, window.start_line, window.end_line, window.prefix + window.suffix)
+    # After ``expr.`` the members of what ``expr`` is are the likeliest next text; anywhere
+    # else similar code shows how the repository writes such a line.
+    shares = assembly.member_quotas if candidates.member_access and assembly.member_quotas else assembly.quotas
     context, layout = assemble(
         candidates.ranked,
         tokenizer=tokenizer,
         budget=assembly.budget if budget is None else budget,
-        quotas={k: v for k, v in assembly.quotas.items() if k in candidates.ranked},
+        quotas={k: v for k, v in shares.items() if k in candidates.ranked},
         rrf_k=assembly.rrf_k,
         visible=visible,
         previous=previous,

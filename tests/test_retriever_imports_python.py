@@ -126,3 +126,14 @@ def test_module_members_the_repository_uses_most_come_first(tmp_path):
     names = [s.symbol for s in retrieve(repo, cursors["tests/test_new.py"], "imports")]
     # This file uses nothing yet; elsewhere `tools.BadParameter` is written 3 times, `tools.command` twice.
     assert names[:2] == ["BadParameter", "command"]
+
+
+def test_unused_imports_can_be_left_out(tmp_path):
+    files = dict(FILES)
+    filler = "".join(f"def step_{i}(value):\n    return value + {i}\n\n\n" for i in range(8))
+    files["app/other.py"] = "from shop import PriceCalculator\n\n\n" + filler + "def f():\n    return <|>\n"
+    timing = {"time_limit_ms": {name: 10_000.0 for name in ("imports", "typed_hole", "lexical", "dense", "recent")}}
+    repo, cursors = open_repo(tmp_path, files, retrieval={**timing, "unused_imports": False})
+    assert not any(s.symbol == "PriceCalculator" for s in retrieve(repo, cursors["app/other.py"], "imports"))
+    # names the lines above use are still resolved
+    assert retrieve(repo, cursors["app/checkout.py"], "imports")[0].symbol == "PriceCalculator"

@@ -42,28 +42,35 @@ def _word_counts(text: str, names: list[str]) -> dict[str, int]:
     return counts
 
 
+def receiver_for(cursor, language: str | None) -> Receiver | None:
+    """What the cursor is a member of, when it sits right after ``expr.`` (or in ``expr.partial``)."""
+    receiver = receiver_at(cursor.text, language, cursor.line, cursor.column) if language else None
+    if receiver is None:
+        # Where the syntax tree has no member expression (a type position such as
+        # ``x as errors.``, a half-typed line), the text before the cursor still names
+        # the receiver; only modules and imported names are looked up this way.
+        match = _DOTTED_BEFORE_CURSOR.search(cursor.prefix.rsplit("\n", 1)[-1])
+        if match:
+            receiver = Receiver(match.group(1), None)
+    return receiver
+
+
 class ImportRetriever:
     source = "imports"
 
-    def __init__(self, finder: DefinitionFinder, popularity: Callable[[str], int] | None = None) -> None:
+    def __init__(self, finder: DefinitionFinder, popularity: Callable[[str], int] | None = None,
+                 unused_imports: bool = True) -> None:
         self.finder = finder
         self.popularity = popularity or (lambda name: 0)
+        self.unused_imports = unused_imports
 
     def __call__(self, request: RetrievalRequest) -> list[Snippet]:
         cursor = request.cursor
         view = FileView(cursor.path, request.imports)
         picked = Picks(cursor.path)
 
-        receiver = receiver_at(cursor.text, request.language, cursor.line, cursor.column) if request.language else None
-        if receiver is None:
-            # Where the syntax tree has no member expression (a type position such as
-            # ``x as errors.``, a half-typed line), the text before the cursor still names
-            # the receiver; only modules and imported names are looked up this way.
-            match = _DOTTED_BEFORE_CURSOR.search(cursor.prefix.rsplit("\n", 1)[-1])
-            if match:
-                receiver = Receiver(match.group(1), None)
-        if receiver is not None:
-            self._receiver(view, receiver, request, picked)
+        if request.receiver is not None:
+            self._receiver(view, request.receiver, request, picked)
 
         aliases = view.module_aliases()
         window = request.query
@@ -84,6 +91,8 @@ class ImportRetriever:
                 break
             if name not in aliases and view.binding_for(name) is None and name[:1].isupper():
                 picked.add(self.finder.find(view, name)[:1], f"`{name}` used near the cursor", brief=True)
+        if not self.unused_imports:
+            return picked.snippets(self.finder, self.source, request.top_k)
         # What else the file imports, the names it uses most first: the likeliest next
         # name at a cursor anywhere in the file.
         others = [local for binding in request.imports for local in binding.names if local not in used]
