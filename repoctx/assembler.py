@@ -135,6 +135,7 @@ def assemble(
     previous: Layout | None = None,
     render: Callable[[list[Snippet]], str] | None = None,
     version_of: Callable[[str], str | None] | None = None,
+    nearest_source: str = "",
 ) -> tuple[AssembledContext, Layout]:
     """Choose and order snippets whose rendered form costs at most `budget` tokens.
 
@@ -203,7 +204,7 @@ def assemble(
             continue
         used += try_take(snippet, score, budget - used, truncate=True)
 
-    ordered = order(chosen, previous)
+    ordered = order(chosen, previous, nearest_source)
     rendered = render(ordered)
     # Block overheads were counted one by one; the joined text is the truth (tokens can
     # merge across a join). Shrink the least relevant snippet by the overshoot, or drop
@@ -291,11 +292,13 @@ def _skeleton(text: str, language: str) -> str:
     return skeleton(text, language)
 
 
-def order(chosen: list[tuple[Snippet, float, int]], previous: Layout) -> list[Snippet]:
-    """Previous keys keep their order at the front; new snippets follow, most relevant last."""
+def order(chosen: list[tuple[Snippet, float, int]], previous: Layout, nearest_source: str = "") -> list[Snippet]:
+    """Previous keys keep their order at the front; new snippets follow, most relevant last,
+    `nearest_source`'s snippets (if any) after all others, nearest the cursor."""
     position = {key: i for i, key in enumerate(previous.keys)}
     kept = sorted((item for item in chosen if item[0].key in position), key=lambda item: position[item[0].key])
-    new = sorted((item for item in chosen if item[0].key not in position), key=lambda item: (item[1], item[0].key))
+    new = sorted((item for item in chosen if item[0].key not in position),
+                 key=lambda item: (item[0].source == nearest_source, item[1], item[0].key))
     return [item[0] for item in kept] + [item[0] for item in new]
 
 

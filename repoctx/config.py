@@ -101,6 +101,8 @@ class AssemblyConfig:
     member_quotas: dict[str, float] = field(default_factory=dict)
     """Quotas used instead of `quotas` when the cursor sits right after a member access
     (``expr.``); empty: `quotas` everywhere."""
+    nearest_source: str = ""
+    """A source whose snippets go last, nearest the cursor (e.g. "lexical"); empty: most relevant last."""
     rrf_k: float = 60.0
     """Reciprocal rank fusion constant."""
     prefix_tokens: int = 1536

@@ -189,6 +189,7 @@ def assemble_candidates(
         previous=previous,
         render=render or render_plain,
         version_of=candidates.version_of,
+        nearest_source=assembly.nearest_source,
     )
     if layouts is not None:
         layouts.put(key, layout)

@@ -175,3 +175,15 @@ def test_carried_snippet_is_dropped_when_its_file_changes():
     versions["a.py"] = "v2"
     context, _ = assemble({"lexical": [b]}, tokenizer=tokenizer, budget=2000, quotas={}, previous=layout, version_of=versions.get)
     assert [s.path for s in context.snippets] == ["b.py"]
+
+
+def test_nearest_source_goes_last():
+    tokenizer = ByteTokenizer()
+    ranked = {"lexical": lexical_hits(n=3, lines=5), "imports": [snip("shop/calc.py", 0, "def f():\n    return 1", "imports")]}
+    plain, _ = assemble(ranked, tokenizer=tokenizer, budget=2000, quotas={"imports": 0.3})
+    near, _ = assemble(ranked, tokenizer=tokenizer, budget=2000, quotas={"imports": 0.3}, nearest_source="lexical")
+    assert plain.snippets[-1].source == "imports"  # the imports' best fuses highest: most relevant last
+    assert [s.source for s in near.snippets] == ["imports", "lexical", "lexical", "lexical"]
+    # within the source, most relevant last
+    assert near.snippets[-1].path == "lib/mod0.py"
+    assert sorted(s.key for s in near.snippets) == sorted(s.key for s in plain.snippets)
