@@ -289,6 +289,11 @@ def maybe_vectors(repo: RepoContext, mode: str) -> None:
     if mode == "off":
         repo.config.retrieval.sources = [s for s in repo.config.retrieval.sources if s != "dense"] or []
         return
+    if repo.config.index.embedder == "none":
+        if mode == "auto":  # follow the configuration, as the product does: dense is off by default
+            repo.config.retrieval.sources = [s for s in repo.config.retrieval.sources if s != "dense"]
+            return
+        repo.config.index.embedder = "minilm"  # --vectors on
     started = time.perf_counter()
 
     def progress(done: int, total: int) -> None:
@@ -594,7 +599,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--budgets", default="", help="context budgets without a model (default 256,512,1024,2048)")
     p.add_argument("--tokenizer", default="embedded", help="without a model: whose tokens budgets count ('bytes' for none)")
     p.add_argument("--vectors", choices=("auto", "on", "off"), default="auto",
-                   help="dense retrieval: build chunk vectors when the embedder is installed (auto), require it, or leave it out")
+                   help="dense retrieval: as configured (auto: index.embedder, off by default), on (MiniLM, the embed extra required), or off")
     p.add_argument("--time-limits", default="none",
                    help="per-source retrieval limits: 'none' waits for every source (default: figures independent "
                         "of machine load; records still say which sources ran over the default limits), 'config' "

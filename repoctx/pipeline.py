@@ -93,7 +93,8 @@ class RepoContext:
 
         embedder = load_embedder(self.config.index.embedder)
         if embedder is None:
-            self.notes.append("dense retrieval off: no embedder installed (pip install 'repoctx[embed]')")
+            self.notes.append("dense retrieval off: index.embedder is 'none'" if self.config.index.embedder == "none"
+                              else "dense retrieval off: no embedder installed (pip install 'repoctx[embed]')")
             return 0
         dense = self.dense or DenseIndex(embedder, self.config.index_dir(self.workspace.root))
         count = dense.build(self.index.all_chunks(), progress)

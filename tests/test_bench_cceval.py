@@ -132,6 +132,7 @@ def test_no_snippet_shows_the_ground_truth_line(repo_root: Path):
     repo = RepoContext(repo_root, config, ByteTokenizer())
     repo.build_index()
     if importlib.util.find_spec("sentence_transformers") is not None:
+        config.index.embedder = "minilm"  # dense is off by default; the leak check covers it too
         repo.build_vectors()
         assert repo.dense is not None
         config.retrieval.sources = [*sources, "dense"]

@@ -18,3 +18,11 @@ def test_semantically_close_chunk_ranks_first_and_vectors_are_cached(tmp_path):
     assert snippets[0].path == "net/http_client.py"
     # Unchanged chunks are never embedded twice.
     assert repo.build_vectors() == 0
+
+
+def test_dense_retrieval_is_off_unless_configured_even_with_the_extra_installed(tmp_path):
+    files = {"a.py": "def fetch_page(url):\n    return url\n", "app.py": "body = <|>\n"}
+    repo, cursors = open_repo(tmp_path, files)
+    assert repo.build_vectors() == 0 and repo.dense is None
+    assert repo.notes[-1] == "dense retrieval off: index.embedder is 'none'"
+    assert retrieve(repo, cursors["app.py"], "dense") == []
