@@ -1,71 +1,52 @@
 """Long context: can the model still use a definition that lies far back in the prompt, under
 each RoPE scaling method of `repoctx.rope`?
 
-    python -m benchmarks.long_context [--model smollm2-135m] [--distances 500,2000,6000,14000] \\
-        [--methods none,linear,dynamic,yarn] [--trials 1] [--engine llamacpp|transformers] \\
-        [--seed 0] [--out trials.jsonl]
+    python -m benchmarks.long_context [--model qwen2.5-coder-0.5b] [--layout single|shared|both] \\
+        [--distances 8000,16000,30000,48000,64000] [--trials 3] [--gap 250] [--methods none,yarn] \\
+        [--engine llamacpp|transformers] [--seed 0] [--prompts 1] [--out trials.jsonl]
 
-The task is a code needle. A Python definition with a distinctive name and parameters
-(``def reconcile_ledger_7f3a(entries, cutoff_day, strict=True):``, drawn per trial) opens
-the prompt as a small module; real code follows (whole modules of the running Python's
-standard library, in a seeded order) for the asked number of tokens; the prompt ends in a
-thin API module whose wrappers keep the names and parameter lists of the functions they
-wrap (two are written out), at the wrapper to write::
+The task is a code needle (`benchmarks.needles`): a Python definition with a distinctive
+name and parameters, real code after it, and a call site at the end of the prompt where
+the model has to write the rest of the name and the parameter list; right ("exact") = the
+exact name and the same parameter names in order, "name" = the name alone.
 
-    # ---- api.py ----
-    \"\"\"Public API: thin wrappers that keep the names and parameters of the functions they wrap.\"\"\"
-    from . import tools
+Layouts:
 
+* ``single``: one needle per prompt, ``--trials`` seeds per distance; every trial is a
+  prefill of its own (what SmolLM2-135M needed: it mixes several needles' parameter
+  lists up).
+* ``shared``: one prompt per seed (``--prompts`` of them) holding ``--trials`` needles per
+  distance, the i-th of a distance ``i * --gap`` tokens further back, each with its own
+  verb, noun and parameters; one trial per needle, all with the same text before their
+  call line, so one long prefill serves every cell and the engine's KV cache answers the
+  rest. Trials of one distance differ in needle and in the code around it, not in the
+  prompt.
+* ``both``: the shared prompt and, for each of its needles, a single-needle prompt with the
+  same needle at the same distance: whether the needles interfere, trial by trial. Run it
+  at a short length (a few thousand tokens) before trusting a shared run.
 
-    def read_lines(path, encoding="utf-8"):
-        return tools.read_lines(path, encoding=encoding)
-
-
-    def write_lines(path, lines, newline="\\n"):
-        return tools.write_lines(path, lines, newline=newline)
-
-
-    def reconcile_
-
-The model has to go on with the exact rest of the name and the parameter list
-(``ledger_7f3a(entries, cutoff_day, strict=True)``). A trial is right ("exact") when the
-name is exact and the parameters are the same names in the same order (the optional last
-one may be left out; default values are not checked); "name" counts the name alone.
-Distance is counted in model tokens from the needle's ``def`` line to the end of the
-prompt (each record has its exact one).
-
-Why this shape, for SmolLM2-135M-Instruct (not a fill-in-the-middle model, so the prompt is
-plain left-to-right text): at a call site (``result = reconcile_``) it gets the name right
-but passes whatever local is nearest, not the parameters, so "the argument list" cannot be
-scored; and with several such definitions in one prompt it mixes their parameter lists up
-even when they are close, so each prompt holds one needle. One prompt per trial makes long
-distances expensive on a CPU: each trial past the native window is a full long prefill
-per method.
-
-The engine is created as the library creates it: the tokens the request needs (prompt +
-completion) go to `rope.decide(native, needed, method=...)`, and `create_engine` applies
-`rope.llamacpp_settings` (or `rope.transformers_settings`). So:
+Engines are created as the library creates them: the tokens a prompt needs (its longest
+trial + completion) go to `rope.decide(native, needed, method=...)`, and `create_engine`
+applies `rope.llamacpp_settings` (or `rope.transformers_settings`). So:
 
 * a prompt that fits the native window is never scaled, whatever the method: every method
   runs the same unscaled engine there, and those cells are one measurement;
 * ``none`` past the native window runs the native window with the prompt cut to fit,
-  keeping the end (the call site): the needle falls out, which is the point of the
-  comparison;
+  keeping the end (the call site); a needle further back than the window falls out, which
+  is the point of the comparison, and nearer needles are read unscaled;
 * ``linear`` and ``yarn`` run the whole prompt with the policy's factor (the smallest of
-  1.5, 2, 3, 4 that fits);
+  1.5, 2, 3, 4 that fits); in a shared prompt the nearer needles are then read through the
+  scaled engine too, which measures what static scaling costs inside the window;
 * llama.cpp has no dynamic NTK: asked for ``dynamic`` past the native window the policy
-  runs YaRN, so those cells are reported n/a for llama.cpp (the numbers would be the
-  ``yarn`` row's); ``--engine transformers`` runs true dynamic NTK (slow on a CPU).
+  runs YaRN, so those cells are reported n/a for llama.cpp; ``--engine transformers`` runs
+  true dynamic NTK (no KV reuse, float32: see `benchmarks.long_context_cost` for what a
+  long prompt costs there).
 
-Cost: on a 2-core CPU shared with other work, SmolLM2-135M prefills about 35 tokens/s at
-14k tokens (flash attention on), so one trial at 14,000 costs about 7 minutes per scaled
-method, and the defaults (one trial, four distances) about 20 minutes. A distance in
-another factor step (10,000 needs x1.5, 14,000 x2) adds two more long prefills.
-
-The filler is taken backwards from the call site in one seeded stream, so for one seed
-the code right before the call site is the same at every distance: the prompts cut for
-``none`` are then the same but for their last line, and the engine's KV cache serves the
-second one.
+Every engine row reports its longest prefill (tokens, seconds, tokens/s), its KV cache
+(``n_ctx * layers * kv_heads * head_dim * 2 * bytes``) and the process's resident memory
+after its trials. Plan a run with `benchmarks.long_context_cost`, which measures prefill
+rates on short prompts and extrapolates. The commands and figures of the runs are in
+benchmarks/RESULTS.md ("Long context").
 """
 
 from __future__ import annotations
@@ -75,132 +56,30 @@ import datetime as _dt
 import json
 import os
 import platform
-import random
-import re
 import statistics
 import sys
-import sysconfig
 import time
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
-DEFAULT_DISTANCES = (500, 2000, 6000, 14000)
+from .long_context_cost import BYTES_PER_ELEMENT, kv_bytes, model_shape, rss_mib
+from .needles import (
+    Needle,
+    Trial,
+    _split_args,
+    build_shared,
+    build_trial,
+    cut_text,
+    cut_trial,
+    score,
+    shared_placements,
+    stdlib_files,
+)
+
+DEFAULT_DISTANCES = (8000, 16000, 30000, 48000, 64000)
 DEFAULT_METHODS = ("none", "linear", "dynamic", "yarn")
+LAYOUTS = ("single", "shared", "both")
 MAX_TOKENS = 24
-
-# Distinctive pieces of needle definitions, drawn without replacement within a prompt: every
-# needle has its own verb (the call site's "<verb>_" picks exactly one), noun and parameters.
-VERBS = (
-    "reconcile", "quarantine", "rebalance", "amortize", "triangulate", "escrow", "defragment",
-    "sanitize", "interpolate", "tabulate", "consolidate", "deduplicate", "throttle", "embargo",
-    "annotate", "checkpoint", "calibrate", "reindex", "debounce", "reorder", "notarize",
-    "provision", "vaccinate", "irrigate",
-)
-NOUNS = (
-    "ledger", "invoice", "shipment", "tenant", "cohort", "voucher", "manifest", "roster",
-    "payload", "quota", "pallet", "beacon", "dossier", "parcel", "tariff", "warrant",
-    "turbine", "glacier", "harvest", "orchard", "pigment", "lantern", "compass", "saddle",
-)
-FIRST_ARGS = ("entries", "records", "rows", "batch", "items", "events", "orders", "samples", "readings",
-              "accounts", "packets", "claims", "tickets", "frames", "bids", "votes", "shards", "visits",
-              "patches", "quotes", "loans", "trips", "seeds", "cargo")
-SECOND_ARGS = ("cutoff_day", "threshold", "region_code", "window_size", "limit_ms", "tolerance",
-               "owner_id", "max_depth", "currency", "step_count", "grace_hours", "page_size",
-               "min_score", "zone_name", "batch_limit", "start_year", "ratio_cap", "fleet_id",
-               "locale_tag", "price_floor", "shift_code", "lane_count", "retry_delay", "dose_mg")
-KEYWORDS = (("strict", "True"), ("dry_run", "False"), ("retries", "3"), ("verbose", "False"),
-            ("timeout", "30"), ("inclusive", "True"), ("force", "False"), ("chunk", "64"),
-            ("notify", "True"), ("precision", "2"), ("cache", "None"), ("lenient", "False"),
-            ("audit", "True"), ("sort_keys", "False"), ("max_workers", "4"), ("encoding", "'utf-8'"),
-            ("overwrite", "False"), ("parallel", "True"), ("seed", "0"), ("label", "None"),
-            ("rounding", "'half'"), ("limit", "100"), ("unique", "True"), ("backoff", "1.5"))
-POOL = min(len(VERBS), len(NOUNS), len(FIRST_ARGS), len(SECOND_ARGS), len(KEYWORDS))
-
-HELPER = (
-    "# ---- tools/io.py ----\n"
-    'def read_lines(path, encoding="utf-8"):\n'
-    "    with open(path, encoding=encoding) as handle:\n"
-    "        return handle.read().splitlines()\n"
-    "\n\n"
-    "def write_lines(path, lines, newline=\"\\n\"):\n"
-    "    with open(path, \"w\") as handle:\n"
-    "        handle.write(newline.join(lines))\n"
-    "\n\n"
-)
-
-# The call site's file: a thin public API whose wrappers keep the names and parameter lists of
-# the functions they wrap (two written out); then the wrapper to complete, "def <verb>_".
-API_MODULE = (
-    "\n# ---- api.py ----\n"
-    '"""Public API: thin wrappers that keep the names and parameters of the functions they wrap."""\n'
-    "from . import tools\n"
-    "\n\n"
-    'def read_lines(path, encoding="utf-8"):\n'
-    "    return tools.read_lines(path, encoding=encoding)\n"
-    "\n\n"
-    "def write_lines(path, lines, newline=\"\\n\"):\n"
-    "    return tools.write_lines(path, lines, newline=newline)\n"
-    "\n\n"
-)
-
-
-@dataclass(frozen=True)
-class Needle:
-    verb: str
-    name: str  # full function name
-    required: tuple[str, ...]  # positional parameters without defaults
-    keyword: str  # the parameter with a default
-    default: str
-
-    @property
-    def signature(self) -> str:
-        return f"{self.name}({', '.join(self.required)}, {self.keyword}={self.default})"
-
-    @property
-    def expected(self) -> str:
-        """The right completion after the call site's ``<verb>_``."""
-        return self.signature[len(self.verb) + 1:]
-
-    def source(self) -> str:
-        """The needle as a small module of its own."""
-        a, b = self.required
-        noun = self.name.split("_")[1]
-        return (
-            f"# ---- tools/{noun}.py ----\n"
-            f"def {self.signature}:\n"
-            f'    """{self.verb.capitalize()} the {noun} {a} against {b}."""\n'
-            f"    result = []\n"
-            f"    for item in {a}:\n"
-            f"        if item is not None and {self.keyword}:\n"
-            f"            result.append((item, {b}))\n"
-            f"    return result\n"
-            f"\n\n"
-        )
-
-
-@dataclass
-class Trial:
-    """One call site to complete: the prompt, the needle it asks for and its distance."""
-
-    seed: int
-    target_distance: int
-    needle: Needle
-    shared: str  # everything before the last line (the same for every trial of a prompt)
-    call: str  # the last line: "def <verb>_"
-    distance: int = 0  # tokens from the needle's def line to the end of the prompt
-    cut: bool = False  # the needle was cut out of the prompt
-
-    @property
-    def prompt(self) -> str:
-        return self.shared + self.call
-
-
-@dataclass
-class Score:
-    name_ok: bool
-    exact: bool
-    written: str  # the name and parameter list as completed, for the record
 
 
 @dataclass
@@ -220,204 +99,54 @@ class Record:
     prompt_tokens: int = 0
     reused_prompt_tokens: int = 0
     timings_ms: dict[str, float] = field(default_factory=dict)
+    layout: str = "single"
+    borrowed: str = ""  # another needle of the same prompt whose name or parameters were written
 
 
 # ---------------------------------------------------------------------------------------------
-# task building
+# trials and engines
 
 
-def make_needles(seed: int | str, count: int) -> list[Needle]:
-    """`count` needles with distinct verbs, nouns and parameter names."""
-    if count > POOL:
-        raise ValueError(f"at most {POOL} needles per prompt (asked for {count})")
-    rng = random.Random(f"needles:{seed}")
-    pools = [list(VERBS), list(NOUNS), list(FIRST_ARGS), list(SECOND_ARGS), list(KEYWORDS)]
-    for pool in pools:
-        rng.shuffle(pool)
-    needles = []
-    for verb, noun, first, second, (keyword, default) in list(zip(*pools))[:count]:
-        tag = f"{rng.randrange(16 ** 4):04x}"
-        needles.append(Needle(verb, f"{verb}_{noun}_{tag}", (first, second), keyword, default))
-    return needles
-
-
-def stdlib_files(root: str | None = None) -> list[Path]:
-    """Top-level modules of the standard library of the running Python (real, varied code)."""
-    base = Path(root or sysconfig.get_paths()["stdlib"])
-    files = []
-    for path in sorted(base.glob("*.py")):
-        try:
-            size = path.stat().st_size
-        except OSError:
-            continue
-        if 2_000 <= size <= 120_000:
-            files.append(path)
-    if not files:
-        raise SystemExit(f"no Python modules found under {base}")
-    return files
-
-
-_VERB_USE = re.compile(r"(" + "|".join(VERBS) + r")_", re.IGNORECASE)
-
-
-def filler_files(seed: int, files: list[Path] | None = None) -> list[tuple[str, list[str]]]:
-    """(name, lines) of real modules in a seeded order. Files with a needle verb as a name
-    prefix (``reconcile_…``) are left out, so a call site's prefix points only at its needle."""
-    files = list(files if files is not None else stdlib_files())
-    random.Random(f"filler:{seed}").shuffle(files)
-    out = []
-    for path in files:
-        try:
-            text = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError):
-            continue
-        if _VERB_USE.search(text):
-            continue
-        out.append((path.name, text.replace("\t", "    ").splitlines()))
+def build_trials(layout: str, seeds: list[int], distances: list[int], trials: int, gap: int, count,
+                 files) -> list[Trial]:
+    """The trials of a run. ``single``: one prompt per seed and distance. ``shared``: one prompt
+    per seed with `trials` needles per distance. ``both``: the shared prompts and a
+    single-needle prompt for each of their needles, at the same distance."""
+    out: list[Trial] = []
+    if layout == "single":
+        return [build_trial(seed, distance, count, files) for seed in seeds for distance in distances]
+    for seed in seeds:
+        placements = shared_placements(seed, distances, trials, gap)
+        out += build_shared(seed, placements, count, files)
+        if layout == "both":
+            out += [build_trial(seed, aimed, count, files, needle=needle, cell=cell) for cell, aimed, needle in placements]
     return out
 
 
-class BackwardFiller:
-    """Whole lines of real modules, handed out backwards from the call site."""
-
-    def __init__(self, files: list[tuple[str, list[str]]], count) -> None:
-        self._lines = (line + "\n" for name, lines in files for line in reversed([f"# ---- {name} ----", *lines, ""]))
-        self._count = count
-
-    def take(self, tokens: int) -> str:
-        """About `tokens` tokens (counted line by line; never more, unless one line is longer) of
-        the lines that come before the ones handed out so far, in file order."""
-        pieces: list[str] = []
-        spent = 0
-        while spent < tokens:
-            line = next(self._lines, None)
-            if line is None:
-                raise SystemExit(f"the filler modules ran out (asked for {tokens} more tokens)")
-            cost = self._count(line)
-            if spent + cost > tokens and pieces:
-                self._lines = _prepend(line, self._lines)
-                break
-            pieces.append(line)
-            spent += cost
-        return "".join(reversed(pieces))
-
-
-def _prepend(item, iterator):
-    yield item
-    yield from iterator
-
-
-def call_line(needle: Needle) -> str:
-    return f"def {needle.verb}_"
-
-
-def build_trial(seed: int, distance: int, count, files: list[Path] | None = None) -> Trial:
-    """One prompt: a needle whose ``def`` line is about `distance` tokens before the end.
-
-    `count` is the model tokenizer's ``count(text)``; the needle is drawn from (seed,
-    distance), the filler is the seed's stream taken backwards from the call site.
-    """
-    needle = make_needles(f"{seed}:{distance}", 1)[0]
-    call = call_line(needle)
-    source = needle.source()
-    head = HELPER + source
-    fixed = count(source) + count(API_MODULE) + count(call)
-    if distance < fixed:
-        raise ValueError(f"distance {distance} is shorter than the needle and the call site ({fixed} tokens)")
-    filler = BackwardFiller(filler_files(seed, files), count)
-    body = ""
-    # Tokens do not add up exactly across line joins: top up until the distance is reached.
-    for _ in range(8):
-        have = count(source + body + API_MODULE) + count(call)
-        if distance - have <= 16:
-            break
-        body = filler.take(distance - have) + body
-    shared = head + body + API_MODULE
-    start = shared.index(f"def {needle.name}(")
-    return Trial(seed, distance, needle, shared, call, distance=count(shared[start:]) + count(call))
-
-
-def cut_trial(trial: Trial, keep_tokens: int, encode, decode) -> Trial:
-    """The trial with its prompt cut to fit: the last `keep_tokens` tokens before the call line,
-    from a line start on (what a prompt cut to a window keeps: the text nearest the cursor)."""
-    ids = encode(trial.shared)
-    if len(ids) <= keep_tokens:
-        return trial
-    tail = decode(ids[-keep_tokens:])
-    newline = tail.find("\n")
-    tail = tail[newline + 1:] if newline >= 0 else tail
-    return Trial(trial.seed, trial.target_distance, trial.needle, tail, trial.call, trial.distance,
-                 cut=f"def {trial.needle.name}(" not in tail)
-
-
-# ---------------------------------------------------------------------------------------------
-# scoring
-
-
-_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-
-
-def _split_args(text: str) -> tuple[list[str], bool]:
-    """Top-level comma-separated items after an opening "(": (items, whether ")" closed them)."""
-    depth = 0
-    args: list[str] = []
-    current: list[str] = []
-    quote = ""
-    for ch in text:
-        if quote:
-            current.append(ch)
-            if ch == quote:
-                quote = ""
+def borrowed_from(needle: Needle, completion: str, others: list[Needle]) -> str:
+    """The other needle whose name or parameter list the completion wrote, if any: the mark of
+    needles interfering in one prompt."""
+    text = needle.verb + completion
+    name = text.split("(", 1)[0].strip()
+    params: list[str] = []
+    if "(" in text:
+        args, _ = _split_args(text.split("(", 1)[1])
+        params = [a.partition("=")[0].split(":", 1)[0].strip() for a in args]
+    for other in others:
+        if other.name == needle.name:
             continue
-        if ch in "\"'":
-            quote = ch
-        elif ch in "([{":
-            depth += 1
-        elif ch in ")]}":
-            if depth == 0:
-                if current or args:
-                    args.append("".join(current).strip())
-                return args, True
-            depth -= 1
-        elif ch == "," and depth == 0:
-            args.append("".join(current).strip())
-            current = []
-            continue
-        current.append(ch)
-    return args, False
-
-
-def score(needle: Needle, completion: str) -> Score:
-    """Right name, and right parameter names in the right order; the optional last parameter may
-    be left out, default values are not checked."""
-    text = needle.verb + "_" + completion
-    match = _IDENT.match(text)
-    name = match.group(0) if match else ""
-    rest = text[len(name):].lstrip()
-    name_ok = name == needle.name
-    if not rest.startswith("("):
-        return Score(name_ok, False, name)
-    args, closed = _split_args(rest[1:])
-    written = f"{name}({', '.join(args)}{')' if closed else ''}"
-    if not (name_ok and closed):
-        return Score(name_ok, False, written)
-    names = [arg.partition("=")[0].split(":", 1)[0].strip() for arg in args]
-    exact = names in (list(needle.required), [*needle.required, needle.keyword])
-    return Score(name_ok, exact, written)
-
-
-# ---------------------------------------------------------------------------------------------
-# running
-
-
-def _describe(decision: Any) -> dict[str, Any]:
-    return {"method": decision.method, "factor": decision.factor, "window": decision.granted_window,
-            "must_cut": decision.must_cut, "reason": decision.reason}
+        if name == other.name or (params[:2] == list(other.required)) or other.keyword in params:
+            return other.name
+    return ""
 
 
 def plan_engines(trials: list[Trial], methods: list[str], native: int, engine_kind: str,
                  tokenizer: Any) -> tuple[dict[tuple, list[tuple[str, Any, Trial]]], dict[str, str]]:
     """Which engine runs which trial for which method, as the RoPE policy decides.
+
+    Trials with the same text before their call line (one shared prompt) are decided
+    together, by their longest prompt, and cut together, so every trial of the prompt runs
+    on one engine with the same text and the KV cache serves all but the first.
 
     Returns ``{(method, factor, window): [(method asked, decision, trial as run), ...]}``
     (engines whose settings are the same are one key, so a prompt every method runs
@@ -428,22 +157,34 @@ def plan_engines(trials: list[Trial], methods: list[str], native: int, engine_ki
     count = tokenizer.count
     plan: dict[tuple, list[tuple[str, Any, Trial]]] = {}
     skipped: dict[str, str] = {}
+    groups: dict[str, list[Trial]] = {}
     for trial in trials:
-        needed = count(trial.prompt) + 1 + MAX_TOKENS  # + BOS + the completion
+        groups.setdefault(trial.shared, []).append(trial)
+    for shared, group in groups.items():
+        needed = max(count(t.prompt) for t in group) + 1 + MAX_TOKENS  # + BOS + the completion
+        longest_call = max(count(t.call) for t in group)
         for method in methods:
             decision = rope.decide(native, needed, method=method, engine=engine_kind)
             if engine_kind == "llamacpp" and method == "dynamic" and decision.scaled:
-                skipped[f"{method}@{trial.target_distance}"] = (
-                    f"n/a: llama.cpp has no dynamic NTK; the policy runs {decision.method} x{decision.factor:g} "
-                    f"instead (= the yarn cell)")
+                for t in group:
+                    skipped[f"{method}@{t.target_distance}"] = (
+                        f"n/a: llama.cpp has no dynamic NTK; the policy runs {decision.method} "
+                        f"x{decision.factor:g} instead (= the yarn cell)")
                 continue
-            cell = trial
+            cut = None
             if decision.must_cut:
-                keep = decision.granted_window - MAX_TOKENS - 1 - count(trial.call) - 8
-                cell = cut_trial(trial, keep, tokenizer.encode, tokenizer.decode)
+                keep = decision.granted_window - MAX_TOKENS - 1 - longest_call - 8
+                cut = cut_text(shared, keep, tokenizer.encode, tokenizer.decode)
             key = (decision.method, decision.factor, decision.granted_window)
-            plan.setdefault(key, []).append((method, decision, cell))
+            for t in group:
+                cell = cut_trial(t, 0, None, None, cut=cut) if cut is not None else t
+                plan.setdefault(key, []).append((method, decision, cell))
     return plan, skipped
+
+
+def _describe(decision: Any) -> dict[str, Any]:
+    return {"method": decision.method, "factor": decision.factor, "window": decision.granted_window,
+            "must_cut": decision.must_cut, "reason": decision.reason}
 
 
 def run(args: argparse.Namespace) -> tuple[list[Record], dict[str, Any]]:
@@ -464,13 +205,21 @@ def run(args: argparse.Namespace) -> tuple[list[Record], dict[str, Any]]:
         tokenizer = HFTokenizer(spec.path)
     count = tokenizer.count
     files = stdlib_files(args.stdlib)
+    shape = model_shape(spec.metadata)
+    bytes_per = BYTES_PER_ELEMENT[args.engine]
 
-    trials = [build_trial(seed, distance, count, files)
-              for seed in range(args.seed, args.seed + args.trials) for distance in args.distances]
+    built = time.perf_counter()
+    seeds = list(range(args.seed, args.seed + (args.prompts if args.layout != "single" else args.trials)))
+    trials = build_trials(args.layout, seeds, args.distances, args.trials, args.gap, count, files)
     plan, skipped = plan_engines(trials, args.methods, native, args.engine, tokenizer)
+    needles_of: dict[str, list[Needle]] = {}
+    for t in trials:
+        needles_of.setdefault(t.shared, []).append(t.needle)
+    print(f"{len(trials)} trials in {len({t.shared for t in trials})} prompts, planned in "
+          f"{time.perf_counter() - built:.0f} s", file=sys.stderr, flush=True)
 
     records: list[Record] = []
-    meta: dict[str, Any] = {"engines": [], "native_window": native, "model": spec.name,
+    meta: dict[str, Any] = {"engines": [], "native_window": native, "model": spec.name, "shape": shape,
                             "stdlib": str(files[0].parent), "load": [], "skipped": skipped}
     started = time.perf_counter()
     for key in sorted(plan, key=lambda k: (k[2], k[0])):  # smallest windows first
@@ -486,39 +235,58 @@ def run(args: argparse.Namespace) -> tuple[list[Record], dict[str, Any]]:
                 method_ != "none" and (applied is None or (applied.method, applied.factor) != (method_, factor))):
             raise SystemExit(f"create_engine did not apply {key}: window {engine.context_window}, {applied}")
         jobs = plan[key]
-        info = {"engine": f"{method_} x{factor:g}, n_ctx {window}", "methods": sorted({m for m, _, _ in jobs}),
-                "threads": getattr(engine, "threads", None), "load_s": round(load_s, 2), "prefill_s": 0.0,
-                "prompts": 0, "reason": max(jobs, key=lambda j: count(j[2].prompt))[1].reason}
+        info: dict[str, Any] = {
+            "engine": f"{method_} x{factor:g}, n_ctx {window}", "methods": sorted({m for m, _, _ in jobs}),
+            "threads": getattr(engine, "threads", None), "load_s": round(load_s, 2), "prefill_s": 0.0, "prompts": 0,
+            "longest": (0, 0.0), "queries_s": [], "rss_loaded": rss_mib().get("VmRSS", 0.0),
+            "kv_mib": round(kv_bytes(shape, window, bytes_per) / 2 ** 20) if args.engine == "llamacpp" else None,
+            "reason": max(jobs, key=lambda j: count(j[2].prompt))[1].reason}
         print(f"[{time.perf_counter() - started:6.0f}s] engine {info['engine']} for {'/'.join(info['methods'])}, "
               f"threads {info['threads']}, load {os.getloadavg()[0]:.2f}", file=sys.stderr, flush=True)
         done: dict[tuple[str, str], Any] = {}  # the same prompt asked for by several methods runs once
         try:
-            for method, decision, trial in sorted(jobs, key=lambda j: (j[2].seed, j[2].cut, j[2].target_distance)):
+            for method, decision, trial in sorted(jobs, key=lambda j: (j[2].layout, j[2].seed, len(j[2].shared),
+                                                                      j[2].shared, j[2].aimed)):
                 memo = (trial.prompt, trial.needle.name)
                 if memo not in done:
                     done[memo] = engine.generate(GenerationRequest(trial.prompt, max_tokens=MAX_TOKENS, stop=["\n"],
                                                                    temperature=0.0, timeout_s=7200.0))
                     result = done[memo]
-                    info["prefill_s"] += result.timings_ms.get("prefill", 0.0) / 1000
+                    prefill_s = result.timings_ms.get("prefill", 0.0) / 1000
+                    fresh = result.prompt_tokens - result.reused_prompt_tokens
+                    info["prefill_s"] += prefill_s
                     info["prompts"] += 1
+                    if fresh > info["longest"][0]:
+                        info["longest"] = (fresh, prefill_s)
+                    if result.reused_prompt_tokens:
+                        info["queries_s"].append(result.timings_ms.get("total", 0.0) / 1000)
                     meta["load"].append(os.getloadavg()[0])
-                    print(f"[{time.perf_counter() - started:6.0f}s]   d={trial.target_distance} seed {trial.seed}"
-                          f"{' (cut)' if trial.cut else ''}: {result.prompt_tokens} tokens "
-                          f"({result.reused_prompt_tokens} cached), {result.timings_ms.get('prefill', 0) / 1000:.0f} s: "
-                          f"{trial.needle.verb}_{result.text!r}", file=sys.stderr, flush=True)
+                    print(f"[{time.perf_counter() - started:6.0f}s]   {trial.layout} d={trial.target_distance} "
+                          f"({trial.distance}) seed {trial.seed}{' (cut)' if trial.cut else ''}: "
+                          f"{result.prompt_tokens} tokens ({result.reused_prompt_tokens} cached), {prefill_s:.0f} s: "
+                          f"{trial.needle.verb}{result.text!r}", file=sys.stderr, flush=True)
                 result = done[memo]
                 s = score(trial.needle, result.text)
+                borrowed = borrowed_from(trial.needle, result.text, needles_of.get(trial.shared, [])
+                                         if trial.layout == "shared" else [])
+                if trial.layout == "shared" and trial.cut:  # a cut prompt: the needles are those of the full one
+                    full = next(t for t in trials if t.layout == "shared" and t.needle == trial.needle)
+                    borrowed = borrowed_from(trial.needle, result.text, needles_of[full.shared])
                 records.append(Record(
                     method=method, engine=args.engine, target_distance=trial.target_distance, distance=trial.distance,
                     seed=trial.seed, needle=trial.needle.name, expected=trial.needle.expected, completion=result.text,
                     name_ok=s.name_ok, exact=s.exact, cut=trial.cut, rope=_describe(decision),
                     prompt_tokens=result.prompt_tokens, reused_prompt_tokens=result.reused_prompt_tokens,
-                    timings_ms=dict(result.timings_ms)))
+                    timings_ms=dict(result.timings_ms), layout=trial.layout, borrowed="" if s.exact else borrowed))
+            info["rss_after"] = rss_mib().get("VmRSS", 0.0)
+            if args.engine != "llamacpp":
+                info["kv_mib"] = round(kv_bytes(shape, info["longest"][0], bytes_per) / 2 ** 20)
         finally:
             engine.close()
         info["prefill_s"] = round(info["prefill_s"], 1)
         meta["engines"].append(info)
     meta["elapsed_s"] = round(time.perf_counter() - started, 1)
+    meta["rss_peak"] = rss_mib().get("VmHWM", 0.0)
     return records, meta
 
 
@@ -528,7 +296,9 @@ def run(args: argparse.Namespace) -> tuple[list[Record], dict[str, Any]]:
 
 def _how(rope: dict[str, Any], cut: bool) -> str:
     if rope["method"] == "none":
-        return f"cut to {rope['window']}" if cut or rope["must_cut"] else "unscaled"
+        if cut:
+            return f"cut to {rope['window']}, needle cut out"
+        return f"unscaled, prompt cut to {rope['window']}" if rope["must_cut"] else "unscaled"
     return f"{rope['method']} x{rope['factor']:g}"
 
 
@@ -543,9 +313,46 @@ def table(records: list[Record], methods: list[str], distances: list[int], skipp
                 continue
             exact = sum(r.exact for r in rows)
             named = sum(r.name_ok for r in rows)
+            hows = sorted({_how(r.rope, r.cut) for r in rows})
             cells.append(f"{100 * exact / len(rows):.0f}% ({exact}/{len(rows)}), name {named}/{len(rows)}; "
-                         f"{_how(rows[0].rope, rows[0].cut)}")
+                         f"{' / '.join(hows)}")
         lines.append(f"| {method} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def interference(records: list[Record]) -> str:
+    """Each needle in its shared prompt against the same needle alone at the same distance."""
+    single = {(r.method, r.needle): r for r in records if r.layout == "single"}
+    pairs = [(r, single[(r.method, r.needle)]) for r in records
+             if r.layout == "shared" and (r.method, r.needle) in single]
+    if not pairs:
+        return ""
+    both = sum(a.exact and b.exact for a, b in pairs)
+    only_alone = sum(b.exact and not a.exact for a, b in pairs)
+    only_shared = sum(a.exact and not b.exact for a, b in pairs)
+    borrowed = [a for a, _ in pairs if a.borrowed]
+    lines = [f"interference ({len(pairs)} needles, each in the shared prompt and alone at the same distance): "
+             f"right in the shared prompt {sum(a.exact for a, _ in pairs)}/{len(pairs)}, alone "
+             f"{sum(b.exact for _, b in pairs)}/{len(pairs)}; both {both}, only alone {only_alone}, only shared "
+             f"{only_shared}; misses in the shared prompt that wrote another needle's name or parameters: "
+             f"{len(borrowed)}"]
+    for a, b in pairs:
+        if a.exact != b.exact or a.borrowed:
+            lines.append(f"  d={a.target_distance} ({a.distance}) {a.needle}: shared {a.completion!r}"
+                         f"{f' [from {a.borrowed}]' if a.borrowed else ''}; alone {b.completion!r}")
+    return "\n".join(lines)
+
+
+def engine_table(engines: list[dict[str, Any]]) -> str:
+    lines = ["| engine | serves | threads | prompts run | longest prefill | later queries (each) | KV cache | "
+             "RSS loaded / after | RoPE decision (its longest request) |", "|---|---|---|---|---|---|---|---|---|"]
+    for e in engines:
+        tokens, seconds = e["longest"]
+        rate = f"{tokens:,} tokens, {seconds:.0f} s ({tokens / seconds:.0f} tok/s)" if seconds else "-"
+        queries = f"{statistics.median(e['queries_s']):.1f} s (n={len(e['queries_s'])})" if e["queries_s"] else "-"
+        kv = f"{e['kv_mib']} MiB" if e.get("kv_mib") is not None else "-"
+        lines.append(f"| {e['engine']} | {', '.join(e['methods'])} | {e['threads']} | {e['prompts']} | {rate} | "
+                     f"{queries} | {kv} | {e['rss_loaded']:.0f} / {e.get('rss_after', 0):.0f} MiB | {e['reason']} |")
     return "\n".join(lines)
 
 
@@ -560,15 +367,19 @@ def distance_ranges(records: list[Record], distances: list[int]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", default="smollm2-135m")
+    parser.add_argument("--model", default="qwen2.5-coder-0.5b")
+    parser.add_argument("--layout", choices=LAYOUTS, default="single")
     parser.add_argument("--distances", default=",".join(map(str, DEFAULT_DISTANCES)))
     parser.add_argument("--methods", default=",".join(DEFAULT_METHODS))
     parser.add_argument("--trials", type=int, default=1,
-                        help="trials (seeds) per method and distance; each is a full prefill per method")
+                        help="trials per method and distance: seeds (single layout, each a full prefill per method) "
+                             "or needles per distance in one prompt (shared)")
+    parser.add_argument("--prompts", type=int, default=1, help="shared prompts (seeds) in the shared layout")
+    parser.add_argument("--gap", type=int, default=250, help="tokens between the needles of one distance (shared)")
     parser.add_argument("--engine", choices=("llamacpp", "transformers"), default="llamacpp")
     parser.add_argument("--threads", type=int, default=0, help="0: the engine's measured choice")
     parser.add_argument("--no-flash-attn", dest="flash_attn", action="store_false",
-                        help="llama.cpp without flash attention (it changes speed, not results)")
+                        help="llama.cpp without flash attention (it changes speed and memory, not results)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--stdlib", default=None, help="directory of filler modules (default: this Python's stdlib)")
     parser.add_argument("--out", default=None, help="write every trial as JSON lines here")
@@ -581,6 +392,7 @@ def main(argv: list[str] | None = None) -> int:
 
     command = " ".join(["python -m benchmarks.long_context", *(argv if argv is not None else sys.argv[1:])])
     load_before = os.getloadavg()
+    date = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     records, meta = run(args)
     load_after = os.getloadavg()
     if args.out:
@@ -588,24 +400,29 @@ def main(argv: list[str] | None = None) -> int:
             handle.writelines(json.dumps(asdict(r)) + "\n" for r in records)
     loads = meta["load"] or [load_after[0]]
     print(f"command: `{command}`")
-    print(f"date: {_dt.date.today().isoformat()}; machine: {os.cpu_count()}-core {platform.machine()} CPU, "
+    print(f"date: {date}; machine: {os.cpu_count()}-core {platform.machine()} CPU, "
           f"load average (1 min) {load_before[0]:.2f} at start, median {statistics.median(loads):.2f} during, "
-          f"{load_after[0]:.2f} at end; elapsed {meta['elapsed_s'] / 60:.1f} min")
-    print(f"model: {meta['model']} (native window {meta['native_window']}), engine {args.engine}, greedy, "
-          f"at most {MAX_TOKENS} tokens, stop at a newline; seeds {args.seed}..{args.seed + args.trials - 1}; "
+          f"{load_after[0]:.2f} at end; elapsed {meta['elapsed_s'] / 60:.1f} min; peak RSS {meta['rss_peak']:.0f} MiB")
+    print(f"model: {meta['model']} (native window {meta['native_window']}, {meta['shape']}), engine {args.engine}, "
+          f"greedy, at most {MAX_TOKENS} tokens, stop at a newline; layout {args.layout}; seed {args.seed}; "
           f"filler: {meta['stdlib']}/*.py")
     print(f"needle distances (tokens from the def line to the end of the prompt): "
           f"{distance_ranges(records, args.distances)}")
-    print()
-    print(table(records, args.methods, args.distances, meta["skipped"]))
+    for layout in ("shared", "single"):
+        rows = [r for r in records if r.layout == layout]
+        if rows:
+            print(f"\n{layout} layout:\n")
+            print(table(rows, args.methods, args.distances, meta["skipped"]))
+    borrowed = [r for r in records if r.layout == "shared" and r.borrowed]
+    if borrowed:
+        print(f"\nmisses in shared prompts that wrote another needle's name or parameters: {len(borrowed)}")
+    text = interference(records)
+    if text:
+        print("\n" + text)
     for why in sorted(set(meta["skipped"].values())):
         print(f"\n{why}")
     print()
-    print("| engine | serves | threads | prompts run | load s | prefill s | RoPE decision (its longest request) |")
-    print("|---|---|---|---|---|---|---|")
-    for e in meta["engines"]:
-        print(f"| {e['engine']} | {', '.join(e['methods'])} | {e['threads']} | {e['prompts']} | {e['load_s']} | "
-              f"{e['prefill_s']} | {e['reason']} |")
+    print(engine_table(meta["engines"]))
     return 0
 
 
