@@ -69,6 +69,7 @@ from .runs import Progress, RunStore, record_run
 from .strategies import BASELINES, BM25_VARIANTS, Baselines, TaskBuffer, baseline_ranked, plan  # noqa: F401
 from .task_tags import tag_all, task_tags
 from .tasks import Task, build_line_tasks, load_cceval_jsonl
+from .whole_repo import needed_window as whole_window, whole_budget
 
 __all__ = ["Baselines", "TaskBuffer", "context_figures", "main", "run", "task_cursor"]
 
@@ -234,6 +235,9 @@ def base_config(args: argparse.Namespace) -> Config:
     config.engine.timeout_s = args.engine_timeout
     if args.model not in ("none", ""):
         config.engine.model = MODEL_ALIASES.get(args.model, args.model)
+    window = whole_window([s.strip() for s in args.strategies.split(",")], config)
+    if window and args.model not in ("none", ""):
+        config.engine.context_window = window  # the largest whole-repository cap, for every strategy's engine
     return config
 
 
@@ -383,7 +387,7 @@ def run_model_free(groups: list[RepoTasks], args: argparse.Namespace, store: Run
                             ranked = baseline_ranked(kind, baselines, task, cursor)
                             retrieve_ms = (time.perf_counter() - t0) * 1000
                             timings, notes = {}, []
-                        for budget in budgets:
+                        for budget in ([whole_budget(strategy)] if whole_budget(strategy) else budgets):
                             if store.done(strategy, task.task_id, "none", budget):
                                 continue
                             buffer.reset_layout()
@@ -438,6 +442,7 @@ def signal_figures(engine, prompt: str, task: Task, timeout_s: float) -> dict[st
         "greedy_all": int(scored.all_greedy),
         "greedy_prefix": scored.greedy_prefix,
         "score_ms": scored.timings_ms.get("total", 0.0),
+        "score_prefill_ms": scored.timings_ms.get("prefill", 0.0),  # the prompt's own prefill
     }
 
 
@@ -467,6 +472,11 @@ def run_with_model(groups: list[RepoTasks], args: argparse.Namespace, store: Run
 
             engine = MemoEngine(engine, memo_path(args.memo))
         print(f"engine: {engine.model_name} window {engine.context_window}", file=sys.stderr, flush=True)
+        decision = getattr(engine, "rope_decision", None)
+        if decision is not None and decision.scaled and whole_window(strategies, base):
+            raise SystemExit(f"the whole-repository caps need a {base.engine.context_window}-token window, past the "
+                             f"model's native {decision.native_window}: the RoPE policy would scale the engine of "
+                             f"every strategy ({decision.reason}); use smaller caps")
         for number, group in enumerate(groups):
             if not any(t.task_id in pending for t in group.tasks):
                 continue
@@ -507,7 +517,8 @@ def run_with_model(groups: list[RepoTasks], args: argparse.Namespace, store: Run
                     record = _common_record(task, strategy, model, args.budget)
                     t0 = time.perf_counter()
                     ranked = None if kind == "pipeline" else baseline_ranked(kind, baselines, task, cursor)
-                    prompt, context, window = completer.prompt_for(cursor, args.budget, wanted, ranked)
+                    budget = whole_budget(strategy) or args.budget
+                    prompt, context, window = completer.prompt_for(cursor, budget, wanted, ranked)
                     context_ms = (time.perf_counter() - t0) * 1000
                     record.update(signal_figures(engine, prompt, task, args.engine_timeout))
                     record["signal_memo"] = int(getattr(engine, "last_replayed", False))
@@ -515,7 +526,7 @@ def run_with_model(groups: list[RepoTasks], args: argparse.Namespace, store: Run
                     retrieval = {k[len("retrieve."):]: v for k, v in context.timings_ms.items() if k.startswith("retrieve.")}
                     if kind == "pipeline":
                         record.update(time_figures(retrieval, list(context.notes), defaults))
-                    record.update(used_tokens=context.used_tokens, context_ms=context_ms,
+                    record.update(used_tokens=context.used_tokens, context_ms=context_ms, context_budget=budget,
                                   retrieve_timings_ms={k: round(v, 3) for k, v in retrieval.items()},
                                   notes=list(context.notes))
                     if args.signal_only:

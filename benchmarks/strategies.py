@@ -24,6 +24,9 @@
     the full assembler with its configured sources, or one left out (``sources=``).
 ``oracle``
     the task's gold definitions and nothing else, fitted to the same budget.
+``whole-<N>k``
+    the whole repository (`benchmarks.whole_repo`): every file of the cursor's language by
+    import distance, nearest last, in N thousand tokens instead of the run's budget.
 ``given``
     official jsonl files only: the record's own ``crossfile_context`` chunks.
 
@@ -41,6 +44,7 @@ from repoctx.types import Cursor, Snippet
 
 from .cceval_bm25 import CCEvalBM25
 from .tasks import Task
+from .whole_repo import WholeRepository, whole_budget
 
 __all__ = [
     "BASELINES", "BM25_VARIANTS", "Baselines", "TaskBuffer", "baseline_ranked", "given", "plan",
@@ -106,6 +110,7 @@ class Baselines:
         self._bm25: BM25Index | None = None
         self._bm25_texts: dict[str, str] = {}
         self._cceval: CCEvalBM25 | None = None
+        self._whole: WholeRepository | None = None
 
     def _texts(self) -> dict[str, str]:
         index = self.repo.index
@@ -150,6 +155,11 @@ class Baselines:
         # A window cut by the cursor line would end at it; keep only whole windows before it.
         hits = [h for h in hits if h[0].path != task.path or h[0].end_line <= cursor.line]
         return to_snippets(hits, "lexical")
+
+    def whole(self, cursor: Cursor) -> list[Snippet]:
+        if self._whole is None:
+            self._whole = WholeRepository(self.repo)
+        return self._whole.snippets(cursor)
 
     def oracle(self, task: Task) -> list[Snippet]:
         snippets = []
@@ -198,9 +208,10 @@ def plan(strategy: str, sources: list[str]) -> tuple[str, list[str] | None]:
         if dropped not in sources:
             raise SystemExit(f"{strategy}: {dropped!r} is not a configured source ({', '.join(sources)})")
         return "pipeline", [s for s in sources if s != dropped]
-    if strategy in BASELINES:
+    if strategy in BASELINES or whole_budget(strategy):
         return strategy, None
-    raise SystemExit(f"unknown strategy {strategy!r}; known: {', '.join(BASELINES)}, repoctx, repoctx-no-<source>")
+    raise SystemExit(f"unknown strategy {strategy!r}; known: {', '.join(BASELINES)}, repoctx, repoctx-no-<source>, "
+                     f"whole-<N>k")
 
 
 def baseline_ranked(kind: str, baselines: Baselines, task: Task, cursor: Cursor) -> dict[str, list[Snippet]]:
@@ -220,4 +231,6 @@ def baseline_ranked(kind: str, baselines: Baselines, task: Task, cursor: Cursor)
         return {"oracle": baselines.oracle(task)}
     if kind == "given":
         return {"lexical": given(task, baselines.repo.workspace.policy)}
+    if whole_budget(kind):
+        return {"whole": baselines.whole(cursor)}
     raise ValueError(kind)
