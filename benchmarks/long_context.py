@@ -64,9 +64,11 @@ from typing import Any
 
 from .long_context_cost import BYTES_PER_ELEMENT, kv_bytes, model_shape, rss_mib
 from .needles import (
+    API_MODULE,
     Needle,
     Trial,
     _split_args,
+    build_growing,
     build_shared,
     build_trial,
     cut_text,
@@ -78,7 +80,7 @@ from .needles import (
 
 DEFAULT_DISTANCES = (8000, 16000, 30000, 48000, 64000)
 DEFAULT_METHODS = ("none", "linear", "dynamic", "yarn")
-LAYOUTS = ("single", "shared", "both")
+LAYOUTS = ("single", "shared", "both", "growing")
 MAX_TOKENS = 24
 
 
@@ -101,6 +103,8 @@ class Record:
     timings_ms: dict[str, float] = field(default_factory=dict)
     layout: str = "single"
     borrowed: str = ""  # another needle of the same prompt whose name or parameters were written
+    prefill_s: float = 0.0  # what reading this prompt cost: its own prefill, plus (growing) the running total before
+    kv_mib: float = 0.0  # KV cache the engine holds (its whole window)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -115,6 +119,8 @@ def build_trials(layout: str, seeds: list[int], distances: list[int], trials: in
     out: list[Trial] = []
     if layout == "single":
         return [build_trial(seed, distance, count, files) for seed in seeds for distance in distances]
+    if layout == "growing":
+        return [t for seed in seeds for t in build_growing(seed, distances, trials, gap, count, files)]
     for seed in seeds:
         placements = shared_placements(seed, distances, trials, gap)
         out += build_shared(seed, placements, count, files)
@@ -141,7 +147,7 @@ def borrowed_from(needle: Needle, completion: str, others: list[Needle]) -> str:
 
 
 def plan_engines(trials: list[Trial], methods: list[str], native: int, engine_kind: str,
-                 tokenizer: Any) -> tuple[dict[tuple, list[tuple[str, Any, Trial]]], dict[str, str]]:
+                 tokenizer: Any, skip_cut_out: bool = False) -> tuple[dict[tuple, list[tuple[str, Any, Trial]]], dict[str, str]]:
     """Which engine runs which trial for which method, as the RoPE policy decides.
 
     Trials with the same text before their call line (one shared prompt) are decided
@@ -159,7 +165,7 @@ def plan_engines(trials: list[Trial], methods: list[str], native: int, engine_ki
     skipped: dict[str, str] = {}
     groups: dict[str, list[Trial]] = {}
     for trial in trials:
-        groups.setdefault(trial.shared, []).append(trial)
+        groups.setdefault(trial.prompt_id or trial.shared, []).append(trial)
     for shared, group in groups.items():
         needed = max(count(t.prompt) for t in group) + 1 + MAX_TOKENS  # + BOS + the completion
         longest_call = max(count(t.call) for t in group)
@@ -172,12 +178,22 @@ def plan_engines(trials: list[Trial], methods: list[str], native: int, engine_ki
                         f"x{decision.factor:g} instead (= the yarn cell)")
                 continue
             cut = None
-            if decision.must_cut:
-                keep = decision.granted_window - MAX_TOKENS - 1 - longest_call - 8
+            keep = decision.granted_window - MAX_TOKENS - 1 - longest_call - 8
+            if decision.must_cut and not group[0].prompt_id:
                 cut = cut_text(shared, keep, tokenizer.encode, tokenizer.decode)
             key = (decision.method, decision.factor, decision.granted_window)
             for t in group:
-                cell = cut_trial(t, 0, None, None, cut=cut) if cut is not None else t
+                if t.prompt_id and count(t.prompt) + 1 + MAX_TOKENS > decision.granted_window:
+                    # A growing prompt past the window: cut on its own. With --skip-cut-out a needle the cut
+                    # removes is reported, not run (it cannot be found; each cut is a full prefill of the window).
+                    cell = cut_trial(t, keep, tokenizer.encode, tokenizer.decode)
+                    if cell.cut and skip_cut_out:
+                        skipped[f"{method}@{t.target_distance}"] = (
+                            f"not run: cut to the {decision.granted_window}-token window, every needle of the "
+                            f"{t.target_distance} prompt is cut out (found by none, by construction)")
+                        continue
+                else:
+                    cell = cut_trial(t, 0, None, None, cut=cut) if cut is not None else t
                 plan.setdefault(key, []).append((method, decision, cell))
     return plan, skipped
 
@@ -187,7 +203,9 @@ def _describe(decision: Any) -> dict[str, Any]:
             "must_cut": decision.must_cut, "reason": decision.reason}
 
 
-def run(args: argparse.Namespace) -> tuple[list[Record], dict[str, Any]]:
+def run(args: argparse.Namespace, on_record: Any = None) -> tuple[list[Record], dict[str, Any]]:
+    """Every trial of the plan; `on_record(record)` is called as each is scored, so a run
+    stopped part-way keeps what it measured."""
     from repoctx.config import EngineConfig
     from repoctx.engines import create_engine
     from repoctx.engines.base import GenerationRequest
@@ -211,10 +229,11 @@ def run(args: argparse.Namespace) -> tuple[list[Record], dict[str, Any]]:
     built = time.perf_counter()
     seeds = list(range(args.seed, args.seed + (args.prompts if args.layout != "single" else args.trials)))
     trials = build_trials(args.layout, seeds, args.distances, args.trials, args.gap, count, files)
-    plan, skipped = plan_engines(trials, args.methods, native, args.engine, tokenizer)
+    plan, skipped = plan_engines(trials, args.methods, native, args.engine, tokenizer, args.skip_cut_out)
     needles_of: dict[str, list[Needle]] = {}
     for t in trials:
-        needles_of.setdefault(t.shared, []).append(t.needle)
+        if t.needle not in needles_of.get(t.prompt_id or t.shared, []):
+            needles_of.setdefault(t.prompt_id or t.shared, []).append(t.needle)
     print(f"{len(trials)} trials in {len({t.shared for t in trials})} prompts, planned in "
           f"{time.perf_counter() - built:.0f} s", file=sys.stderr, flush=True)
 
@@ -244,10 +263,51 @@ def run(args: argparse.Namespace) -> tuple[list[Record], dict[str, Any]]:
         print(f"[{time.perf_counter() - started:6.0f}s] engine {info['engine']} for {'/'.join(info['methods'])}, "
               f"threads {info['threads']}, load {os.getloadavg()[0]:.2f}", file=sys.stderr, flush=True)
         done: dict[tuple[str, str], Any] = {}  # the same prompt asked for by several methods runs once
+        warmed: dict[str, tuple[int, float]] = {}  # growing prompt -> (body characters prefilled, seconds so far)
+        spans: list[dict[str, Any]] = []
+        info["spans"] = spans
+
+        def warm(trial: Trial) -> float:
+            """Prefill a growing prompt's text up to this trial's cut in --step-token spans (one
+            token generated after each, the engine keeps the rest in its KV cache); the running
+            total of seconds is what a fresh prompt of that length costs."""
+            end = len(trial.shared) - len(API_MODULE)
+            body = trial.shared[:end]
+            done_chars, total = warmed.get(trial.prompt_id, (0, 0.0))
+            if end <= done_chars:
+                return total
+            ids = tokenizer.encode(body)
+            have = count(body[:done_chars]) if done_chars else 0
+            cuts = []
+            for k in range(have + args.step, len(ids), args.step):
+                at = len(tokenizer.decode(ids[:k]))
+                line = body.find("\n", at)
+                while line >= 0 and line + 1 < end and body[line + 1].isspace():
+                    line = body.find("\n", line + 1)
+                if 0 <= line and line + 1 < end and (not cuts or line + 1 > cuts[-1]):
+                    cuts.append(line + 1)
+            cuts.append(end)
+            for cut in cuts:
+                t0 = time.perf_counter()
+                step = engine.generate(GenerationRequest(body[:cut], max_tokens=1, temperature=0.0, timeout_s=7200.0))
+                seconds = time.perf_counter() - t0
+                total += seconds
+                info["prefill_s"] += seconds
+                fresh = step.prompt_tokens - step.reused_prompt_tokens
+                spans.append({"to": step.prompt_tokens, "tokens": fresh, "s": round(seconds, 2),
+                              "load": os.getloadavg()[0]})
+                meta["load"].append(os.getloadavg()[0])
+                print(f"[{time.perf_counter() - started:6.0f}s]   prefill to {step.prompt_tokens} tokens: {fresh} in "
+                      f"{seconds:.0f} s ({fresh / max(seconds, 1e-9):.1f} tok/s), {total / 60:.1f} min in all, "
+                      f"load {os.getloadavg()[0]:.2f}", file=sys.stderr, flush=True)
+            warmed[trial.prompt_id] = (end, total)
+            info["longest"] = max(info["longest"], (step.prompt_tokens, total))
+            return total
         try:
             for method, decision, trial in sorted(jobs, key=lambda j: (j[2].layout, j[2].seed, len(j[2].shared),
                                                                       j[2].shared, j[2].aimed)):
                 memo = (trial.prompt, trial.needle.name)
+                before = warm(trial) if trial.prompt_id and not trial.cut and args.step > 0 else 0.0
                 if memo not in done:
                     done[memo] = engine.generate(GenerationRequest(trial.prompt, max_tokens=MAX_TOKENS, stop=["\n"],
                                                                    temperature=0.0, timeout_s=7200.0))
@@ -267,8 +327,8 @@ def run(args: argparse.Namespace) -> tuple[list[Record], dict[str, Any]]:
                           f"{trial.needle.verb}{result.text!r}", file=sys.stderr, flush=True)
                 result = done[memo]
                 s = score(trial.needle, result.text)
-                borrowed = borrowed_from(trial.needle, result.text, needles_of.get(trial.shared, [])
-                                         if trial.layout == "shared" else [])
+                borrowed = borrowed_from(trial.needle, result.text, needles_of.get(trial.prompt_id or trial.shared, [])
+                                         if trial.layout in ("shared", "growing") else [])
                 if trial.layout == "shared" and trial.cut:  # a cut prompt: the needles are those of the full one
                     full = next(t for t in trials if t.layout == "shared" and t.needle == trial.needle)
                     borrowed = borrowed_from(trial.needle, result.text, needles_of[full.shared])
@@ -277,7 +337,11 @@ def run(args: argparse.Namespace) -> tuple[list[Record], dict[str, Any]]:
                     seed=trial.seed, needle=trial.needle.name, expected=trial.needle.expected, completion=result.text,
                     name_ok=s.name_ok, exact=s.exact, cut=trial.cut, rope=_describe(decision),
                     prompt_tokens=result.prompt_tokens, reused_prompt_tokens=result.reused_prompt_tokens,
-                    timings_ms=dict(result.timings_ms), layout=trial.layout, borrowed="" if s.exact else borrowed))
+                    timings_ms=dict(result.timings_ms), layout=trial.layout, borrowed="" if s.exact else borrowed,
+                    prefill_s=round(before + result.timings_ms.get("prefill", 0.0) / 1000, 2),
+                    kv_mib=round(kv_bytes(shape, window, bytes_per) / 2 ** 20)))
+                if on_record is not None:
+                    on_record(records[-1])
             info["rss_after"] = rss_mib().get("VmRSS", 0.0)
             if args.engine != "llamacpp":
                 info["kv_mib"] = round(kv_bytes(shape, info["longest"][0], bytes_per) / 2 ** 20)
@@ -285,6 +349,7 @@ def run(args: argparse.Namespace) -> tuple[list[Record], dict[str, Any]]:
             engine.close()
         info["prefill_s"] = round(info["prefill_s"], 1)
         meta["engines"].append(info)
+        print(f"[{time.perf_counter() - started:6.0f}s] engine done: {json.dumps(info)}", file=sys.stderr, flush=True)
     meta["elapsed_s"] = round(time.perf_counter() - started, 1)
     meta["rss_peak"] = rss_mib().get("VmHWM", 0.0)
     return records, meta
@@ -380,6 +445,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=0, help="0: the engine's measured choice")
     parser.add_argument("--no-flash-attn", dest="flash_attn", action="store_false",
                         help="llama.cpp without flash attention (it changes speed and memory, not results)")
+    parser.add_argument("--step", type=int, default=2048,
+                        help="growing layout: prefill the text in spans of this many tokens, reporting each (0: at once)")
+    parser.add_argument("--skip-cut-out", action="store_true",
+                        help="growing layout: do not run a prompt whose every needle the window's cut removes")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--stdlib", default=None, help="directory of filler modules (default: this Python's stdlib)")
     parser.add_argument("--out", default=None, help="write every trial as JSON lines here")
@@ -393,11 +462,19 @@ def main(argv: list[str] | None = None) -> int:
     command = " ".join(["python -m benchmarks.long_context", *(argv if argv is not None else sys.argv[1:])])
     load_before = os.getloadavg()
     date = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    records, meta = run(args)
+    handle = open(args.out, "w", encoding="utf-8") if args.out else None
+
+    def write(record: Record) -> None:
+        if handle is not None:
+            handle.write(json.dumps(asdict(record)) + "\n")
+            handle.flush()
+
+    try:
+        records, meta = run(args, write)
+    finally:
+        if handle is not None:
+            handle.close()
     load_after = os.getloadavg()
-    if args.out:
-        with open(args.out, "w", encoding="utf-8") as handle:
-            handle.writelines(json.dumps(asdict(r)) + "\n" for r in records)
     loads = meta["load"] or [load_after[0]]
     print(f"command: `{command}`")
     print(f"date: {date}; machine: {os.cpu_count()}-core {platform.machine()} CPU, "
@@ -408,7 +485,7 @@ def main(argv: list[str] | None = None) -> int:
           f"filler: {meta['stdlib']}/*.py")
     print(f"needle distances (tokens from the def line to the end of the prompt): "
           f"{distance_ranges(records, args.distances)}")
-    for layout in ("shared", "single"):
+    for layout in ("growing", "shared", "single"):
         rows = [r for r in records if r.layout == layout]
         if rows:
             print(f"\n{layout} layout:\n")

@@ -16,7 +16,7 @@ the underscore. Qwen2.5's pre-tokenizer makes ``_ledger`` one token, so a prompt
 dropped the noun (``reconcile_7f3a(entries, ...)``), for a needle alone at 600 tokens as
 much as among others. SmolLM2's tokenizer splits ``_`` off either way.
 
-Two layouts:
+Three layouts:
 
 * ``build_trial``: one needle per prompt (the needle opens the prompt). Each distance is a
   full prefill of its own.
@@ -26,6 +26,9 @@ Two layouts:
   trial, so every further trial costs its last line only: one long prefill serves every
   distance and trial of the prompt. The price is that the needles may interfere (a model
   can mix their parameter lists up); run both layouts at a short length to measure it.
+* ``build_growing``: the shared prompt's needles placed at the largest distance, and the
+  prompt read at every distance in turn (its text cut so the needles lie at that
+  distance): one prefill, in order, answers every distance, the short ones first.
 
 Distances are counted in model tokens from a needle's ``def`` line to the end of its
 trial's prompt (each trial has its exact one). The filler is taken backwards from the
@@ -144,6 +147,7 @@ class Trial:
     cut: bool = False  # the needle was cut out of the prompt
     layout: str = "single"  # "single": one needle per prompt; "shared": several needles, one prompt
     aimed: int = 0  # the distance the needle was placed at (target_distance + its offset in a cluster)
+    prompt_id: str = ""  # growing layout: the prompt this trial is a prefix of (one engine for all of them)
 
     @property
     def prompt(self) -> str:
@@ -316,6 +320,51 @@ def build_shared(seed: int, placements: list[tuple[int, int, Needle]], count, fi
             break
         for name, error in off.items():
             corrections[name] = corrections.get(name, 0) - error
+    return trials
+
+
+def build_growing(seed: int, distances: list[int], per_distance: int, gap: int, count,
+                  files: list[Path] | None = None) -> list[Trial]:
+    """One long prompt read at several lengths: `per_distance` needles placed at the largest
+    distance (the i-th ``i * gap`` further back), and a trial per needle at every distance,
+    whose prompt is the long one's text cut at a line start so that the nearest needle lies
+    at that distance, followed by the API module and the call line.
+
+    The prompts of one seed are prefixes of each other up to their API module, so an engine
+    that keeps its KV cache prefills the long text once, in order, and answers each
+    distance on the way: the shorter distances are measured before the longest prefill
+    ends, and each distance's prefill time is the running total up to its cut. The same
+    needles are asked at every distance (paired across distances); the code right before
+    the call site differs per distance.
+    """
+    top = max(distances)
+    placements = shared_placements(seed, [top], per_distance, gap)
+    full = build_shared(seed, placements, count, files)
+    text = full[0].shared
+    body = text[:-len(API_MODULE)]
+    nearest = min(full, key=lambda t: t.aimed).needle
+    anchor = body.index(f"def {nearest.name}(")
+    tail = count(API_MODULE) + count(call_line(nearest))
+    starts = [m.start() + 1 for m in re.finditer(r"\n", body) if m.start() + 1 > anchor]
+    trials: list[Trial] = []
+    for distance in sorted(set(distances)):
+        if distance == top:
+            end = len(body)
+        else:
+            lo, hi = 0, len(starts) - 1  # the first line start whose prefix reaches the distance
+            while lo < hi:
+                mid = (lo + hi) // 2
+                if count(body[anchor:starts[mid]]) + tail >= distance:
+                    hi = mid
+                else:
+                    lo = mid + 1
+            end = starts[lo]
+        shared = body[:end] + API_MODULE
+        for _, aimed, needle in placements:
+            call = call_line(needle)
+            start = shared.index(f"def {needle.name}(")
+            trials.append(Trial(seed, distance, needle, shared, call, distance=count(shared[start:]) + count(call),
+                                layout="growing", aimed=distance + (aimed - top), prompt_id=f"growing:{seed}"))
     return trials
 
 

@@ -22,6 +22,7 @@ from benchmarks.needles import (
     POOL,
     VERBS,
     Needle,
+    build_growing,
     build_shared,
     build_trial,
     call_line,
@@ -307,3 +308,42 @@ def test_kv_bytes_from_the_models_shape() -> None:
     assert model_shape(hf) == {"layers": 30, "kv_heads": 3, "head_dim": 64}
     with pytest.raises(ValueError):
         model_shape({"general.architecture": "llama"})
+
+
+# --------------------------------------------------------------------------- one prompt read at several lengths
+
+
+@pytest.fixture(scope="module")
+def growing() -> list:
+    return build_growing(0, [1_500, 4_000, 9_000], 3, GAP, COUNT)
+
+
+def test_growing_prompts_are_prefixes_with_the_needles_at_each_distance(growing) -> None:
+    assert len(growing) == 9 and len({t.prompt_id for t in growing}) == 1
+    by_distance: dict[int, list] = {}
+    for trial in growing:
+        by_distance.setdefault(trial.target_distance, []).append(trial)
+        assert trial.layout == "growing" and trial.prompt == trial.shared + f"def {trial.needle.verb}"
+        assert trial.shared.endswith(API_MODULE) and trial.shared.count(f"def {trial.needle.signature}:") == 1
+        start = trial.prompt.index(f"def {trial.needle.name}(")
+        assert COUNT(trial.prompt[start:]) == trial.distance
+        assert abs(trial.distance - trial.aimed) <= 200  # cut at a line start
+    assert sorted(by_distance) == [1_500, 4_000, 9_000]
+    bodies = [by_distance[d][0].shared[:-len(API_MODULE)] for d in sorted(by_distance)]
+    assert bodies[1].startswith(bodies[0]) and bodies[2].startswith(bodies[1])  # one prefill serves them in order
+    for trials in by_distance.values():
+        assert len({t.shared for t in trials}) == 1  # the same needles at every distance, the i-th GAP further
+        assert sorted(t.aimed - t.target_distance for t in trials) == [0, GAP, 2 * GAP]
+    assert {t.needle for t in by_distance[1_500]} == {t.needle for t in by_distance[9_000]}
+
+
+def test_plan_runs_a_growing_prompt_on_one_engine_and_can_skip_cut_out_needles(growing) -> None:
+    native = 7_000  # the 9,000 prompt lies past the window
+    plan, skipped = plan_engines(growing, ["none", "yarn"], native, "llamacpp", TOKENIZER)
+    assert set(plan) == {("none", 1.0, native), ("yarn", 2.0, 2 * native)} and not skipped
+    assert [t.target_distance for _, _, t in plan[("yarn", 2.0, 2 * native)]] == [1_500] * 3 + [4_000] * 3 + [9_000] * 3
+    cut = {t.target_distance: t for _, _, t in plan[("none", 1.0, native)]}
+    assert cut[9_000].cut and not cut[4_000].cut and COUNT(cut[9_000].prompt) + 1 + MAX_TOKENS <= native
+    plan, skipped = plan_engines(growing, ["none", "yarn"], native, "llamacpp", TOKENIZER, skip_cut_out=True)
+    assert {t.target_distance for _, _, t in plan[("none", 1.0, native)]} == {1_500, 4_000}
+    assert "none@9000" in skipped and "cut out" in skipped["none@9000"]
