@@ -396,5 +396,6 @@ def vllm_engine_preview(config: Config, spec: Any = None) -> dict[str, Any]:
 
     spec = spec or resolve_model(config.engine.model)
     wanted = max(needed_window(config) or 0, config.engine.context_window or 0)
-    decision = rope_decision(spec.native_window, wanted, config.engine, "vllm") if wanted > spec.native_window else None
+    decision = (rope_decision(spec.native_window, wanted, config.engine, "vllm", model=spec.name)
+                if wanted > spec.native_window else None)
     return vllm_engine_args(spec, config.engine, decision)

@@ -56,6 +56,10 @@ The policy:
 4. Beyond ``max_factor`` (default 4; quality falls off quickly past it without
    fine-tuning) the maximum is granted and the decision says the prompt must be cut
    to ``granted_window``.
+5. Where scaling a model was measured to do no better than cutting the prompt to its
+   native window (`MEASURED`, from ``benchmarks/long_context.py``), "auto" does not
+   scale it: the prompt is cut to the native window, the end (the cursor) kept, at a
+   fraction of the prefill time and KV memory. A method set explicitly is still applied.
 """
 
 from __future__ import annotations
@@ -81,6 +85,22 @@ _AUTO_METHOD = {"llamacpp": "yarn", "vllm": "yarn", "transformers": "dynamic"}
 
 
 @dataclass(frozen=True)
+class Measured:
+    """What the long-context needle benchmark measured for one model past its native window."""
+
+    scaling_pays: bool  # scaled engines found the needle where the prompt cut to the window did not
+    figure: str
+
+
+# Models whose scaling was measured (benchmarks/RESULTS.md, "Long context"), by built-in name.
+MEASURED: dict[str, Measured] = {
+    "smollm2-135m": Measured(False, "past its 8,192-token window, linear and YaRN x1.5/x2 found 0 of 4 needles at "
+                                    "10k-14k tokens, as the prompt cut to the window did (0 of 2), at 1.5-2x its "
+                                    "prefill time and KV memory"),
+}
+
+
+@dataclass(frozen=True)
 class RopeDecision:
     method: str  # "none" | "linear" | "dynamic" | "yarn"
     factor: float  # 1.0 for none
@@ -101,8 +121,11 @@ def decide(
     method: str = "auto",
     engine: str = "llamacpp",
     max_factor: float = 4.0,
+    model: str = "",
 ) -> RopeDecision:
-    """Choose the scaling method and factor for a request of `needed_tokens` (prompt + completion)."""
+    """Choose the scaling method and factor for a request of `needed_tokens` (prompt + completion).
+
+    `model` (a built-in name) lets "auto" follow what was measured for it (`MEASURED`)."""
     method = (method or "auto").strip().lower()
     engine = (engine or "llamacpp").strip().lower()
     if method != "auto" and method not in METHODS:
@@ -128,6 +151,9 @@ def decide(
         return unscaled("a remote engine's server decides its own window")
     if method == "none":
         return unscaled("RoPE scaling is disabled")
+    measured = MEASURED.get((model or "").strip().lower())
+    if method == "auto" and measured is not None and not measured.scaling_pays:
+        return unscaled(f"scaling {model} measured no better than cutting ({measured.figure})")
     if max_factor == 1.0:
         return unscaled("max_factor 1 allows no scaling")
 
@@ -242,7 +268,9 @@ def _transformers_major() -> int:
 __all__ = [
     "ENGINES",
     "LADDER",
+    "MEASURED",
     "METHODS",
+    "Measured",
     "RopeDecision",
     "decide",
     "llamacpp_settings",

@@ -258,7 +258,14 @@ def test_thread_candidates():
 
 @needs_smollm
 def test_create_engine_applies_rope_policy():
-    engine = create_engine(EngineConfig(model="smollm2-135m", threads=1), needed_window=12000)
+    # SmolLM2 measured no better scaled than cut: "auto" keeps its native window and says the prompt is cut.
+    cut = create_engine(EngineConfig(model="smollm2-135m", threads=1), needed_window=12000)
+    try:
+        assert cut.context_window == 8192 and cut.rope_decision.method == "none" and cut.rope_decision.must_cut
+        assert cut._llama.context_params.rope_scaling_type == -1  # the model's own RoPE
+    finally:
+        cut.close()
+    engine = create_engine(EngineConfig(model="smollm2-135m", threads=1, rope="yarn"), needed_window=12000)
     try:
         assert isinstance(engine, LlamaCppEngine)
         # 12000 / 8192 -> the policy's next ladder step, x1.5 -> 12288 tokens, YaRN for llama.cpp

@@ -75,6 +75,20 @@ def test_forced_methods():
     assert decide(8192, 12000, max_factor=1.0).method == "none"
 
 
+def test_auto_cuts_where_scaling_measured_no_better_than_cutting():
+    assert not rope.MEASURED["smollm2-135m"].scaling_pays
+    d = decide(8192, 12000, model="smollm2-135m")
+    assert (d.method, d.factor, d.granted_window, d.must_cut) == ("none", 1.0, 8192, True)
+    assert "measured no better than cutting" in d.reason and "0 of 4" in d.reason
+    assert decide(8192, 12000, model="SmolLM2-135M ").method == "none"
+    assert decide(8192, 12000, model="smollm2-135m", engine="transformers").method == "none"
+    # An explicit method is still applied; a model nothing was measured for keeps the default.
+    forced = decide(8192, 12000, method="yarn", model="smollm2-135m")
+    assert (forced.method, forced.factor, forced.must_cut) == ("yarn", 1.5, False)
+    assert decide(8192, 12000, model="some-other-model").method == "yarn"
+    assert decide(8192, 4000, model="smollm2-135m").reason.endswith("no scaling")
+
+
 @pytest.mark.parametrize(
     ("args", "kwargs"),
     [((0, 10), {}), ((8192, -1), {}), ((8192, 10), {"method": "ntk-by-parts"}), ((8192, 10), {"engine": "tgi"}),

@@ -1,7 +1,7 @@
 """The service's long-prompt routing with a real scaled engine, built from settings as in production:
 SmolLM2-135M (native window 8,192) unscaled as the primary engine with a small window, and the same
-model for ``[service.long_context]`` with a 12,288-token window, which the RoPE policy extends with
-YaRN x1.5. A prompt over the primary's window reaches the scaled engine and is completed by it."""
+model for ``[service.long_context]`` with a 12,288-token window and ``rope = "yarn"``, which the RoPE
+policy extends with YaRN x1.5. A prompt over the primary's window reaches the scaled engine and is completed by it."""
 
 from __future__ import annotations
 
@@ -39,7 +39,8 @@ LONG_WINDOW = 12_288  # 1.5 x SmolLM2's 8,192
 def test_prompts_over_the_primary_window_reach_the_yarn_engine():
     settings = ServiceSettings.from_dict({
         "engine": {"model": "smollm2-135m", "threads": 1, "context_window": PRIMARY_WINDOW, "timeout_s": 300},
-        "service": {"long_context": {"engine": {"context_window": LONG_WINDOW}}},  # threshold: the primary's window
+        # YaRN asked for by name: "auto" would not scale SmolLM2 (measured no better than cutting).
+        "service": {"long_context": {"engine": {"context_window": LONG_WINDOW, "rope": "yarn"}}},
     })
     settings.completion_cache_size = 0
     app = create_app(settings, keys=KeyStore.from_lines([f"tests:{KEY}"]))

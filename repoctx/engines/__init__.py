@@ -64,7 +64,8 @@ def create_engine(config: Any, needed_window: int | None = None) -> Engine:
 
     spec = resolve_model(config.model)
     wanted = max(needed_window or 0, config.context_window or 0)
-    decision = rope_decision(spec.native_window, wanted, config, kind) if wanted > spec.native_window else None
+    decision = (rope_decision(spec.native_window, wanted, config, kind, model=spec.name)
+                if wanted > spec.native_window else None)
     window = _decided_window(decision, spec.native_window, wanted)
 
     if kind == "llamacpp":
@@ -99,14 +100,15 @@ def score_target(engine: Engine, prompt: str, target: str, timeout_s: float = 30
     return score(prompt, target, timeout_s=timeout_s)
 
 
-def rope_decision(native_window: int, needed_tokens: int, config: Any, kind: str) -> Any:
-    """The RoPE policy's decision for this engine kind (``config.rope`` may force a method)."""
+def rope_decision(native_window: int, needed_tokens: int, config: Any, kind: str, model: str = "") -> Any:
+    """The RoPE policy's decision for this engine kind (``config.rope`` may force a method) and
+    model (its built-in name, for what was measured of it)."""
     try:
         from .. import rope
     except ImportError as exc:  # pragma: no cover - the policy module is part of the package
         raise EngineError(f"the RoPE policy (repoctx.rope) is unavailable: {exc}") from exc
     try:
-        return rope.decide(native_window, needed_tokens, method=config.rope, engine=kind)
+        return rope.decide(native_window, needed_tokens, method=config.rope, engine=kind, model=model)
     except ValueError as exc:
         raise EngineError(f"RoPE policy: {exc}") from exc
 
