@@ -1,7 +1,7 @@
 """Long context: can the model still use a definition that lies far back in the prompt, under
 each RoPE scaling method of `repoctx.rope`?
 
-    python -m benchmarks.long_context [--model qwen2.5-coder-0.5b] [--layout single|shared|both] \\
+    python -m benchmarks.long_context [--model qwen2.5-coder-0.5b] [--layout single|shared|both|growing] \\
         [--distances 8000,16000,30000,48000,64000] [--trials 3] [--gap 250] [--methods none,yarn] \\
         [--engine llamacpp|transformers] [--seed 0] [--prompts 1] [--out trials.jsonl]
 
@@ -21,6 +21,14 @@ Layouts:
   call line, so one long prefill serves every cell and the engine's KV cache answers the
   rest. Trials of one distance differ in needle and in the code around it, not in the
   prompt.
+* ``growing``: one prompt per seed with ``--trials`` needles placed at the largest distance,
+  read at every distance in turn (its text cut at a line start so the needles lie at that
+  distance, then the API module and the call line). The prompts are prefixes of each other,
+  so one prefill, in ``--step``-token spans, answers the short distances first and each
+  distance's prefill time is the running total up to its cut; the same needles are asked
+  at every distance. ``--skip-cut-out`` leaves out (and reports) the prompts whose every
+  needle the cut to the window removes: the cut baseline cannot find them, and each would
+  be a full prefill of the window.
 * ``both``: the shared prompt and, for each of its needles, a single-needle prompt with the
   same needle at the same distance: whether the needles interfere, trial by trial. Run it
   at a short length (a few thousand tokens) before trusting a shared run.
