@@ -367,11 +367,12 @@ def run(args: argparse.Namespace, on_record: Any = None) -> tuple[list[Record], 
 # report
 
 
-def _how(rope: dict[str, Any], cut: bool) -> str:
+def _how(rope: dict[str, Any], cut: bool, prompt_tokens: int = 0) -> str:
     if rope["method"] == "none":
         if cut:
             return f"cut to {rope['window']}, needle cut out"
-        return f"unscaled, prompt cut to {rope['window']}" if rope["must_cut"] else "unscaled"
+        fits = 0 < prompt_tokens and prompt_tokens + 1 + MAX_TOKENS <= rope["window"]
+        return f"unscaled, prompt cut to {rope['window']}" if rope["must_cut"] and not fits else "unscaled"
     return f"{rope['method']} x{rope['factor']:g}"
 
 
@@ -386,7 +387,7 @@ def table(records: list[Record], methods: list[str], distances: list[int], skipp
                 continue
             exact = sum(r.exact for r in rows)
             named = sum(r.name_ok for r in rows)
-            hows = sorted({_how(r.rope, r.cut) for r in rows})
+            hows = sorted({_how(r.rope, r.cut, r.prompt_tokens) for r in rows})
             cells.append(f"{100 * exact / len(rows):.0f}% ({exact}/{len(rows)}), name {named}/{len(rows)}; "
                          f"{' / '.join(hows)}")
         lines.append(f"| {method} | " + " | ".join(cells) + " |")

@@ -347,3 +347,15 @@ def test_plan_runs_a_growing_prompt_on_one_engine_and_can_skip_cut_out_needles(g
     plan, skipped = plan_engines(growing, ["none", "yarn"], native, "llamacpp", TOKENIZER, skip_cut_out=True)
     assert {t.target_distance for _, _, t in plan[("none", 1.0, native)]} == {1_500, 4_000}
     assert "none@9000" in skipped and "cut out" in skipped["none@9000"]
+
+
+def test_table_calls_a_growing_prompt_that_fits_unscaled() -> None:
+    """The engine of a growing prompt is decided by its longest length (cut past the window), but
+    its shorter prompts fit and are read whole."""
+    rope_ = {"method": "none", "factor": 1.0, "window": 32768, "must_cut": True}
+    rows = [Record("none", "llamacpp", 8000, 8001, 0, "a", "e", "c", True, True, False, rope_, prompt_tokens=8601,
+                   layout="growing"),
+            Record("none", "llamacpp", 40000, 40001, 0, "a", "e", "c", True, True, False, rope_, prompt_tokens=32760,
+                   layout="growing")]
+    assert table(rows, ["none"], [8000, 40000], {}).splitlines()[2] == (
+        "| none | 100% (1/1), name 1/1; unscaled | 100% (1/1), name 1/1; unscaled, prompt cut to 32768 |")
