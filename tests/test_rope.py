@@ -87,6 +87,11 @@ def test_auto_cuts_where_scaling_measured_no_better_than_cutting():
     assert (forced.method, forced.factor, forced.must_cut) == ("yarn", 1.5, False)
     assert decide(8192, 12000, model="some-other-model").method == "yarn"
     assert decide(8192, 4000, model="smollm2-135m").reason.endswith("no scaling")
+    # Qwen2.5-Coder-0.5B read past its window scaled (2 of 3 at 48k): auto keeps YaRN there, never below it.
+    assert rope.MEASURED["qwen2.5-coder-0.5b"].scaling_pays
+    qwen = decide(32768, 48600, model="qwen2.5-coder-0.5b")
+    assert (qwen.method, qwen.factor, qwen.granted_window, qwen.must_cut) == ("yarn", 1.5, 49152, False)
+    assert not decide(32768, 30600, model="qwen2.5-coder-0.5b").scaled
 
 
 @pytest.mark.parametrize(
