@@ -235,8 +235,7 @@ def base_config(args: argparse.Namespace) -> Config:
     config.engine.timeout_s = args.engine_timeout
     if args.model not in ("none", ""):
         config.engine.model = MODEL_ALIASES.get(args.model, args.model)
-    # Other harnesses (exec) share this configuration and have no whole-repository strategies.
-    window = whole_window([s.strip() for s in getattr(args, "strategies", "").split(",") if s.strip()], config)
+    window = whole_window([s.strip() for s in args.strategies.split(",")], config)
     if window and args.model not in ("none", ""):
         config.engine.context_window = window  # the largest whole-repository cap, for every strategy's engine
     return config

@@ -290,7 +290,7 @@ class _Runner:
 def _cceval_like(args: argparse.Namespace, model: str) -> argparse.Namespace:
     """The settings `benchmarks.cceval.base_config` reads, from this harness's flags."""
     return argparse.Namespace(config=args.config, time_limits=args.time_limits, max_tokens=0, threads=args.threads,
-                              engine_timeout=args.engine_timeout, model=model)
+                              engine_timeout=args.engine_timeout, model=model, strategies=args.strategies)
 
 
 def _complete(completer, repo, baselines, unit: Unit, masked: str, level: str, strategy: str, budget: int,

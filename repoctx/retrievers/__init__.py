@@ -8,9 +8,12 @@ request, so no source can stall a completion.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING
 
 from ..types import Cursor, ImportBinding
+
+if TYPE_CHECKING:
+    from ..holes import Receiver
 
 
 @dataclass
@@ -23,4 +26,4 @@ class RetrievalRequest:
     top_k: int = 20
     visible_lines: tuple[int, int] = (0, 0)  # lines of the current file already in the prompt
     boosted_paths: dict[str, float] = field(default_factory=dict)  # recently changed / co-changed files
-    receiver: Any = None  # `holes.Receiver` when the cursor is right after ``expr.`` (a member access)
+    receiver: "Receiver | None" = None  # what the cursor is a member of, right after ``expr.``
