@@ -18,6 +18,7 @@ from pygls.uris import to_fs_path
 
 from repoctx.config import Config
 
+from .background import WARM_NOTIFICATION, edit_end
 from .convert import completion_list, inline_items, plain, position_params
 from .server import EngineFactory, RepoctxServer, RepoFactory
 
@@ -110,6 +111,18 @@ def build_server(engine_factory: EngineFactory | None = None, repo_factory: Repo
             if isinstance(change, types.TextDocumentContentChangePartial):
                 line = change.range.start.line
         ls.buffer_changed(uri, document.source, line)
+        changes = params.content_changes
+        ls.background.edited(uri, document.source, edit_end(changes[-1], ls.position_encoding()) if changes else None)
+
+    @server.feature(WARM_NOTIFICATION)
+    def warm(ls: RepoctxServer, params: Any) -> None:
+        """The editor says where its cursor is (a document opened or focused, the cursor at rest)."""
+        try:
+            uri, line, character = position_params(params, WARM_NOTIFICATION)
+        except JsonRpcInvalidParams as exc:  # a notification has no answer: the log says what was wrong
+            ls._log(types.MessageType.Warning, f"{WARM_NOTIFICATION}: invalid params: {exc}")
+            return
+        ls.background.warm_at(uri, types.Position(line=line, character=character))
 
     @server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
     def did_close(ls: RepoctxServer, params: types.DidCloseTextDocumentParams) -> None:

@@ -11,6 +11,13 @@
   never on the event loop; a cancelled waiter (`$/cancelRequest`) cancels the job once nobody
   else waits for it, at once unless the buffer has meanwhile grown by characters the job is
   generating (then the next request may take it over within a short grace period).
+* Background jobs, which nobody waits for yet, run in the same worker when it is free and
+  give way to any request: a *warm-up* (`warm`) reads the prompt at a cursor into the engine's
+  KV cache so the request that follows evaluates only what changed, and a *speculation*
+  (`speculate`) computes the completion that follows an offered one if the user accepts it,
+  kept for that buffer and served without the engine when the request comes (or waited for,
+  when it is still running). A request cancels every background job that cannot answer it; an
+  edit cancels a speculation unless the buffer is on its way to the one it was computed for.
 """
 
 from __future__ import annotations
@@ -86,6 +93,12 @@ class Job:
     streamed: list[str] = field(default_factory=list)
     debounce_wait_ms: float = 0.0
     queue_ms: float = 0.0
+    background: str = ""  # "warm" or "speculative" for work no request waits for yet
+
+    def heading_to(self, prefix: str, suffix: str) -> bool:
+        """Whether a buffer at `prefix|suffix` is this job's with part of what it starts from typed
+        (the user types an offered completion instead of accepting it in one go)."""
+        return suffix == self.suffix and self.prefix.startswith(prefix)
 
     @property
     def done(self) -> bool:
@@ -229,7 +242,10 @@ class Scheduler:
         self.records: LRUCache[Hashable, _Record] = LRUCache(max_documents)
         self._sequence = itertools.count(1)
         self._latest: dict[Hashable, int] = {}
-        self.stats = {"engine": 0, "typeahead": 0, "inflight": 0, "cancelled": 0, "error": 0}
+        self.warming: dict[Hashable, Job] = {}  # warm-ups queued or running, by document
+        self.speculated: LRUCache[Hashable, _Record] = LRUCache(max_documents)  # finished speculations
+        self.stats = {"engine": 0, "typeahead": 0, "inflight": 0, "speculative": 0, "cancelled": 0, "error": 0}
+        self.background_stats = {"warmups": 0, "warm_tokens": 0, "speculations": 0}
 
     async def complete(self, key: Hashable, prefix: str, suffix: str, run: Runner) -> Outcome:
         """The completion for document `key` at `prefix|suffix` (the whole buffer around the cursor)."""
@@ -239,18 +255,28 @@ class Scheduler:
         if record is not None:
             rest = typeahead(record.prefix, record.suffix, record.text, prefix, suffix)
             if rest is not None:
+                self._preempt(key, prefix, suffix)
                 self._cancel_other(key, prefix, suffix)
                 return self._count(Outcome(rest, "typeahead"))
+        spec = self.speculated.get(key)
+        if spec is not None:
+            rest = spec.text if (prefix, suffix) == (spec.prefix, spec.suffix) else typeahead(
+                spec.prefix, spec.suffix, spec.text, prefix, suffix)
+            if rest is not None:  # "" too: the model had nothing to add there
+                self._preempt(key, prefix, suffix)
+                return self._count(Outcome(rest, "speculative"))
+        self._preempt(key, prefix, suffix)
         job = self.jobs.get(key)
         if job is not None and not job.done:
             if job.may_answer(prefix, suffix):
                 outcome = await self._wait(job)
                 if outcome.source in ("engine", "inflight"):
+                    source = "speculative" if job.background == "speculative" else "inflight"
                     rest = typeahead(job.prefix, job.suffix, outcome.text, prefix, suffix)
                     if rest is not None:
-                        return self._count(replace(outcome, text=rest, source="inflight"))
+                        return self._count(replace(outcome, text=rest, source=source))
                     if not outcome.text and job.prefix == prefix:
-                        return self._count(replace(outcome, source="inflight"))
+                        return self._count(replace(outcome, source=source))
                 if self._latest.get(key) != number:
                     return self._count(Outcome("", "cancelled"))
             else:
@@ -259,7 +285,11 @@ class Scheduler:
         self.jobs[key] = job
         loop = asyncio.get_running_loop()
         submitted = self.clock()
+        job.future = loop.run_in_executor(self.executor, self._worker(job, run, submitted))
+        job.future.add_done_callback(lambda future: self._finished(job, future))
+        return self._count(await self._wait(job))
 
+    def _worker(self, job: Job, run: Runner, submitted: float) -> Callable[[], Outcome]:
         def work() -> Outcome:
             job.queue_ms = (self.clock() - submitted) * 1000
             if job.token.cancelled:
@@ -275,9 +305,78 @@ class Scheduler:
                 return Outcome("", "cancelled", payload)
             return Outcome(text, "engine", payload)
 
-        job.future = loop.run_in_executor(self.executor, work)
+        return work
+
+    # -- background jobs ------------------------------------------------------------------------
+
+    def busy(self) -> bool:
+        """Whether a request's job is queued or running."""
+        return any(not job.done and not job.background for job in self.jobs.values())
+
+    def warm(self, key: Hashable, prefix: str, suffix: str, run: Runner) -> asyncio.Future | None:
+        """Run warm-up `run` for document `key` at `prefix|suffix` when the worker is free of
+        requests (None when it is not, or this place is already being warmed). `run` returns
+        (anything, the number of tokens it evaluated)."""
+        current = self.warming.get(key)
+        if current is not None and not current.done:
+            if (current.prefix, current.suffix) == (prefix, suffix):
+                return None
+            current.token.cancel()
+        if self.busy():
+            return None
+        job = Job(key, prefix, suffix, not_before=self.clock(), background="warm")
+        self.warming[key] = job
+        job.future = asyncio.get_running_loop().run_in_executor(self.executor, self._worker(job, run, self.clock()))
+
+        def finished(future: asyncio.Future) -> None:
+            if self.warming.get(key) is job:
+                del self.warming[key]
+            if future.cancelled() or future.exception() is not None:
+                return
+            outcome: Outcome = future.result()
+            if outcome.source == "engine":
+                self.background_stats["warmups"] += 1
+                self.background_stats["warm_tokens"] += int(outcome.payload or 0)
+
+        job.future.add_done_callback(finished)
+        return job.future
+
+    def speculate(self, key: Hashable, prefix: str, suffix: str, run: Runner) -> asyncio.Future | None:
+        """Compute, when the worker is free, the completion for document `key` at `prefix|suffix`
+        (the buffer once an offered completion is accepted), to answer the request there."""
+        spec = self.speculated.get(key)
+        if spec is not None and (spec.prefix, spec.suffix) == (prefix, suffix):
+            return None
+        job = self.jobs.get(key)
+        if job is not None and not job.done:
+            if job.background != "speculative" or (job.prefix, job.suffix) == (prefix, suffix):
+                return None  # a request is being answered, or this speculation runs already
+            job.token.cancel()
+        if self.busy():
+            return None
+        job = Job(key, prefix, suffix, not_before=self.clock(), background="speculative")
+        self.jobs[key] = job
+        job.future = asyncio.get_running_loop().run_in_executor(self.executor, self._worker(job, run, self.clock()))
         job.future.add_done_callback(lambda future: self._finished(job, future))
-        return self._count(await self._wait(job))
+        return job.future
+
+    def edited(self, key: Hashable, text: str) -> None:
+        """Document `key` now reads `text`: a speculation for another buffer is no longer wanted."""
+        job = self.jobs.get(key)
+        if job is None or job.done or job.background != "speculative":
+            return
+        if not (text.endswith(job.suffix) and job.heading_to(text[:len(text) - len(job.suffix)], job.suffix)):
+            job.token.cancel()
+
+    def _preempt(self, key: Hashable, prefix: str, suffix: str) -> None:
+        """A request for `key` at `prefix|suffix` arrived: background work that cannot answer it
+        stops (a warm-up at once; a speculation unless the buffer is on its way to it)."""
+        for job in list(self.warming.values()):
+            job.token.cancel()
+        for other, job in list(self.jobs.items()):
+            if job.background == "speculative" and not job.done:
+                if other != key or not (job.may_answer(prefix, suffix) or job.heading_to(prefix, suffix)):
+                    job.token.cancel()
 
     async def _wait(self, job: Job) -> Outcome:
         assert job.future is not None
@@ -312,13 +411,19 @@ class Scheduler:
         if future.cancelled() or future.exception() is not None:
             return
         outcome: Outcome = future.result()
-        if outcome.source == "engine":
+        if outcome.source != "engine":
+            return
+        if job.background == "speculative":
+            self.background_stats["speculations"] += 1
+            self.speculated.put(job.key, _Record(job.prefix, job.suffix, outcome.text))
+        else:
             self.records.put(job.key, _Record(job.prefix, job.suffix, outcome.text))
 
     def _cancel_other(self, key: Hashable, prefix: str, suffix: str) -> None:
         job = self.jobs.get(key)
         if job is not None and not job.done and not job.may_answer(prefix, suffix):
-            job.token.cancel()
+            if not (job.background == "speculative" and job.heading_to(prefix, suffix)):
+                job.token.cancel()
 
     def _count(self, outcome: Outcome) -> Outcome:
         self.stats[outcome.source] = self.stats.get(outcome.source, 0) + 1
@@ -329,13 +434,18 @@ class Scheduler:
         job = self.jobs.pop(key, None)
         if job is not None:
             job.token.cancel()
+        warming = self.warming.pop(key, None)
+        if warming is not None:
+            warming.token.cancel()
         self.records.pop(key)
+        self.speculated.pop(key)
         self._latest.pop(key, None)
 
     def clear(self) -> None:
         """Forget finished completions (the engine or the settings changed)."""
         self.records.clear()
+        self.speculated.clear()
 
     def cancel_all(self) -> None:
-        for job in list(self.jobs.values()):
+        for job in [*self.jobs.values(), *self.warming.values()]:
             job.token.cancel()

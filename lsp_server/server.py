@@ -55,6 +55,7 @@ from repoctx.policy import Refused
 from repoctx.reconfigure import compare, merged, unwrap
 from repoctx.types import Cursor
 
+from .background import Background
 from .convert import RepoctxProtocol, cause, empty_context, fs_rel, locate, plain, refusal, short
 from .scheduler import Job, Scheduler, ServedEngine
 from .status import STATUS_NOTIFICATION, ServerState, status_payload
@@ -94,6 +95,7 @@ class RepoctxServer(LanguageServer):
         self.side = ThreadPoolExecutor(max_workers=2, thread_name_prefix="repoctx-side")
         self.scheduler = Scheduler(self.worker, debounce_ms=lambda: self.config.completion.debounce_ms,
                                    current_text=self._open_text)
+        self.background = Background(self)
         self.client_inline = False
         self.client_progress = False
         self.client_pull_config = False
@@ -176,7 +178,9 @@ class RepoctxServer(LanguageServer):
             pass
 
     def status(self) -> dict[str, Any]:
-        return status_payload(self.state, self.config)
+        stats = self.scheduler.background_stats
+        return {**status_payload(self.state, self.config),
+                "background": {**stats, "speculation_hits": self.scheduler.stats.get("speculative", 0)}}
 
     def send_status(self) -> None:
         """`repoctx/status` now (from the event loop)."""
@@ -464,6 +468,7 @@ class RepoctxServer(LanguageServer):
 
     def buffer_closed(self, uri: str) -> None:
         self.scheduler.forget(uri)
+        self.background.forget(uri)
         rel = self._open_rel.pop(uri, None)
         with self._pending_lock:
             if rel is not None:
@@ -559,6 +564,7 @@ class RepoctxServer(LanguageServer):
     async def complete_at(self, uri: str, position: types.Position) -> tuple[str, dict[str, Any]]:
         """The completion text at a position ("" when there is none) and timings for tracing."""
         started = time.perf_counter()
+        self.background.requested(uri)
         cursor, prefix, suffix, why = await self.cursor_off_loop(uri, position.line, position.character)
         if cursor is None:
             self._note_once(uri, why)
@@ -605,6 +611,7 @@ class RepoctxServer(LanguageServer):
             state.last_error = ""
             state.last_latency_ms = elapsed
             self._status_soon()
+            self.background.offered(uri, cursor, prefix, suffix, outcome.text)
         self._trace(timings)
         return outcome.text, timings
 
@@ -652,15 +659,25 @@ class RepoctxServer(LanguageServer):
         if self._closed:
             return
         self._closed = True
+        self.background.close()
         self.scheduler.cancel_all()
-        engine = self.engine
+        engine, repo = self.engine, self.repo
         self.completer = self.engine = None
-        for executor in (self.side, self.worker):
-            executor.shutdown(wait=False, cancel_futures=True)
-        if engine is not None:
-            _close_quietly(engine)
-        if self.repo is not None:
-            _close_quietly(self.repo)
+        self.side.shutdown(wait=False, cancel_futures=True)
+
+        def free() -> None:
+            # After the job the worker is running (cancelled above, so it ends at its next check):
+            # the engine and the index are never freed under a generation or a retrieval.
+            self.side.shutdown(wait=True)
+            for thing in (engine, repo):
+                if thing is not None:
+                    _close_quietly(thing)
+
+        try:
+            self.worker.submit(free)
+        except RuntimeError:  # the worker is already shut down
+            free()
+        self.worker.shutdown(wait=False)
 
 
 def _running_loop() -> asyncio.AbstractEventLoop | None:

@@ -1,7 +1,9 @@
 """The `repoctx/status` notification: one line on what the server is doing, from its states.
 
 ``{state: "indexing"|"ready"|"error", message, engine, files_indexed, files_total,
-last_latency_ms}``; editors show `message` in their status line.
+last_latency_ms, background}``; editors show `message` in their status line. `background`
+(added by the server) counts the work done before it was asked: ``{warmups, warm_tokens,
+speculations, speculation_hits}``.
 """
 
 from __future__ import annotations

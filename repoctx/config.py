@@ -174,6 +174,17 @@ class CompletionConfig:
     """"auto" decides from the syntax at the cursor; "always" or "never"."""
     cache_size: int = 256
     """Completions kept in the LRU cache keyed by prompt."""
+    warm: bool = True
+    """Read the prompt at the cursor into the engine's KV cache before it is asked for, when the
+    editor reports the cursor (a document opened or focused, the cursor at rest: the
+    ``repoctx/warm`` notification) or typing pauses for `warm_pause_ms`; a request pre-empts it.
+    The first ghost text then evaluates only what changed (benchmarks/RESULTS.md, "Keystroke
+    to ghost text")."""
+    warm_pause_ms: int = 400
+    """After an edit with no request for this long, warm the prompt at the edit (0: never)."""
+    speculate: bool = True
+    """After a completion is offered, compute the one that follows if it is accepted, so the
+    ghost text after accepting comes from memory; any other edit cancels it."""
 
 
 @dataclass

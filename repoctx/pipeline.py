@@ -20,6 +20,7 @@ from pathlib import Path
 from .assembler import Layout
 from .cache import LRUCache
 from .config import Config
+from .engines import PrefillResult, prefill
 from .index import Index, IndexStats
 from .parsing import identifiers_before, language_for_path, parse_file
 from .plan import (
@@ -448,6 +449,14 @@ class Completer:
     def finish(self, plan: Plan, text: str) -> str:
         """Step 4: the engine's raw text as the editor shows it."""
         return finish(plan, text, self.config)
+
+    def warm(self, cursor: Cursor, cancel=None) -> PrefillResult:
+        """Read the prompt for `cursor` into the engine's KV cache, generating nothing: a request
+        at this cursor then evaluates only its last token, and one after typing here only what
+        follows the edit. A no-op on engines without a cache of their own. Raises
+        `repoctx.policy.Refused` where `complete` would."""
+        plan = self.plan(self.candidates(cursor))
+        return prefill(self.engine, plan.prompt, cancel, self.config.engine.timeout_s)
 
     # -- all of them ------------------------------------------------------------------------------
     def complete(

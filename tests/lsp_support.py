@@ -460,11 +460,12 @@ def inline_params(uri: str, line: int, character: int) -> types.InlineCompletion
 
 
 def scripted_options(tmp_path: Path, **extra: Any) -> dict[str, Any]:
-    """initializationOptions for a scripted engine (dense retrieval off, no debounce unless asked)."""
+    """initializationOptions for a scripted engine (dense retrieval off, no debounce unless asked;
+    no speculation unless asked, so that a test counts the generations its requests cause)."""
     stats = tmp_path / "engine-stats.jsonl"
     options = {
         "index": {"embedder": "none"},
-        "completion": {"debounceMs": int(extra.pop("debounce_ms", 0))},
+        "completion": {"debounceMs": int(extra.pop("debounce_ms", 0)), "speculate": bool(extra.pop("speculate", False))},
         "engine": {"extra": {"stats_file": str(stats), **extra}},
     }
     return options

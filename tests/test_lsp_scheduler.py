@@ -428,3 +428,116 @@ def test_a_plain_cancel_stops_the_job_at_once_even_with_a_grace_period():
     asyncio.run(scenario())
     executor.shutdown()
     assert inner.log[0]["finish"] == "cancelled" and inner.log[0]["after_cancel"] <= 1
+
+
+# -- background jobs: speculation and warm-up ----------------------------------------------------
+
+
+def test_a_finished_speculation_answers_the_request_after_accepting():
+    inner = ScriptedEngine("print(total)")
+    runner = FakeRunner(ServedEngine(inner, 0))
+    scheduler, executor = _scheduler()
+
+    async def scenario():
+        future = scheduler.speculate("doc", "x = foo(bar)", "\n", runner)
+        assert future is not None
+        await future
+        accepted = await scheduler.complete("doc", "x = foo(bar)", "\n", runner)
+        typed = await scheduler.complete("doc", "x = foo(bar)pri", "\n", runner)
+        return accepted, typed
+
+    accepted, typed = asyncio.run(scenario())
+    executor.shutdown()
+    assert accepted.source == "speculative" and accepted.text == "print(total)"
+    assert typed.source == "speculative" and typed.text == "nt(total)"
+    assert inner.calls == 1 and scheduler.background_stats["speculations"] == 1
+
+
+def test_a_request_waits_for_the_speculation_still_running():
+    inner = ScriptedEngine("print(total)", gate_after=1)
+    runner = FakeRunner(ServedEngine(inner, 0))
+    scheduler, executor = _scheduler()
+
+    async def scenario():
+        scheduler.speculate("doc", "x = foo(bar)", "\n", runner)
+        await _until(inner.streamed)
+        asked = asyncio.ensure_future(scheduler.complete("doc", "x = foo(bar)", "\n", runner))
+        await asyncio.sleep(0.05)
+        inner.gate.set()
+        return await asked
+
+    outcome = asyncio.run(scenario())
+    executor.shutdown()
+    assert outcome.source == "speculative" and outcome.text == "print(total)"
+    assert inner.calls == 1
+
+
+def test_an_edit_elsewhere_cancels_the_speculation_and_typing_toward_it_does_not():
+    inner = ScriptedEngine("z" * 400, gate_after=1)
+    runner = FakeRunner(ServedEngine(inner, 0))
+    scheduler, executor = _scheduler()
+
+    async def scenario():
+        scheduler.speculate("doc", "x = foo(bar)", "\n", runner)
+        await _until(inner.streamed)
+        job = scheduler.jobs["doc"]
+        scheduler.edited("doc", "x = foo(b\n")  # typing the offered text instead of accepting it
+        kept = not job.token.cancelled
+        scheduler.edited("doc", "x = q\n")
+        await _until(inner.finished)
+        return kept, job
+
+    kept, job = asyncio.run(scenario())
+    executor.shutdown()
+    assert kept and job.token.cancelled
+    assert inner.log[0]["finish"] == "cancelled" and scheduler.background_stats["speculations"] == 0
+
+
+def test_a_request_for_another_document_preempts_background_work():
+    inner = ScriptedEngine("z" * 400, gate_after=1)
+    runner = FakeRunner(ServedEngine(inner, 0))
+    scheduler, executor = _scheduler()
+    answer = ScriptedEngine("ok()")
+
+    async def scenario():
+        scheduler.speculate("one", "a = ", "\n", runner)
+        await _until(inner.streamed)
+        outcome = await scheduler.complete("two", "b = ", "\n", FakeRunner(ServedEngine(answer, 0)))
+        return outcome
+
+    outcome = asyncio.run(scenario())
+    executor.shutdown()
+    assert outcome.source == "engine" and outcome.text == "ok()"
+    assert inner.log[0]["finish"] == "cancelled"
+
+
+def test_a_warm_up_gives_way_to_a_request_and_never_queues_behind_one():
+    started, stopped = threading.Event(), threading.Event()
+
+    def warm(job: Job):
+        started.set()
+        while not job.token.cancelled:  # a long prefill, checking for pre-emption as the engine does
+            time.sleep(0.005)
+        stopped.set()
+        return "", 7
+
+    inner = ScriptedEngine("done()", gate_after=1)
+    runner = FakeRunner(ServedEngine(inner, 0))
+    scheduler, executor = _scheduler()
+
+    async def scenario():
+        assert scheduler.warm("doc", "x = ", "\n", warm) is not None
+        assert scheduler.warm("doc", "x = ", "\n", warm) is None  # already warming there
+        await _until(started)
+        asked = asyncio.ensure_future(scheduler.complete("doc", "x = ", "\n", runner))
+        await _until(stopped)
+        await _until(inner.streamed)
+        skipped = scheduler.warm("other", "y = ", "\n", warm)  # a request is running: no warm-up now
+        inner.gate.set()
+        return skipped, await asked
+
+    skipped, outcome = asyncio.run(scenario())
+    executor.shutdown()
+    assert skipped is None
+    assert outcome.source == "engine" and outcome.text == "done()"
+    assert scheduler.background_stats["warmups"] == 0  # the pre-empted warm-up does not count

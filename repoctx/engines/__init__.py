@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from .base import (CancelToken, Engine, EngineError, EngineUnavailable, GenerationRequest, GenerationResult,
-                   TargetScore)
+                   PrefillResult, TargetScore)
 
 __all__ = [
     "CancelToken",
@@ -25,10 +25,12 @@ __all__ = [
     "EngineUnavailable",
     "GenerationRequest",
     "GenerationResult",
+    "PrefillResult",
     "StopStream",
     "TargetScore",
     "create_engine",
     "held_for",
+    "prefill",
     "rope_decision",
     "score_target",
 ]
@@ -98,6 +100,18 @@ def score_target(engine: Engine, prompt: str, target: str, timeout_s: float = 30
         raise EngineError(f"the {getattr(engine, 'name', type(engine).__name__)} engine cannot score a target "
                           f"(teacher-forced log-probabilities need the model's logits; use the llamacpp engine)")
     return score(prompt, target, timeout_s=timeout_s)
+
+
+def prefill(engine: Engine, prompt: str, cancel: CancelToken | None = None, timeout_s: float = 30.0) -> PrefillResult:
+    """Read `prompt` into the engine's KV cache without generating, so that the next request
+    that starts with it evaluates only what differs (a warm start).
+
+    Only the embedded llama.cpp engine keeps a cache this process can fill; for the others
+    this is a no-op that says so (`complete` False, nothing evaluated)."""
+    method = getattr(engine, "prefill", None)
+    if method is None:
+        return PrefillResult(0, 0, False, {})
+    return method(prompt, cancel=cancel, timeout_s=timeout_s)
 
 
 def rope_decision(native_window: int, needed_tokens: int, config: Any, kind: str, model: str = "") -> Any:

@@ -63,6 +63,16 @@ class GenerationResult:
 
 
 @dataclass
+class PrefillResult:
+    """A prompt read into the engine's KV cache ahead of a generation (no token generated)."""
+
+    prompt_tokens: int
+    evaluated_tokens: int  # tokens this call evaluated; the rest were in the cache already
+    complete: bool  # False when cancelled (a real request pre-empted it) or the engine cannot prefill
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
 class TargetScore:
     """How likely the model finds a given continuation of a prompt (teacher forcing).
 

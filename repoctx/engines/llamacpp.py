@@ -38,10 +38,11 @@ from ..models import (
 )
 from ..tokenizer import LlamaCppTokenizer
 from . import Deadline, StopStream, held_for
-from .base import CancelToken, EngineError, GenerationRequest, GenerationResult, TargetScore
+from .base import CancelToken, EngineError, GenerationRequest, GenerationResult, PrefillResult, TargetScore
 from .llama_loading import open_llama
 
 _PREFILL_CHUNK = 128
+_WARM_CHUNK = 32  # a warm-up checks for a pre-empting request this often (about 0.3 s of a 2-core CPU)
 """Prompt tokens evaluated between two cancel/timeout checks."""
 
 _MEASURE_TEXT = (
@@ -243,6 +244,31 @@ class LlamaCppEngine:
                 self._llama.reset()
                 raise EngineError(f"llama.cpp failed while scoring: {type(exc).__name__}: {exc}") from exc
 
+    def prefill(self, prompt: str, cancel: CancelToken | None = None, timeout_s: float = 30.0) -> PrefillResult:
+        """Evaluate `prompt` (all but its last token, as a generation would) into the KV cache.
+
+        Returns at once, evaluating nothing, while a generation holds the model: a warm-up never
+        waits behind a request. `cancel` stops it between chunks of `_PREFILL_CHUNK` tokens; what
+        was evaluated by then stays in the cache and is reused."""
+        if not self._lock.acquire(blocking=False):
+            return PrefillResult(0, 0, False, {})
+        try:
+            if self._closed:
+                raise EngineError("the llamacpp engine is closed")
+            start = time.perf_counter()
+            tokens = self._llama.tokenize(prompt.encode("utf-8"), add_bos=True, special=True)
+            if not tokens or len(tokens) >= self.context_window:
+                return PrefillResult(len(tokens), 0, False, {"total": _ms(start)})
+            try:
+                reused, complete = self._prefill(tokens, cancel, Deadline(timeout_s, "prefill"), chunk=_WARM_CHUNK)
+            except (RuntimeError, ValueError, AssertionError) as exc:
+                self._llama.reset()
+                raise EngineError(f"llama.cpp failed while prefilling: {type(exc).__name__}: {exc}") from exc
+            evaluated = max(0, int(self._llama.n_tokens) - reused)
+            return PrefillResult(len(tokens), evaluated, complete, {"prefill": _ms(start), "total": _ms(start)})
+        finally:
+            self._lock.release()
+
     def close(self) -> None:
         with self._lock:
             if not self._closed:
@@ -358,7 +384,8 @@ class LlamaCppEngine:
         return TargetScore(pieces, logprobs, greedy, len(tokens), reused, after,
                            {"prefill": _ms(start, prefilled), "score": _ms(prefilled, end), "total": _ms(start, end)})
 
-    def _prefill(self, tokens: list[int], cancel: CancelToken | None, deadline: Deadline) -> tuple[int, bool]:
+    def _prefill(self, tokens: list[int], cancel: CancelToken | None, deadline: Deadline,
+                 chunk: int = _PREFILL_CHUNK) -> tuple[int, bool]:
         """Evaluate all prompt tokens but the last, reusing the cached common prefix.
 
         Returns (prompt tokens served from the cache, whether the prefill completed).
@@ -377,11 +404,11 @@ class LlamaCppEngine:
             keep = 0
             llama.reset()
         end = len(tokens) - 1
-        for offset in range(keep, end, _PREFILL_CHUNK):
+        for offset in range(keep, end, chunk):
             if cancel is not None and cancel.cancelled:
                 return keep, False
             deadline.check()
-            llama.eval(tokens[offset:min(end, offset + _PREFILL_CHUNK)])
+            llama.eval(tokens[offset:min(end, offset + chunk)])
         return keep, True
 
 

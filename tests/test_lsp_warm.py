@@ -1,0 +1,97 @@
+"""Warm start and speculation in the language server with the real embedded model: `repoctx lsp`
+over stdio, Qwen2.5-Coder-0.5B through llama.cpp, the example shop repository.
+
+* After ``repoctx/warm`` at a cursor, the request there evaluates no prompt token but the last
+  (the trace's reused_prompt_tokens), and still names the method defined in another file.
+* After the offered completion is accepted, the next request is answered from the speculation
+  (trace source "speculative"), with the text a fresh generation at that place gives.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.editor_support import model_missing, shop_repo
+from tests.lsp_support import LspSession
+
+pytestmark = [pytest.mark.model, pytest.mark.slow]
+
+MODEL = "qwen2.5-coder-0.5b"
+WAIT_S = 300.0  # generous: the machine may be loaded
+
+
+@pytest.fixture(scope="module")
+def shop(tmp_path_factory) -> Path:
+    return shop_repo(tmp_path_factory.mktemp("shop-warm"))
+
+
+def _background(lsp: LspSession) -> dict:
+    return next((s["background"] for s in reversed(lsp.statuses) if "background" in s), {})
+
+
+def _last_trace(lsp: LspSession) -> dict:
+    verbose = [t["verbose"] for t in lsp.traces if t.get("verbose")]
+    return json.loads(verbose[-1]) if verbose else {}
+
+
+def _session(shop: Path, completion: dict) -> LspSession:
+    lsp = LspSession(command=[sys.executable, "-m", "repoctx.cli", "lsp"])
+    limits = {name: 10_000.0 for name in ("imports", "typed_hole", "lexical", "recent")}
+    lsp.initialize(shop, {"engine": {"model": MODEL}, "index": {"embedder": "none"},
+                          "retrieval": {"timeLimitMs": limits}, "completion": completion},
+                   wait_ready=True, timeout=600, trace="verbose")
+    return lsp
+
+
+def test_warm_start_and_speculation_with_the_real_model(shop):
+    missing = model_missing(MODEL)
+    if missing:
+        pytest.skip(missing)
+    checkout = shop / "shop" / "checkout.py"
+    text = checkout.read_text()
+    lines = text.split("\n")
+    line = next(i for i, item in enumerate(lines) if item.strip() == "return calc.")
+    column = len(lines[line])
+    lsp = _session(shop, {"warm": True, "speculate": True, "warmPauseMs": 0})
+    try:
+        uri = lsp.open(checkout, text)
+        lsp.notify("repoctx/warm", {"textDocument": {"uri": uri}, "position": {"line": line, "character": column}})
+        assert lsp.wait_for(lambda: _background(lsp).get("warmups", 0) >= 1, WAIT_S), (lsp.statuses[-3:], lsp.stderr_text())
+        assert _background(lsp)["warm_tokens"] > 100  # the prompt was read: context and the file
+        texts = lsp.inline(uri, line, column, timeout=WAIT_S)
+        assert texts and "total_with_tax" in texts[0], (texts, lsp.stderr_text())
+        trace = _last_trace(lsp)
+        assert trace["source"] == "engine", trace
+        # Everything but the last prompt token came from the warm-up.
+        assert trace["reused_prompt_tokens"] >= trace["prompt_tokens"] - 1, trace
+
+        # Accept the ghost text (as Tab does); the speculation answers the request after it.
+        offered = texts[0]
+        lsp.change(uri, 2, line, column, offered)
+        assert lsp.wait_for(lambda: _background(lsp).get("speculations", 0) >= 1, WAIT_S), lsp.statuses[-3:]
+        after = lsp.inline(uri, line, column + len(offered), timeout=WAIT_S)
+        trace = _last_trace(lsp)
+        assert trace["source"] == "speculative", trace
+        assert _background(lsp)["speculation_hits"] >= 1 or lsp.wait_for(
+            lambda: _background(lsp).get("speculation_hits", 0) >= 1, 10)
+    finally:
+        code = lsp.stop(timeout=60)
+    assert code == 0, lsp.stderr_text()
+
+    # The same request without speculation generates, and gives the same text.
+    fresh = _session(shop, {"warm": False, "speculate": False})
+    try:
+        accepted = text.replace(lines[line], lines[line] + offered, 1)
+        uri = fresh.open(checkout, accepted)
+        again = fresh.inline(uri, line, column + len(offered), timeout=WAIT_S)
+        assert _last_trace(fresh)["source"] in ("engine", "cache"), _last_trace(fresh)
+        assert again == after, (again, after)
+    finally:
+        code = fresh.stop(timeout=60)
+        shutil.rmtree(shop / ".repoctx", ignore_errors=True)
+    assert code == 0, fresh.stderr_text()
