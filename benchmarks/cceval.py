@@ -427,12 +427,13 @@ def interleave(groups: list[RepoTasks]) -> list[tuple[int, Task]]:
     return out
 
 
-def signal_figures(engine, prompt: str, task: Task, timeout_s: float) -> dict[str, Any]:
-    """The log-prob signal of the task's ground truth after `prompt` (or why it is missing)."""
+def signal_figures(engine, prompt: str, task: Task, timeout_s: float, heal: bool = False) -> dict[str, Any]:
+    """The log-prob signal of the task's ground truth after `prompt` (or why it is missing);
+    `heal`: scored as the engine generates after a prompt that ends inside the line."""
     from repoctx.engines import EngineError, score_target
 
     try:
-        scored = score_target(engine, prompt, task.groundtruth, timeout_s=timeout_s)
+        scored = score_target(engine, prompt, task.groundtruth, timeout_s=timeout_s, heal=heal)
     except EngineError as exc:
         return {"signal_error": str(exc)}
     return {
@@ -520,7 +521,8 @@ def run_with_model(groups: list[RepoTasks], args: argparse.Namespace, store: Run
                     budget = whole_budget(strategy) or args.budget
                     prompt, context, window = completer.prompt_for(cursor, budget, wanted, ranked)
                     context_ms = (time.perf_counter() - t0) * 1000
-                    record.update(signal_figures(engine, prompt, task, args.engine_timeout))
+                    record.update(signal_figures(engine, prompt, task, args.engine_timeout,
+                                                 heal=completer.line_start_middle))
                     record["signal_memo"] = int(getattr(engine, "last_replayed", False))
                     record.update(context_figures(repo, task, context.snippets, window_text, unique))
                     retrieval = {k[len("retrieve."):]: v for k, v in context.timings_ms.items() if k.startswith("retrieve.")}

@@ -319,7 +319,7 @@ def _complete(completer, repo, baselines, unit: Unit, masked: str, level: str, s
         ranked = None if kind == "pipeline" else baseline_ranked(kind, baselines, task, cursor)
         try:
             prompt, context, window = completer.prompt_for(cursor, budget, None, ranked)
-            extra.update(signal_figures(completer.engine, prompt, task, timeout_s))
+            extra.update(signal_figures(completer.engine, prompt, task, timeout_s, heal=completer.line_start_middle))
             streamed: list[str] = []
             completion = completer.complete_prompt(cursor, prompt, context, window, on_text=streamed.append,
                                                    started=started)

@@ -79,6 +79,7 @@ class MemoEngine:
         key = self._key("generate", {
             "prompt": request.prompt, "max_tokens": request.max_tokens, "stop": list(request.stop),
             "temperature": request.temperature, "max_lines": getattr(cancel, "max_lines", None),
+            **({"heal": True} if request.heal_last_token else {}),
         })
         stored = self._get(key)
         if stored is not None:
@@ -104,8 +105,8 @@ class MemoEngine:
             self._put(key, "generate", asdict(result))
         return result
 
-    def score(self, prompt: str, target: str, timeout_s: float = 30.0) -> TargetScore:
-        key = self._key("score", {"prompt": prompt, "target": target})
+    def score(self, prompt: str, target: str, timeout_s: float = 30.0, heal: bool = False) -> TargetScore:
+        key = self._key("score", {"prompt": prompt, "target": target, **({"heal": True} if heal else {})})
         stored = self._get(key)
         if stored is not None:
             self.hits += 1
@@ -115,7 +116,7 @@ class MemoEngine:
 
         self.misses += 1
         self.last_replayed = False
-        scored = score_target(self.engine, prompt, target, timeout_s=timeout_s)
+        scored = score_target(self.engine, prompt, target, timeout_s=timeout_s, heal=heal)
         self._put(key, "score", asdict(scored))
         return scored
 

@@ -106,6 +106,11 @@ class AssemblyConfig:
     (``expr.``); empty: `quotas` everywhere."""
     nearest_source: str = ""
     """A source whose snippets go last, nearest the cursor (e.g. "lexical"); empty: most relevant last."""
+    line_start_middle: bool = False
+    """For fill-in-the-middle formats with the prefix first: the hole starts at the cursor line's
+    start, the line's text before the cursor written after the middle token as the start of the
+    answer. Typing on a line then only appends to the prompt, and a keystroke re-evaluates a few
+    tokens instead of the whole suffix."""
     rrf_k: float = 60.0
     """Reciprocal rank fusion constant."""
     prefix_tokens: int = 1536

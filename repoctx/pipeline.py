@@ -386,6 +386,9 @@ class Completer:
             # Budgets are exact only in the tokens of the model that reads the prompt.
             repo.tokenizer = engine.tokenizer
         self.layouts: LRUCache = repo.layouts if repo is not None else LRUCache(MAX_LAYOUTS)
+        # The cursor line's start after the middle token needs an engine that heals the prompt's
+        # last token (tokens merge across the cursor: "calc." + "total" is read as ".total").
+        self.line_start_middle = bool(self.config.assembly.line_start_middle and getattr(engine, "heals_tokens", False))
         self.repo_name = repo.workspace.root.name if repo is not None else ""
 
     @classmethod
@@ -432,7 +435,7 @@ class Completer:
         return plan_prompt(candidates, template=self.template, tokenizer=self.tokenizer, config=self.config,
                            room=self.room(max_tokens), assemble=assemble,
                            repo_name=self.repo_name if repo_name is None else repo_name, budget=budget,
-                           max_tokens=max_tokens, temperature=temperature)
+                           max_tokens=max_tokens, temperature=temperature, line_start_middle=self.line_start_middle)
 
     def generate(self, plan: Plan, cancel=None, on_text: Callable[[str], None] | None = None):
         """Step 3: the engine's answer to `plan`, stopped once it has more lines than will be shown."""
@@ -497,7 +500,8 @@ class Completer:
         on_text: Callable[[str], None] | None = None, started: float | None = None,
     ) -> Completion:
         """Generate and post-process from a prompt `prompt_for` built; `started` is when building it began."""
-        plan = make_plan(cursor, prompt, context, window, template=self.template, config=self.config)
+        plan = make_plan(cursor, prompt, context, window, template=self.template, config=self.config,
+                         heal=self.line_start_middle)
         return self.run(plan, cancel, on_text, started=started)
 
     def close(self) -> None:

@@ -236,6 +236,7 @@ def plan_prompt(
     budget: int | None = None,
     max_tokens: int | None = None,
     temperature: float | None = None,
+    line_start_middle: bool = False,
 ) -> Plan:
     """The prompt for `candidates` in at most `room` tokens (the window less what will be generated).
 
@@ -251,7 +252,8 @@ def plan_prompt(
 
     def whole(snippets: list[Snippet]) -> str:
         return render_prompt(template, path=cursor.path, prefix=window.prefix, suffix=window.suffix,
-                             snippets=snippets, repo_name=repo_name, language=language)
+                             snippets=snippets, repo_name=repo_name, language=language,
+                             line_start_middle=line_start_middle)
 
     bare = tokenizer.count(whole([]))
     if bare > room:
@@ -269,14 +271,15 @@ def plan_prompt(
         context = assemble(0, render)
         prompt = whole([])
     return make_plan(cursor, prompt, context, window, template=template, config=config,
-                     max_tokens=max_tokens, temperature=temperature)
+                     max_tokens=max_tokens, temperature=temperature, heal=line_start_middle)
 
 
 def make_plan(
     cursor: Cursor, prompt: str, context: AssembledContext, window: PromptWindow, *, template: PromptTemplate,
-    config: Config, max_tokens: int | None = None, temperature: float | None = None,
+    config: Config, max_tokens: int | None = None, temperature: float | None = None, heal: bool = False,
 ) -> Plan:
-    """The plan for a prompt already built: the multiline choice and the generation request."""
+    """The plan for a prompt already built: the multiline choice and the generation request
+    (`heal`: the prompt may end inside the cursor's line, see `render_prompt`)."""
     language = cursor.language or language_for_path(cursor.path)
     mode = config.completion.multiline
     multiline = mode == "always" or (mode == "auto" and multiline_wanted(window.prefix, window.suffix, language))
@@ -287,6 +290,7 @@ def make_plan(
         stop=stop_sequences(template, multiline),
         temperature=engine.temperature if temperature is None else temperature,
         timeout_s=engine.timeout_s,
+        heal_last_token=heal,
     )
     return Plan(cursor, prompt, context, window, language, multiline, request,
                 config.completion.max_lines if multiline else 1)

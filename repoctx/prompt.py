@@ -347,30 +347,39 @@ def render_prompt(
     snippets: list[Snippet],
     repo_name: str = "",
     language: str | None = None,
+    line_start_middle: bool = False,
 ) -> str:
-    """The whole prompt: context files first, then the current file around the cursor."""
+    """The whole prompt: context files first, then the current file around the cursor.
+
+    With `line_start_middle` (prefix-first FIM formats only) the hole starts at the cursor
+    line's start: the line's text before the cursor follows the middle token, as the start
+    of the answer, so that typing on the line only appends to the prompt."""
     specials = template.special_tokens
     context = render_context(template, snippets, repo_name=repo_name)
     path = _defuse(path, specials).replace("\n", " ")
     prefix = _defuse(prefix, specials)
     suffix = _defuse(suffix, specials)
+    middle = ""
+    if line_start_middle and template.has_fim and template.order == "psm" and template.fim_middle:
+        head, newline, middle = prefix.rpartition("\n")
+        prefix = head + newline
 
     if template.family == "qwen2.5-coder":
         return (
             f"{context}{template.file_sep}{path}\n"
-            f"{template.fim_prefix}{prefix}{template.fim_suffix}{suffix}{template.fim_middle}"
+            f"{template.fim_prefix}{prefix}{template.fim_suffix}{suffix}{template.fim_middle}{middle}"
         )
     if template.family == "starcoder2":
         return (
             f"{context}{template.file_sep}{template.fim_prefix}{path}\n"
-            f"{prefix}{template.fim_suffix}{suffix}{template.fim_middle}"
+            f"{prefix}{template.fim_suffix}{suffix}{template.fim_middle}{middle}"
         )
     header = comment_line(template, f"path: {path}", path=path, language=language)
     if not template.has_fim:
         return f"{context}{header}{prefix}"
     if template.order == "spm":
         return f"{template.fim_suffix}{suffix}{template.fim_prefix}{context}{header}{prefix}{template.fim_middle}"
-    return f"{template.fim_prefix}{context}{header}{prefix}{template.fim_suffix}{suffix}{template.fim_middle}"
+    return f"{template.fim_prefix}{context}{header}{prefix}{template.fim_suffix}{suffix}{template.fim_middle}{middle}"
 
 
 def _file_groups(template: PromptTemplate, snippets: list[Snippet], specials: tuple[str, ...]) -> list[tuple[str, str]]:

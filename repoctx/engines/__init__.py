@@ -90,7 +90,7 @@ def create_engine(config: Any, needed_window: int | None = None) -> Engine:
     return VLLMEngine(spec, config, decision=decision, context_window=window)
 
 
-def score_target(engine: Engine, prompt: str, target: str, timeout_s: float = 30.0) -> TargetScore:
+def score_target(engine: Engine, prompt: str, target: str, timeout_s: float = 30.0, heal: bool = False) -> TargetScore:
     """The model's teacher-forced log-probability of `target` right after `prompt`.
 
     Only engines that hold the model's logits can do this (the embedded llama.cpp engine);
@@ -99,6 +99,8 @@ def score_target(engine: Engine, prompt: str, target: str, timeout_s: float = 30
     if score is None:
         raise EngineError(f"the {getattr(engine, 'name', type(engine).__name__)} engine cannot score a target "
                           f"(teacher-forced log-probabilities need the model's logits; use the llamacpp engine)")
+    if heal:  # scored as a generation with `heal_last_token` writes it
+        return score(prompt, target, timeout_s=timeout_s, heal=True)
     return score(prompt, target, timeout_s=timeout_s)
 
 

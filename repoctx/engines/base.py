@@ -46,6 +46,9 @@ class GenerationRequest:
     stop: list[str] = field(default_factory=list)
     temperature: float = 0.0
     timeout_s: float = 30.0
+    heal_last_token: bool = False
+    """The prompt ends inside a line the completion continues: engines that can take its last
+    token back and make the first generated token write it again do (token healing)."""
 
 
 @dataclass

@@ -36,14 +36,16 @@ from ..models import (
     model_key,
     store_cached_choice,
 )
+from ..cache import LRUCache
 from ..tokenizer import LlamaCppTokenizer
 from . import Deadline, StopStream, held_for
 from .base import CancelToken, EngineError, GenerationRequest, GenerationResult, PrefillResult, TargetScore
 from .llama_loading import open_llama
 
 _PREFILL_CHUNK = 128
-_WARM_CHUNK = 32  # a warm-up checks for a pre-empting request this often (about 0.3 s of a 2-core CPU)
 """Prompt tokens evaluated between two cancel/timeout checks."""
+_WARM_CHUNK = 32  # a warm-up checks for a pre-empting request this often (about 0.3 s of a 2-core CPU)
+_HEAL_CACHE = 256  # texts whose allowed first tokens are kept
 
 _MEASURE_TEXT = (
     "def merge_sorted(left: list[int], right: list[int]) -> list[int]:\n"
@@ -189,6 +191,7 @@ class LlamaCppEngine:
     """A GGUF model run by llama.cpp on the CPU; one generation at a time per instance."""
 
     name = "llamacpp"
+    heals_tokens = True  # honours GenerationRequest.heal_last_token
 
     def __init__(self, spec: ModelSpec, config: Any, n_ctx: int | None = None,
                  rope_kwargs: dict[str, Any] | None = None) -> None:
@@ -212,6 +215,8 @@ class LlamaCppEngine:
         self.tokenizer = LlamaCppTokenizer(spec.path, llama=self._llama)
         self._lock = threading.Lock()
         self._closed = False
+        self._vocab_texts: list[bytes] | None = None
+        self._heal_cache: LRUCache[bytes, list[int]] = LRUCache(_HEAL_CACHE)
 
     # -- Engine -----------------------------------------------------------------------------
 
@@ -229,7 +234,7 @@ class LlamaCppEngine:
                 self._llama.reset()  # the KV cache may be half-written; start clean next time
                 raise EngineError(f"llama.cpp failed: {type(exc).__name__}: {exc}") from exc
 
-    def score(self, prompt: str, target: str, timeout_s: float = 30.0) -> TargetScore:
+    def score(self, prompt: str, target: str, timeout_s: float = 30.0, heal: bool = False) -> TargetScore:
         """Each target token's log-probability after `prompt` (and the target before it), and
         whether it is the most likely token there; see `TargetScore`."""
         deadline = Deadline(timeout_s, "scoring")
@@ -237,7 +242,7 @@ class LlamaCppEngine:
             if self._closed:
                 raise EngineError("the llamacpp engine is closed")
             try:
-                return self._score(prompt, target, deadline)
+                return self._score(prompt, target, deadline, heal)
             except EngineError:
                 raise
             except (RuntimeError, ValueError, AssertionError) as exc:
@@ -290,12 +295,14 @@ class LlamaCppEngine:
             raise EngineError(f"the prompt is {len(tokens)} tokens; the context window is {self.context_window}")
         max_new = max(0, min(request.max_tokens, self.context_window - len(tokens)))
         timings: dict[str, float] = {"tokenize": _ms(start)}
+        prompt_tokens = len(tokens)
+        tokens, healed = self._heal(tokens) if request.heal_last_token else (tokens, b"")
 
         reused, complete = self._prefill(tokens, cancel, deadline)
         prefilled = time.perf_counter()
         if not complete or max_new == 0:
             timings.update(prefill=_ms(start, prefilled), total=_ms(start))
-            return GenerationResult("", len(tokens), 0, reused, "cancelled" if not complete else "length", timings)
+            return GenerationResult("", prompt_tokens, 0, reused, "cancelled" if not complete else "length", timings)
 
         stream = StopStream(request.stop, on_text)
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
@@ -303,6 +310,15 @@ class LlamaCppEngine:
         completion = 0
         finish = "length"
         first: float | None = None
+        if healed:
+            # The prompt's last token was taken back: the first token is the likeliest one that
+            # writes its text again (and usually more, as ".total" after ". "), and only what it
+            # adds is the completion's.
+            token = self._first_healed_token(tokens, healed)
+            first = time.perf_counter()
+            tokens = [*tokens, token]
+            completion += 1
+            stream.feed(decoder.decode(llama.detokenize([token])[len(healed):]))
         generator = llama.generate(tokens, top_k=40, top_p=0.95, min_p=0.05, temp=request.temperature,
                                    repeat_penalty=1.0, reset=True)
         try:
@@ -332,16 +348,22 @@ class LlamaCppEngine:
         first = first or end
         timings.update(prefill=_ms(start, first), first_token=_ms(start, first), decode=_ms(first, end),
                        total=_ms(start, end))
-        return GenerationResult(text, len(tokens), completion, reused, finish, timings)
+        return GenerationResult(text, prompt_tokens, completion, reused, finish, timings)
 
-    def _score(self, prompt: str, target: str, deadline: Deadline) -> TargetScore:
+    def _score(self, prompt: str, target: str, deadline: Deadline, heal: bool = False) -> TargetScore:
         import numpy as np
 
         llama = self._llama
         start = time.perf_counter()
         tokens = llama.tokenize(prompt.encode("utf-8"), add_bos=True, special=True)
-        # The target as the model would write it: tokenized on its own, special text kept literal.
-        wanted = llama.tokenize(target.encode("utf-8"), add_bos=False, special=False) if target else []
+        tokens, healed = self._heal(tokens) if heal else (tokens, b"")
+        # The target as the model would write it: tokenized on its own, special text kept literal;
+        # after a healed prompt, with the taken-back text in front (as generation writes it).
+        written = healed + target.encode("utf-8")
+        wanted = llama.tokenize(written, add_bos=False, special=False) if written else []
+        if healed and (not wanted or not llama.detokenize([wanted[0]]).startswith(healed)):
+            tokens, healed = [*tokens, *llama.tokenize(healed, add_bos=False, special=False)], b""
+            wanted = llama.tokenize(target.encode("utf-8"), add_bos=False, special=False) if target else []
         if not tokens:
             raise EngineError("the prompt is empty")
         if len(tokens) + len(wanted) > self.context_window:
@@ -366,6 +388,10 @@ class LlamaCppEngine:
             llama.input_ids[n_past:n_past + len(batch)] = batch
             llama.n_tokens += len(batch)
         logits = np.concatenate(rows)
+        if healed:  # the first token is chosen among those that write the taken-back text
+            barred = np.ones(n_vocab, dtype=bool)
+            barred[self._heal_candidates(healed)] = False
+            logits[0, barred] = -np.inf
         peak = logits.max(axis=1, keepdims=True)
         logsumexp = peak[:, 0] + np.log(np.exp(logits - peak).sum(axis=1))
         best = logits.argmax(axis=1)
@@ -376,13 +402,58 @@ class LlamaCppEngine:
             # The most likely token is the target's, or one that writes all the rest of the
             # target and more (the line's last token merged with the newline after it, as in
             # ")\n"): either way greedy decoding writes the target's text.
-            hit = best[i] == token or llama.detokenize([int(best[i])]).startswith(b"".join(raw[i:]))
+            hit = best[i] == token or llama.detokenize([int(best[i])]).startswith(
+                b"".join(raw[i:]) if not (healed and i == 0) else healed + b"".join(raw[1:]))
             greedy.append(bool(hit))
+        if healed and raw:
+            raw[0] = raw[0][len(healed):]
         pieces = [piece.decode("utf-8", "replace") for piece in raw]
         after = llama.detokenize([int(best[len(wanted)])], special=True).decode("utf-8", "replace")
         end = time.perf_counter()
         return TargetScore(pieces, logprobs, greedy, len(tokens), reused, after,
                            {"prefill": _ms(start, prefilled), "score": _ms(prefilled, end), "total": _ms(start, end)})
+
+    def _heal(self, tokens: list[int]) -> tuple[list[int], bytes]:
+        """`tokens` without the last one when it is plain text, and that text (token healing).
+
+        A prompt that ends inside what the model would write as one token (``calc.`` where the
+        model writes ``.total``) asks for a continuation it has rarely seen; taking the last
+        token back and requiring the first generated token to write it again avoids that."""
+        if len(tokens) < 2:
+            return tokens, b""
+        text = self._llama.detokenize([tokens[-1]])
+        if not text or self._llama.detokenize([tokens[-1]], special=True) != text:
+            return tokens, b""  # a special token (the template's own) is never taken back
+        return tokens[:-1], text
+
+    def _heal_candidates(self, healed: bytes) -> list[int]:
+        """Ids of the tokens whose text starts with `healed` (the vocabulary's texts read once)."""
+        hit = self._heal_cache.get(healed)
+        if hit is None:
+            if self._vocab_texts is None:
+                llama = self._llama
+                self._vocab_texts = [llama.detokenize([i]) for i in range(llama.n_vocab())]
+            hit = [i for i, text in enumerate(self._vocab_texts) if text.startswith(healed)]
+            self._heal_cache.put(healed, hit)
+        return hit
+
+    def _first_healed_token(self, tokens: list[int], healed: bytes) -> int:
+        """The likeliest token after `tokens` (all evaluated but the last) that writes `healed`."""
+        import numpy as np
+
+        llama = self._llama
+        llama._ctx.kv_cache_seq_rm(-1, llama.n_tokens, -1)
+        n_past = llama.n_tokens
+        pending = tokens[n_past:]
+        llama._batch.set_batch(batch=pending, n_past=n_past, logits_all=False)
+        llama._ctx.decode(llama._batch)
+        llama.input_ids[n_past:n_past + len(pending)] = pending
+        llama.n_tokens += len(pending)
+        row = np.ctypeslib.as_array(llama._ctx.get_logits_ith(-1), shape=(llama.n_vocab(),))
+        candidates = self._heal_candidates(healed)
+        if not candidates:
+            raise EngineError(f"no token writes {healed!r}")
+        return int(candidates[int(np.argmax(row[candidates]))])
 
     def _prefill(self, tokens: list[int], cancel: CancelToken | None, deadline: Deadline,
                  chunk: int = _PREFILL_CHUNK) -> tuple[int, bool]:
