@@ -91,3 +91,25 @@ def test_an_overflowing_prompt_is_assembled_again_never_retrieved_again(tmp_path
     plan = completer.plan(completer.candidates(Cursor("app.py", text, len(lines) - 2, len(lines[-2]))))
     assert calls == {"retrieve": 1, "assemble": 2}, calls
     assert plan.context.snippets and engine.tokenizer.count(plan.prompt) <= completer.room()
+
+
+def test_the_cursor_line_goes_after_the_middle_token_only_for_an_engine_that_heals(tmp_path):
+    from repoctx.types import Cursor
+
+    root = make_repo(tmp_path, {"a.py": "import os\n\ndef f():\n    return os.pa\n"})
+    config = Config.from_dict({"index": {"location": str(tmp_path / "ix")}, "assembly": {"line_start_middle": True},
+                               "engine": {"template": "qwen2.5-coder"}})
+    cursor = Cursor("a.py", (root / "a.py").read_text(), 3, 16)
+
+    class Healing(ScriptedEngine):
+        heals_tokens = True
+
+    plans = {}
+    for name, engine in (("heals", Healing(script="th")), ("plain", ScriptedEngine(script="th"))):
+        completer = Completer(RepoContext(root, config), engine, config)
+        completer.repo.build_index()
+        plans[name] = completer.plan(completer.candidates(cursor))
+        completer.close()
+    assert plans["heals"].prompt.endswith("<|fim_middle|>    return os.pa")
+    assert plans["heals"].request.heal_last_token
+    assert plans["plain"].prompt.endswith("<|fim_middle|>") and not plans["plain"].request.heal_last_token

@@ -331,3 +331,38 @@ def test_qwen_prefill_cold_and_warm(qwen):
     print(f"\nqwen threads={qwen.threads} prompt={cold.prompt_tokens} cold prefill {cold.timings_ms['prefill']:.0f} ms; "
           f"warm prefill {warm.timings_ms['prefill']:.0f} ms, reuse {warm.reused_prompt_tokens}/{warm.prompt_tokens}"
           f" = {warm.kv_reuse:.3f}")
+
+
+@pytest.mark.model
+@pytest.mark.slow
+@needs_qwen
+def test_qwen_heals_a_prompt_that_ends_inside_a_token(qwen):
+    """``calc.`` at the prompt's end is a token the model never writes before a name (it
+    writes ``.total``): healed, the completion continues the name; the score follows suit."""
+    prompt = ("<|fim_prefix|>class Calc:\n    def total_with_tax(self, net, qty):\n        return net * qty\n\n"
+              "def order(calc: Calc, net, qty):\n<|fim_suffix|>\n<|fim_middle|>    return calc.")
+    healed = qwen.generate(_req(prompt, max_tokens=12, stop=["\n"], heal_last_token=True))
+    assert healed.text.startswith("total_with_tax("), healed.text
+    plain = qwen.generate(_req(prompt, max_tokens=12, stop=["\n"]))
+    assert not plain.text.startswith("total_with_tax("), plain.text  # what healing is for
+    assert healed.prompt_tokens == plain.prompt_tokens
+    scored = qwen.score(prompt, "total_with_tax(net, qty)", timeout_s=300, heal=True)
+    assert "".join(scored.tokens) == "total_with_tax(net, qty)"
+    assert scored.greedy[0] and scored.logprobs[0] > -1.0, scored
+    # A template token at the end is never taken back.
+    special = qwen.generate(_req(prompt.rsplit("    return", 1)[0], max_tokens=4, heal_last_token=True))
+    assert special.finish_reason in ("stop", "length")
+
+
+@pytest.mark.model
+@pytest.mark.slow
+@needs_qwen
+def test_qwen_prefill_then_generate_reuses_the_prompt(qwen):
+    prompt = "<|fim_prefix|>" + LONG_PREFIX[:1200] + "<|fim_suffix|>\n<|fim_middle|>"
+    qwen._llama.reset()
+    warmed = qwen.prefill(prompt, timeout_s=300)
+    assert warmed.complete and warmed.evaluated_tokens == warmed.prompt_tokens - 1
+    result = qwen.generate(_req(prompt, max_tokens=2))
+    assert result.reused_prompt_tokens == result.prompt_tokens - 1
+    again = qwen.prefill(prompt, timeout_s=300)
+    assert again.complete and again.evaluated_tokens == 0

@@ -318,3 +318,24 @@ def test_real_vocabulary_detection_and_special_tokens():
     eos = tokenizer.encode("<|endoftext|>")[0]
     assert eos not in tokenizer.encode(prompt)
     assert eos in tokenizer.encode(prompt + "<|endoftext|>")
+
+
+@pytest.mark.parametrize("family", ["qwen2.5-coder", "starcoder2", "starcoder", "deepseek-coder", "codellama"])
+def test_line_start_middle_moves_the_cursor_line_after_the_middle_token(family):
+    template = TEMPLATES[family]
+    prefix, suffix = "import os\n\ndef f():\n    return os.pa", "th\n\nprint(f())\n"
+    moved = render_prompt(template, path="a.py", prefix=prefix, suffix=suffix, snippets=[], line_start_middle=True)
+    plain = render_prompt(template, path="a.py", prefix=prefix, suffix=suffix, snippets=[])
+    assert moved.endswith(template.fim_middle + "    return os.pa")
+    assert moved.replace(template.fim_middle + "    return os.pa", template.fim_middle) == plain.replace(
+        "    return os.pa" + template.fim_suffix, template.fim_suffix)
+    # Typing on the line only appends to the prompt.
+    typed = render_prompt(template, path="a.py", prefix=prefix + "th.jo", suffix=suffix, snippets=[], line_start_middle=True)
+    assert typed == moved + "th.jo"
+
+
+@pytest.mark.parametrize("family", ["codestral", "plain"])
+def test_line_start_middle_leaves_formats_without_a_trailing_middle_alone(family):
+    template = TEMPLATES[family]
+    kwargs = dict(path="a.py", prefix="x = 1\ny = x.", suffix="\n", snippets=[])
+    assert render_prompt(template, line_start_middle=True, **kwargs) == render_prompt(template, **kwargs)
