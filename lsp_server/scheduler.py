@@ -324,7 +324,7 @@ class Scheduler:
             current.token.cancel()
         if self.busy():
             return None
-        job = Job(key, prefix, suffix, not_before=self.clock(), background="warm")
+        job = Job(key, prefix, suffix, not_before=self.clock(), token=CancelToken(background=True), background="warm")
         self.warming[key] = job
         job.future = asyncio.get_running_loop().run_in_executor(self.executor, self._worker(job, run, self.clock()))
 
@@ -354,7 +354,8 @@ class Scheduler:
             job.token.cancel()
         if self.busy():
             return None
-        job = Job(key, prefix, suffix, not_before=self.clock(), background="speculative")
+        job = Job(key, prefix, suffix, not_before=self.clock(), token=CancelToken(background=True),
+                  background="speculative")
         self.jobs[key] = job
         job.future = asyncio.get_running_loop().run_in_executor(self.executor, self._worker(job, run, self.clock()))
         job.future.add_done_callback(lambda future: self._finished(job, future))

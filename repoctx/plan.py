@@ -314,6 +314,10 @@ class LineLimit:
     def cancelled(self) -> bool:
         return self.reached or bool(self.outer is not None and self.outer.cancelled)
 
+    @property
+    def background(self) -> bool:
+        return bool(getattr(self.outer, "background", False))
+
     def cancel(self) -> None:
         self.reached = True
 

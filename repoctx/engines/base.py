@@ -28,8 +28,11 @@ class EngineUnavailable(EngineError):
 
 
 class CancelToken:
-    def __init__(self) -> None:
+    def __init__(self, background: bool = False) -> None:
         self._event = threading.Event()
+        self.background = background
+        """Work no request waits for yet (a warm-up, a speculation): engines check it more often
+        between prompt chunks, so that a request pre-empting it waits less."""
 
     def cancel(self) -> None:
         self._event.set()

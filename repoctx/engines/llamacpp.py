@@ -44,7 +44,9 @@ from .llama_loading import open_llama
 
 _PREFILL_CHUNK = 128
 """Prompt tokens evaluated between two cancel/timeout checks."""
-_WARM_CHUNK = 32  # a warm-up checks for a pre-empting request this often (about 0.3 s of a 2-core CPU)
+_WARM_CHUNK = 32
+"""The same for background work (warm-ups, speculations): a pre-empting request waits for at most
+this many tokens (about 0.3 s of a loaded 2-core CPU)."""
 _HEAL_CACHE = 256  # texts whose allowed first tokens are kept
 
 _MEASURE_TEXT = (
@@ -298,7 +300,8 @@ class LlamaCppEngine:
         prompt_tokens = len(tokens)
         tokens, healed = self._heal(tokens) if request.heal_last_token else (tokens, b"")
 
-        reused, complete = self._prefill(tokens, cancel, deadline)
+        chunk = _WARM_CHUNK if getattr(cancel, "background", False) else _PREFILL_CHUNK
+        reused, complete = self._prefill(tokens, cancel, deadline, chunk)
         prefilled = time.perf_counter()
         if not complete or max_new == 0:
             timings.update(prefill=_ms(start, prefilled), total=_ms(start))
