@@ -28,6 +28,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from ..foreground import note_engine
 from ..models import (
     ModelError,
     ModelSpec,
@@ -212,6 +213,7 @@ class LlamaCppEngine:
         self.tokenizer = LlamaCppTokenizer(spec.path, llama=self._llama)
         self._lock = threading.Lock()
         self._closed = False
+        note_engine()  # an embedder in this process now leaves the cores to this engine
 
     # -- Engine -----------------------------------------------------------------------------
 
@@ -274,6 +276,7 @@ class LlamaCppEngine:
             if not self._closed:
                 self._closed = True
                 self._llama.close()
+                note_engine(loaded=False)
 
     # -- internals ----------------------------------------------------------------------------
 

@@ -22,6 +22,7 @@ from typing import Protocol
 
 import numpy as np
 
+from ..foreground import embed_threads, yield_to_foreground
 from ..types import Snippet
 from . import RetrievalRequest
 
@@ -53,9 +54,17 @@ class MiniLMEmbedder:
 
         self._model = SentenceTransformer(str(model_dir), device="cpu")
         self._lock = threading.Lock()
+        import torch
+
+        self._torch = torch
+        self._threads = torch.get_num_threads()
 
     def embed(self, texts: list[str]) -> np.ndarray:
         with self._lock:
+            # Set in the calling thread: with OpenMP the count is per thread.
+            threads = embed_threads(self._threads)
+            if self._torch.get_num_threads() != threads:
+                self._torch.set_num_threads(threads)
             vectors = self._model.encode(texts, batch_size=BATCH, normalize_embeddings=True, show_progress_bar=False)
         return np.asarray(vectors, dtype=np.float32)
 
@@ -145,6 +154,7 @@ class DenseIndex:
         texts = {h: c.text for path in changed for c, (_, _, h) in zip(by_path[path], keys[path])}
         missing = [h for h in wanted if h not in vectors]
         for start in range(0, len(missing), BATCH):
+            yield_to_foreground()
             batch = missing[start : start + BATCH]
             embedded = self.embedder.embed([texts[h] for h in batch])
             rows = []
