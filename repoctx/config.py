@@ -128,7 +128,8 @@ class EngineConfig:
     api_key: str = ""
     """Bearer token for the endpoint."""
     threads: int = 0
-    """CPU threads; 0 picks the count measured fastest on this machine."""
+    """CPU threads; 0 picks the count measured fastest on this machine among those that leave one CPU
+    to the rest of it (`repoctx.engines.llamacpp.thread_candidates`)."""
     context_window: int = 0
     """Tokens the engine may use; 0 takes the model's native window (extended by the RoPE policy if needed).
     Past the native window the engine is scaled for every prompt, short ones included: Qwen2.5-Coder-0.5B

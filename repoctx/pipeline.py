@@ -96,6 +96,7 @@ class RepoContext:
         """Embed chunks for dense retrieval (slow: run it in the background)."""
         from .retrievers.dense import DenseIndex, load_embedder
 
+        yield_to_foreground()  # loading torch takes seconds of CPU: not while a completion runs
         embedder = load_embedder(self.config.index.embedder)
         if embedder is None:
             self.notes.append("dense retrieval off: index.embedder is 'none'" if self.config.index.embedder == "none"

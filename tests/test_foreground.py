@@ -9,10 +9,11 @@ import time
 
 import pytest
 
-from repoctx import foreground
-from repoctx.config import Config
+from repoctx import foreground, models
+from repoctx.config import Config, EngineConfig
 from repoctx.pipeline import RepoContext
 from tests.helpers import make_repo
+from tests.model_support import needs_smollm
 
 DEADLINE_S = 120.0
 
@@ -171,3 +172,33 @@ def test_the_git_lookup_waits_for_the_completion_that_asked_for_it(tmp_path):
         gate.join()
         repo.close()
     assert gate.ended_by == "background waiting"
+
+
+@needs_smollm
+def test_the_embedder_keeps_to_one_torch_thread_while_a_llamacpp_engine_is_loaded():
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("sentence_transformers")
+    from repoctx.engines.llamacpp import LlamaCppEngine
+    from repoctx.retrievers.dense import MiniLMEmbedder
+
+    embedder = MiniLMEmbedder()
+    seen: list[int] = []
+
+    def embed() -> None:  # in a thread of its own, as vectors are built: the count is per thread
+        torch.set_num_threads(2)
+        embedder.embed(["def f(x):\n    return x"])
+        seen.append(torch.get_num_threads())
+
+    def in_thread() -> None:
+        worker = threading.Thread(target=embed)
+        worker.start()
+        worker.join(DEADLINE_S)
+
+    in_thread()
+    engine = LlamaCppEngine(models.resolve_model("smollm2-135m"), EngineConfig(threads=1), n_ctx=256)
+    try:
+        in_thread()
+    finally:
+        engine.close()
+    in_thread()
+    assert seen == [2, 1, 2]
