@@ -37,6 +37,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from repoctx.config import Config
+from repoctx.foreground import yield_to_foreground
 from repoctx.indexing import Analyser, Analysis, analyse, chunk_ranges
 from repoctx.index_store import Chunk, FileChange, IndexStats, make_chunks  # public here too
 from repoctx.index_store import (_Corrupt, _FileData, _FileRow, _is_corruption, _Parsed, _parser_fingerprint,
@@ -346,6 +347,7 @@ class Index:
                                 self.config.index.workers)
             batch_bytes = 0
             for (path, text, _language), analysis in analyser.map(jobs(), len(to_read)):
+                yield_to_foreground()  # outside every lock a completion takes
                 batch.append(self._parsed(path, text, rows.pop(path), analysis))
                 parsed += 1
                 batch_bytes += len(text)

@@ -21,6 +21,7 @@ from .assembler import Layout
 from .cache import LRUCache
 from .config import Config
 from .engines import PrefillResult, prefill
+from .foreground import busy, yield_to_foreground
 from .index import Index, IndexStats
 from .parsing import identifiers_before, language_for_path, parse_file
 from .plan import (
@@ -78,6 +79,9 @@ class RepoContext:
         self._recent: tuple[float, list[str]] = (-GIT_SIGNAL_TTL_S, [])
         self._lock = threading.RLock()
         self._pool = ThreadPoolExecutor(max_workers=6, thread_name_prefix="repoctx-retrieve")
+        # Git lookups wait for running completions (repoctx.foreground): in a thread of their
+        # own, so that waiting never holds up a retrieval worker a completion needs.
+        self._git_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="repoctx-git")
         self.notes: list[str] = list(self.workspace.notes)
 
     # -- indexing ---------------------------------------------------------------
@@ -92,6 +96,7 @@ class RepoContext:
         """Embed chunks for dense retrieval (slow: run it in the background)."""
         from .retrievers.dense import DenseIndex, load_embedder
 
+        yield_to_foreground()  # loading torch takes seconds of CPU: not while a completion runs
         embedder = load_embedder(self.config.index.embedder)
         if embedder is None:
             self.notes.append("dense retrieval off: index.embedder is 'none'" if self.config.index.embedder == "none"
@@ -195,12 +200,13 @@ class RepoContext:
             stale = cached is None or now - cached[0] >= GIT_SIGNAL_TTL_S
             if stale and path not in self._git_pending:
                 self._git_pending.add(path)
-                self._pool.submit(self._compute_git_boosts, path)
+                self._git_pool.submit(self._compute_git_boosts, path)
         return cached[1] if cached else {}
 
     def _compute_git_boosts(self, path: str) -> None:
         boosts: dict[str, float] = {}
         try:
+            yield_to_foreground()  # usually asked for by a completion running now: after it
             now = time.monotonic()
             if now - self._recent[0] >= GIT_SIGNAL_TTL_S:  # the same for every file: ask once per TTL
                 self._recent = (now, self.workspace.recent_files(20))
@@ -312,6 +318,7 @@ class RepoContext:
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
+        self._git_pool.shutdown(wait=False, cancel_futures=True)
         self.lexical.close()
         self.index.close()
 
@@ -437,6 +444,7 @@ class Completer:
                            repo_name=self.repo_name if repo_name is None else repo_name, budget=budget,
                            max_tokens=max_tokens, temperature=temperature, line_start_middle=self.line_start_middle)
 
+    @busy()
     def generate(self, plan: Plan, cancel=None, on_text: Callable[[str], None] | None = None):
         """Step 3: the engine's answer to `plan`, stopped once it has more lines than will be shown."""
         limit = LineLimit(cancel, plan.max_lines, on_text)
@@ -462,6 +470,7 @@ class Completer:
         return prefill(self.engine, plan.prompt, cancel, self.config.engine.timeout_s)
 
     # -- all of them ------------------------------------------------------------------------------
+    @busy()
     def complete(
         self, cursor: Cursor, cancel=None, on_text: Callable[[str], None] | None = None, budget: int | None = None,
         sources: list[str] | None = None, ranked: dict[str, list[Snippet]] | None = None,

@@ -29,6 +29,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from ..foreground import note_engine
 from ..models import (
     ModelError,
     ModelSpec,
@@ -103,12 +104,18 @@ def _set_threads(llama: Any, threads: int) -> None:
 
 
 def thread_candidates(cpus: int) -> list[int]:
-    """Every count up to 8 CPUs; beyond that a geometric selection (and all of them)."""
-    if cpus <= 8:
-        return list(range(1, cpus + 1))
-    picks = {1, 2, 3, 4, 6, 8, cpus}
+    """Every count up to 8; beyond that a geometric selection. Never every CPU: one is left to
+    the rest of the machine. llama.cpp's threads wait for each other at every layer, so one
+    thread that another program takes the core from holds all of them up: on 2 cores with a
+    second busy process a keystroke took 29.0 s at 2 threads against 6.0 s at 1
+    (benchmarks/RESULTS.md, "Background work against a keystroke"), and a count measured fastest
+    on an idle start does not know about the load that comes later."""
+    most = max(1, cpus - 1)
+    if most <= 8:
+        return list(range(1, most + 1))
+    picks = {1, 2, 3, 4, 6, 8, most}
     step = 12
-    while step < cpus:
+    while step < most:
         picks.add(step)
         step = int(step * 1.5)
     return sorted(picks)
@@ -126,7 +133,7 @@ def measure_threads(spec: ModelSpec, llama: Any | None = None, *, refresh: bool 
     cpus = available_cpus()
     key = f"{model_key(spec)}:cpus={cpus}"
     if not refresh:
-        cached = load_cached_choice("llamacpp-threads", key)
+        cached = thread_measurement(spec)
         if cached and isinstance(cached.get("threads"), int) and cached["threads"] >= 1:
             return int(cached["threads"])
     own = llama is None
@@ -159,8 +166,12 @@ def pick_thread_count(totals: dict[int, float], tolerance: float = 0.10) -> int:
 
 
 def thread_measurement(spec: ModelSpec) -> dict[str, Any] | None:
-    """The cached measurement for `spec` on this machine (threads and per-count timings), if any."""
-    return load_cached_choice("llamacpp-threads", f"{model_key(spec)}:cpus={available_cpus()}")
+    """The cached measurement for `spec` on this machine (threads and per-count timings), if any;
+    a count cached before one CPU was left to the rest of the machine is lowered."""
+    record = load_cached_choice("llamacpp-threads", f"{model_key(spec)}:cpus={available_cpus()}")
+    if record and isinstance(record.get("threads"), int):
+        record = {**record, "threads": min(record["threads"], max(thread_candidates(available_cpus())))}
+    return record
 
 
 def _time_thread_counts(llama: Any, counts: list[int]) -> dict[int, dict[str, float]]:
@@ -220,6 +231,7 @@ class LlamaCppEngine:
         self._closed = False
         self._vocab: tuple[list[bytes], list[int]] | None = None
         self._heal_cache: LRUCache[bytes, list[int]] = LRUCache(_HEAL_CACHE)
+        note_engine()  # an embedder in this process now leaves the cores to this engine
 
     # -- Engine -----------------------------------------------------------------------------
 
@@ -284,6 +296,7 @@ class LlamaCppEngine:
             if not self._closed:
                 self._closed = True
                 self._llama.close()
+                note_engine(loaded=False)
 
     # -- internals ----------------------------------------------------------------------------
 

@@ -22,10 +22,14 @@ from typing import Protocol
 
 import numpy as np
 
+from ..foreground import embed_threads, yield_to_foreground
 from ..types import Snippet
 from . import RetrievalRequest
 
-BATCH = 64
+BATCH = 16
+"""Chunks embedded per batch. Background work yields to completions between batches
+(`repoctx.foreground`), and a batch under way is not interrupted: 16 chunks keep that wait short
+(benchmarks/RESULTS.md, "Background work against a keystroke"; 64 per batch embedded 21% faster)."""
 
 
 class Embedder(Protocol):
@@ -53,9 +57,16 @@ class MiniLMEmbedder:
 
         self._model = SentenceTransformer(str(model_dir), device="cpu")
         self._lock = threading.Lock()
+        import torch
+
+        self._torch = torch
 
     def embed(self, texts: list[str]) -> np.ndarray:
         with self._lock:
+            # Set in the calling thread: with OpenMP the count is per thread.
+            current = self._torch.get_num_threads()
+            if embed_threads(current) != current:
+                self._torch.set_num_threads(embed_threads(current))
             vectors = self._model.encode(texts, batch_size=BATCH, normalize_embeddings=True, show_progress_bar=False)
         return np.asarray(vectors, dtype=np.float32)
 
@@ -145,6 +156,7 @@ class DenseIndex:
         texts = {h: c.text for path in changed for c, (_, _, h) in zip(by_path[path], keys[path])}
         missing = [h for h in wanted if h not in vectors]
         for start in range(0, len(missing), BATCH):
+            yield_to_foreground()
             batch = missing[start : start + BATCH]
             embedded = self.embedder.embed([texts[h] for h in batch])
             rows = []
