@@ -111,9 +111,9 @@ class AssemblyConfig:
     last token (the embedded llama.cpp engine): the hole starts at the cursor line's start, the
     line's text before the cursor written after the middle token as the start of the answer.
     Typing on a line then only appends to the prompt, and a keystroke re-evaluates a few tokens
-    instead of the whole suffix. Measured (development split, 42 tasks, Qwen2.5-Coder-0.5B,
-    benchmarks/RESULTS.md): exact match 52.4% against 40.5% with the line in the prefix (paired
-    +11.9 points, 95% interval [0, +23.8]), mean log-prob alike."""
+    instead of the whole suffix. Measured (development split, 45 tasks, Qwen2.5-Coder-0.5B,
+    benchmarks/RESULTS.md): exact match 51.1% against 37.8% with the line in the prefix (paired
+    +13.3 points, 95% interval [+2.2, +24.4]), mean log-prob alike."""
     rrf_k: float = 60.0
     """Reciprocal rank fusion constant."""
     prefix_tokens: int = 1536
