@@ -39,6 +39,10 @@ __all__ = [
 ]
 
 PREFIX_ANCHOR_LINES = 16  # a truncated file prefix starts on a multiple of this many lines
+CURSOR_LINE_RESERVE = 64
+"""Tokens of the prefix budget held for the cursor line (at most a quarter of the budget): the
+lines above get the rest whatever the cursor line's length, so typing a line up to this long
+never moves the window's first line (and with it every KV-cached token after it)."""
 PROMPT_MARGIN = 1
 """Tokens kept free beside the prompt and the completion for a BOS token the engine may add."""
 
@@ -62,12 +66,17 @@ class PromptWindow:
 
 
 def prompt_window(cursor: Cursor, tokenizer: Tokenizer, prefix_tokens: int, suffix_tokens: int) -> PromptWindow:
-    """Whole lines of prefix and suffix within their token budgets (the cursor line always whole)."""
+    """Whole lines of prefix and suffix within their token budgets (the cursor line always whole).
+
+    While a line is typed, both sides stay the same text: the suffix starts with the rest of the
+    cursor line, which typing before it does not change, and the lines above share the prefix
+    budget only with a fixed reserve for the cursor line (`CURSOR_LINE_RESERVE`), not with its
+    current length."""
     prefix, suffix = cursor.prefix, cursor.suffix
     before = prefix.split("\n")
     after = suffix.split("\n")
     kept_before = [before[-1]]
-    spent = tokenizer.count(before[-1])
+    spent = max(tokenizer.count(before[-1]), min(CURSOR_LINE_RESERVE, prefix_tokens // 4))
     for line in reversed(before[:-1]):
         cost = tokenizer.count(line) + 1
         if spent + cost > prefix_tokens:
