@@ -2,6 +2,8 @@
 
     python -m benchmarks.engine_latency [--model qwen2.5-coder-0.5b] [--repo click==8.5.1] \\
         [--prompt-tokens 1024] [--n 10] [--keystrokes 40] [--seed 0] [--json samples.json]
+    python -m benchmarks.engine_latency --n 0 --prompt-tokens 0 --prefix-tokens 1536 \\
+        --suffix-tokens 32,64,128,512   # typing a line only, the default budgets, four suffix sizes
     python -m benchmarks.engine_latency --report-from samples.json   # the tables again, nothing run
 
 What is measured, each case with repoctx (`Completer.complete`: context assembly, prompt,
@@ -21,20 +23,27 @@ same ``max_tokens``, stop strings and greedy sampling), the two interleaved in o
     engine's, the common prefix of its cache and the new prompt, beside it).
 
 The prompt size is set through the assembly: prefix and suffix budgets (`--prefix-tokens`,
-`--suffix-tokens`, 3:1 like the defaults) and a context budget fitted per cursor so the
-whole prompt is about `--prompt-tokens`. Dense retrieval is off (no vectors are built).
+`--suffix-tokens`) and a context budget fitted per cursor so the whole prompt is about
+`--prompt-tokens` (0: the configured context budget, and the engine window a full prompt
+needs, as the shells open it). Dense retrieval is off (no vectors are built). `--n 0` skips (a).
+
+Several suffix sizes (`--suffix-tokens 32,128,512`) are compared in one run: (a) runs at the
+first; in (b) every size has its own pair of warm engines (repoctx and raw) and each keystroke
+goes to all of them in turn (the order rotating per keystroke), so load from elsewhere hits
+every size alike; each size is its own row.
 
 At the start the thread count is measured again (`measure_threads(..., refresh=True)`);
 the choice cached before and the new one are both printed: the engine reads the cached
 choice, so the run uses the fresh one. Targets are printed with pass/fail: repoctx within
 10% of the raw engine on the same prompt (the median of the per-pair ratios, each pair on
 one prompt back to back; the ratio of the two p50s is printed beside it), warm keystroke
-p50 <= 0.6 s, KV reuse >= 90%.
+p50 <= 0.6 s, KV reuse >= 95% while typing a line.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import datetime as _dt
 import os
 import platform
@@ -52,7 +61,7 @@ from .latency import percentile
 
 TARGET_RATIO = 1.10
 TARGET_KEYSTROKE_S = 0.6
-TARGET_REUSE = 0.90
+TARGET_REUSE = 0.95
 
 
 @dataclass
@@ -170,7 +179,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     from repoctx.engines import create_engine
     from repoctx.engines.llamacpp import measure_threads, thread_measurement
     from repoctx.models import resolve_model
-    from repoctx.pipeline import Completer, RepoContext
+    from repoctx.pipeline import Completer, RepoContext, needed_window
     from repoctx.postprocess import stop_sequences
 
     from .sources import fetch_repo
@@ -193,17 +202,26 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     index_dir = Path(tempfile.mkdtemp(prefix="repoctx-engine-latency-"))
     config.index.location = str(index_dir)
     config.completion.multiline = "never"
+    config.engine.timeout_s = 900.0  # a cold prefill of a full prompt on a loaded core is slow, not a failure
     config.assembly.prefix_tokens = args.prefix_tokens
-    config.assembly.suffix_tokens = args.suffix_tokens
+    config.assembly.suffix_tokens = args.suffix_tokens[0]
     repo = RepoContext(root, config)
     t0 = time.perf_counter()
     stats = repo.build_index()
     out["index_s"] = time.perf_counter() - t0
     out["files"] = stats.files
 
-    def new_engine():
+    def with_suffix(tokens: int) -> Config:
+        sized = copy.deepcopy(config)
+        sized.assembly.suffix_tokens = tokens
+        return sized
+
+    def window_for(sized: Config) -> int:
+        return args.prompt_tokens + sized.engine.max_tokens + 64 if args.prompt_tokens else needed_window(sized)
+
+    def new_engine(sized: Config = config):
         t = time.perf_counter()
-        engine = create_engine(config.engine, needed_window=args.prompt_tokens + config.engine.max_tokens + 64)
+        engine = create_engine(sized.engine, needed_window=window_for(sized))
         return engine, time.perf_counter() - t
 
     planner, _ = new_engine()  # pages the model in; its Completer builds prompts for the raw side
@@ -217,9 +235,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     raw_probe = RawEngine(spec.path, n_ctx, threads)  # the same for the raw engine's first load
     raw_probe.close()
 
-    cursors = pick_cursors(repo, args.n, args.seed)
-    plans = [(cursor, fit_budget(completer, cursor, args.prompt_tokens), typed(cursor, "_")) for cursor in cursors]
+    cursors = pick_cursors(repo, args.n, args.seed) if args.n else []
+    plans = [(cursor, fit_budget(completer, cursor, args.prompt_tokens) if args.prompt_tokens else None, typed(cursor, "_"))
+             for cursor in cursors]
 
+    if not args.prompt_tokens:
+        plans = [(cursor, None, edited) for cursor, _, edited in plans]
     cold = Case("cold: fresh engine, first request")
     same = Case("warm: same prompt again")
     edit = Case("warm: one character typed at the cursor")
@@ -269,53 +290,81 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
               f"{same.raw_s[-1]:.2f}, typed {edit.repoctx_s[-1]:.2f} / {edit.raw_s[-1]:.2f}, "
               f"{cold.prompt_tokens[-1]} prompt tokens, load {os.getloadavg()[0]:.2f}", file=sys.stderr, flush=True)
 
-    # (b) typing a line into a warm engine
-    keys = Case("warm keystroke: typing a line")
+    # (b) typing a line into warm engines, one pair per suffix size
     line_cursor = pick_typing_line(repo, args.seed, args.keystrokes)
     content = line_cursor.text.split("\n")[line_cursor.line][line_cursor.column:]
-    engine, _ = new_engine()
-    comp = Completer(repo, engine, config)
-    raw = RawEngine(spec.path, n_ctx, threads)
+    base = blank_line(line_cursor)
+    typists: list[Typist] = []
     try:
-        base = blank_line(line_cursor)
-        budget = fit_budget(comp, base, args.prompt_tokens)
         repo.set_buffer(base.path, base.text)
-        comp.complete(base, budget=budget)  # the editor opened the file: both engines hold its prompt
-        raw.complete(comp.prompt_for(base, budget=budget)[0], max_tokens, stops)
+        for tokens in args.suffix_tokens:
+            name = "warm keystroke: typing a line"
+            sized = with_suffix(tokens)
+            engine, _ = new_engine(sized)
+            typist = Typist(Case(f"{name}, suffix {tokens}" if len(args.suffix_tokens) > 1 else name), engine, None)
+            typists.append(typist)
+            typist.completer = Completer(repo, engine, sized)
+            typist.raw = RawEngine(spec.path, engine.context_window, threads)
+            typist.budget = fit_budget(typist.completer, base, args.prompt_tokens) if args.prompt_tokens else None
+            typist.completer.complete(base, budget=typist.budget)  # the editor opened the file: both engines hold its prompt
+            typist.raw.complete(typist.completer.prompt_for(base, budget=typist.budget)[0], max_tokens, stops)
+        typing_from = time.perf_counter()
         for k in range(1, len(content) + 1):
+            if args.stop_after_min and time.perf_counter() - typing_from > args.stop_after_min * 60:
+                out["typing_stopped_at"] = k - 1  # every size has the same keystrokes so far
+                print(f"--stop-after-min {args.stop_after_min:g} reached after {k - 1} keystrokes", file=sys.stderr)
+                break
             cursor = typed(base, content[:k])
             # The keystroke's repoctx time includes handing the buffer over (set_buffer re-indexes the file).
             t = time.perf_counter()
             repo.set_buffer(cursor.path, cursor.text, edited_line=cursor.line)
             handover = time.perf_counter() - t
-            if k % 2:
-                t = time.perf_counter()
-                c = comp.complete(cursor, budget=budget)
-                seconds = handover + time.perf_counter() - t
-                prompt = c.prompt
-                r = raw.complete(prompt, max_tokens, stops)
-            else:
-                prompt, _, _ = comp.prompt_for(cursor, budget=budget)  # the raw engine goes first: its prompt
-                r = raw.complete(prompt, max_tokens, stops)
-                t = time.perf_counter()
-                c = comp.complete(cursor, budget=budget)
-                seconds = handover + time.perf_counter() - t
-            record(keys, seconds, c, r, prompt)
-            out["load"].append(os.getloadavg()[0])
-            print(f"[{time.perf_counter() - started:5.0f}s] key {k}/{len(content)} {content[:k]!r}: "
-                  f"{seconds:.2f} s / raw {r[0]:.2f} s, reuse {keys.reuse[-1]:.0%} / raw {r[2]:.0%}",
-                  file=sys.stderr, flush=True)
+            turn = k % len(typists)
+            for typist in typists[turn:] + typists[:turn]:
+                comp, raw, budget = typist.completer, typist.raw, typist.budget
+                if k % 2:
+                    t = time.perf_counter()
+                    c = comp.complete(cursor, budget=budget)
+                    seconds = handover + time.perf_counter() - t
+                    prompt = c.prompt
+                    r = raw.complete(prompt, max_tokens, stops)
+                else:
+                    prompt, _, _ = comp.prompt_for(cursor, budget=budget)  # the raw engine goes first: its prompt
+                    r = raw.complete(prompt, max_tokens, stops)
+                    t = time.perf_counter()
+                    c = comp.complete(cursor, budget=budget)
+                    seconds = handover + time.perf_counter() - t
+                keys = typist.case
+                record(keys, seconds, c, r, prompt)
+                out["load"].append(os.getloadavg()[0])
+                print(f"[{time.perf_counter() - started:5.0f}s] key {k}/{len(content)} {content[:k]!r} ({keys.name}): "
+                      f"{seconds:.2f} s / raw {r[0]:.2f} s, reuse {keys.reuse[-1]:.0%} / raw {r[2]:.0%}",
+                      file=sys.stderr, flush=True)
     finally:
         repo.set_buffer(line_cursor.path, line_cursor.text)
-        raw.close()
-        engine.close()
+        for typist in typists:
+            if typist.raw is not None:
+                typist.raw.close()
+            typist.engine.close()
         planner.close()
         repo.close()
         shutil.rmtree(index_dir, ignore_errors=True)
     out["typing"] = f"{line_cursor.path}:{line_cursor.line + 1}: {content!r}"
-    out.update(cases=[cold, same, edit, keys], loads_repoctx=loads_repoctx, loads_raw=loads_raw,
+    out.update(cases=[case for case in (cold, same, edit) if case.total] + [typist.case for typist in typists],
+               loads_repoctx=loads_repoctx, loads_raw=loads_raw,
                elapsed_s=time.perf_counter() - started)
     return out
+
+
+@dataclass
+class Typist:
+    """One suffix size while typing a line: its warm repoctx engine, its raw engine, their samples."""
+
+    case: Case
+    engine: Any
+    raw: RawEngine | None
+    completer: Any = None
+    budget: int | None = None
 
 
 def repoctx_side(new_engine, repo, config, cursor, edited, budget, loads: list[float]) -> dict[str, Any]:
@@ -397,7 +446,8 @@ def report(args: argparse.Namespace, out: dict[str, Any], command: str, load_bef
         f"{min(loads):.2f}–{max(loads):.2f}); elapsed {out['elapsed_s'] / 60:.1f} min")
     lines.append(f"model: {out['model']}, template {out['template']}, n_ctx {out['n_ctx']}, max_tokens "
                  f"{out['max_tokens']}, greedy, single line; repository {args.repo} ({out['files']} files, index "
-                 f"{out['index_s']:.1f} s); prefix/suffix budgets {args.prefix_tokens}/{args.suffix_tokens} tokens")
+                 f"{out['index_s']:.1f} s); prefix/suffix budgets {args.prefix_tokens}/{sizes(args.suffix_tokens)} tokens, "
+                 f"context budget {f'fitted to a {args.prompt_tokens}-token prompt' if args.prompt_tokens else 'as configured'}")
 
     def timings(record: dict[str, Any] | None) -> str:
         if not record:
@@ -409,9 +459,11 @@ def report(args: argparse.Namespace, out: dict[str, Any], command: str, load_bef
                  f"~/.cache/repoctx/models/llamacpp-threads.json; cached before this run: "
                  f"{timings(out['threads_before'])}; re-measured now (refresh=True, {out['threads_measure_s']:.0f} s): "
                  f"{timings(out['threads_after'])}")
-    lines.append(f"model load: repoctx engine {summary(out['loads_repoctx'])} s, raw Llama "
-                 f"{summary(out['loads_raw'])} s (p50 / p95)")
-    lines.append(f"typed line: {out['typing']}")
+    if out["loads_repoctx"]:
+        lines.append(f"model load: repoctx engine {summary(out['loads_repoctx'])} s, raw Llama "
+                     f"{summary(out['loads_raw'])} s (p50 / p95)")
+    stopped = out.get("typing_stopped_at")
+    lines.append(f"typed line: {out['typing']}" + (f" (the first {stopped} keystrokes: --stop-after-min)" if stopped else ""))
     lines.append("")
     lines.append("| case | n | prompt tokens (median) | tokens evaluated (median) | repoctx p50 / p95 s | "
                  "of which context stage / engine (prefill + decode), p50 s | completion tokens (median) | raw p50 / p95 s | ratio of p50s (repoctx / raw) "
@@ -441,26 +493,50 @@ def report(args: argparse.Namespace, out: dict[str, Any], command: str, load_bef
         verdict = "pass" if ratio <= TARGET_RATIO else f"MISS by {100 * (ratio - TARGET_RATIO):.1f} points"
         lines.append(f"| repoctx within 10% of raw: {case.name} | paired median {ratio:.3f}x "
                      f"(ratio of p50s {of_p50s:.2f}x) | {verdict} |")
-    keys = cases[-1]
-    p50 = statistics.median(keys.repoctx_s)
-    lines.append(f"| warm keystroke p50 <= {TARGET_KEYSTROKE_S} s | {p50:.2f} s | "
-                 f"{'pass' if p50 <= TARGET_KEYSTROKE_S else f'MISS: {p50 / TARGET_KEYSTROKE_S:.1f}x the target'} |")
-    reuse = statistics.median(keys.reuse)
-    lines.append(f"| KV reuse >= {TARGET_REUSE:.0%} (keystrokes, median) | {reuse:.1%} | "
-                 f"{'pass' if reuse >= TARGET_REUSE else f'MISS by {100 * (TARGET_REUSE - reuse):.1f} points'} |")
+    for keys in cases:
+        if not keys.name.startswith("warm keystroke"):
+            continue
+        which = keys.name.partition(", ")[2]
+        which = f" ({which})" if which else ""
+        p50 = statistics.median(keys.repoctx_s)
+        lines.append(f"| warm keystroke p50 <= {TARGET_KEYSTROKE_S} s{which} | {p50:.2f} s | "
+                     f"{'pass' if p50 <= TARGET_KEYSTROKE_S else f'MISS: {p50 / TARGET_KEYSTROKE_S:.1f}x the target'} |")
+        reuse = statistics.median(keys.reuse)
+        lines.append(f"| KV reuse >= {TARGET_REUSE:.0%} (keystrokes, median){which} | {reuse:.1%} | "
+                     f"{'pass' if reuse >= TARGET_REUSE else f'MISS by {100 * (TARGET_REUSE - reuse):.1f} points'} |")
     return "\n".join(lines)
+
+
+def sizes(value: Any) -> str:
+    """Suffix budgets as given: one number, or several (comma-separated)."""
+    return ",".join(str(v) for v in value) if isinstance(value, list) else str(value)
+
+
+def token_list(text: str) -> list[int]:
+    """``32,128,512`` as [32, 128, 512]."""
+    try:
+        values = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated token counts, got {text!r}") from None
+    if not values or any(v < 0 for v in values):
+        raise argparse.ArgumentTypeError(f"expected comma-separated token counts >= 0, got {text!r}")
+    return values
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default="qwen2.5-coder-0.5b")
     parser.add_argument("--repo", default="click==8.5.1", help="benchmark repository spec (benchmarks.sources)")
-    parser.add_argument("--prompt-tokens", type=int, default=1024)
+    parser.add_argument("--prompt-tokens", type=int, default=1024,
+                        help="whole prompt, the context budget fitted to it; 0: the configured context budget")
     parser.add_argument("--prefix-tokens", type=int, default=384)
-    parser.add_argument("--suffix-tokens", type=int, default=128)
-    parser.add_argument("--n", type=int, default=10, help="cursors for the cold and warm cases")
+    parser.add_argument("--suffix-tokens", type=token_list, default=[128],
+                        help="suffix budget, or several comma-separated to compare them in one run")
+    parser.add_argument("--n", type=int, default=10, help="cursors for the cold and warm cases (0: none)")
     parser.add_argument("--keystrokes", type=int, default=40, help="longest line typed (characters)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--stop-after-min", type=float, default=0,
+                        help="stop typing the line after this many minutes of it (every size has the same keystrokes)")
     parser.add_argument("--json", default=None, help="also write every sample here")
     parser.add_argument("--report-from", default=None, help="print the tables of an earlier --json file, run nothing")
     args = parser.parse_args(argv)
