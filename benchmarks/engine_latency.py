@@ -179,7 +179,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     from repoctx.engines import create_engine
     from repoctx.engines.llamacpp import measure_threads, thread_measurement
     from repoctx.models import resolve_model
-    from repoctx.pipeline import Completer, RepoContext, needed_window
+    from repoctx.cache import LRUCache
+    from repoctx.pipeline import MAX_LAYOUTS, Completer, RepoContext, needed_window
     from repoctx.postprocess import stop_sequences
 
     from .sources import fetch_repo
@@ -304,6 +305,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             typist = Typist(Case(f"{name}, suffix {tokens}" if len(args.suffix_tokens) > 1 else name), engine, None)
             typists.append(typist)
             typist.completer = Completer(repo, engine, sized)
+            typist.completer.layouts = LRUCache(MAX_LAYOUTS)  # its own keystroke-stable order, as one editor's
             typist.raw = RawEngine(spec.path, engine.context_window, threads)
             typist.budget = fit_budget(typist.completer, base, args.prompt_tokens) if args.prompt_tokens else None
             typist.completer.complete(base, budget=typist.budget)  # the editor opened the file: both engines hold its prompt
