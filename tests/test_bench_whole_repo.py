@@ -70,9 +70,10 @@ def test_strategy_names_and_the_window_they_need() -> None:
         cceval.plan("whole-", ["imports"])
     config = Config()
     assert needed_window(["repoctx", "bm25"], config) is None
-    assert needed_window(["repoctx", "whole-8k", "whole-30k"], config) == 30_000 + 1536 + 512 + 64 + 64
+    window = config.assembly.prefix_tokens + config.assembly.suffix_tokens + 64 + 64  # the file's window, completion, slack
+    assert needed_window(["repoctx", "whole-8k", "whole-30k"], config) == 30_000 + window
     args = cceval.parser().parse_args(["--repo", "x", "--model", "embedded", "--strategies", "repoctx,whole-16k"])
-    assert cceval.base_config(args).engine.context_window == 16_000 + 1536 + 512 + 64 + 64
+    assert cceval.base_config(args).engine.context_window == 16_000 + window
     plain = cceval.parser().parse_args(["--repo", "x", "--model", "embedded", "--strategies", "repoctx,bm25"])
     assert cceval.base_config(plain).engine.context_window == 0  # the harness's usual window
 
