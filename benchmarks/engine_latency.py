@@ -197,7 +197,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     out["threads"] = threads
 
     root = fetch_repo(args.repo)
-    config = Config()
+    config = Config.load(args.config) if args.config else Config()
     config.engine.model = args.model
     config.index.embedder = "none"
     index_dir = Path(tempfile.mkdtemp(prefix="repoctx-engine-latency-"))
@@ -537,6 +537,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n", type=int, default=10, help="cursors for the cold and warm cases (0: none)")
     parser.add_argument("--keystrokes", type=int, default=40, help="longest line typed (characters)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--config", default=None,
+                        help="a repoctx TOML configuration to start from (the flags above override its budgets)")
     parser.add_argument("--stop-after-min", type=float, default=0,
                         help="stop typing the line after this many minutes of it (every size has the same keystrokes)")
     parser.add_argument("--json", default=None, help="also write every sample here")
