@@ -67,8 +67,9 @@ def test_warm_start_and_speculation_with_the_real_model(shop):
         assert texts and "total_with_tax" in texts[0], (texts, lsp.stderr_text())
         trace = _last_trace(lsp)
         assert trace["source"] == "engine", trace
-        # Everything but the last prompt token came from the warm-up.
-        assert trace["reused_prompt_tokens"] >= trace["prompt_tokens"] - 1, trace
+        # Everything but the prompt's last two tokens came from the warm-up: the last one is
+        # taken back and written again by the first generated token (token healing).
+        assert trace["reused_prompt_tokens"] >= trace["prompt_tokens"] - 2, trace
 
         # Accept the ghost text (as Tab does); the speculation answers the request after it.
         offered = texts[0]
