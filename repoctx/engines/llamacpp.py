@@ -230,6 +230,10 @@ class LlamaCppEngine:
         self._lock = threading.Lock()
         self._closed = False
         self._vocab: tuple[list[bytes], list[int]] | None = None
+        # Token healing reads every token's text; read it beside the first prompt's prefill,
+        # not after it (about a second of one core for Qwen's 151k tokens).
+        self._vocab_ready = threading.Thread(target=self._read_vocabulary, name="repoctx-vocab", daemon=True)
+        self._vocab_ready.start()
         self._heal_cache: LRUCache[bytes, list[int]] = LRUCache(_HEAL_CACHE)
         note_engine()  # an embedder in this process now leaves the cores to this engine
 
@@ -281,8 +285,6 @@ class LlamaCppEngine:
                 return PrefillResult(len(tokens), 0, False, {"total": _ms(start)})
             try:
                 reused, complete = self._prefill(tokens, cancel, Deadline(timeout_s, "prefill"), chunk=_WARM_CHUNK)
-                if complete:
-                    self._sorted_vocabulary()  # what token healing reads, before a request needs it
             except (RuntimeError, ValueError, AssertionError) as exc:
                 self._llama.reset()
                 raise EngineError(f"llama.cpp failed while prefilling: {type(exc).__name__}: {exc}") from exc
@@ -292,6 +294,7 @@ class LlamaCppEngine:
             self._lock.release()
 
     def close(self) -> None:
+        self._vocab_ready.join()  # the reader uses the model: free it afterwards
         with self._lock:
             if not self._closed:
                 self._closed = True
@@ -445,13 +448,21 @@ class LlamaCppEngine:
             return tokens, b""  # a special token (the template's own) is never taken back
         return tokens[:-1], text
 
-    def _sorted_vocabulary(self) -> tuple[list[bytes], list[int]]:
-        """Every token's text, sorted, and the ids in that order: read once (about a second for
-        Qwen's 151k tokens; a warm-up does it before the first request needs it)."""
-        if self._vocab is None:
+    def _read_vocabulary(self) -> None:
+        """Every token's text, sorted, and the ids in that order (read-only use of the model's
+        vocabulary, safe beside a generation)."""
+        try:
             llama = self._llama
             pairs = sorted((llama.detokenize([i]), i) for i in range(llama.n_vocab()))
             self._vocab = ([text for text, _ in pairs], [i for _, i in pairs])
+        except Exception:  # closed meanwhile; the next use reads it again
+            self._vocab = None
+
+    def _sorted_vocabulary(self) -> tuple[list[bytes], list[int]]:
+        self._vocab_ready.join()
+        if self._vocab is None:
+            self._read_vocabulary()
+        assert self._vocab is not None
         return self._vocab
 
     def _heal_candidates(self, healed: bytes) -> list[int]:
