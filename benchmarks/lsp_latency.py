@@ -20,12 +20,18 @@ The server traces every completion (`$/logTrace`, verbose), which splits each an
 context time (retrieval, assembly, prompt) and engine time, and says where the answer came
 from: a generation ("engine"), the rest of the previous completion ("typeahead"/"inflight").
 Prints a markdown table and the command line; `--json FILE` also writes the raw numbers.
+
+Background work (warm-up on open and on pauses, the speculative next completion) is measured
+by scenarios, each against the server without it in the same run:
+``--scenarios open typing accept`` and ``--compare`` (see `benchmarks.lsp_background`).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
+import datetime as _dt
 import json
 import os
 import platform
@@ -33,12 +39,16 @@ import shlex
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from lsprotocol import types
 from pygls.exceptions import JsonRpcException
 from pygls.lsp.client import LanguageClient
+
+from repoctx.config import CompletionConfig
+from repoctx.lsp.convert import plain
 
 from .latency import percentile
 
@@ -53,6 +63,10 @@ SHOP_TYPED = (
     "    total = sum(calc.total_with_tax(net, qty) for net, qty in lines)\n"
     "    return calc.discount(total, percent)\n"
 )
+WARM_NOTIFICATION = "repoctx/warm"
+SCENARIOS = ("open", "typing", "accept")  # benchmarks.lsp_background
+FEATURES = ("warm", "speculate")  # background settings of `[completion]` the scenarios turn on and off
+CANCELLED = -32800
 
 
 def session_text(root: Path, file: str, lines: str | None) -> tuple[str, str, int]:
@@ -81,13 +95,28 @@ def position_of(text: str, offset: int) -> types.Position:
     return types.Position(line=before.count("\n"), character=units)
 
 
+def supported_settings() -> set[str]:
+    """The background settings this repoctx's `[completion]` has (the server rejects unknown keys)."""
+    names = {field.name for field in dataclasses.fields(CompletionConfig)}
+    return {name for name in FEATURES if name in names}
+
+
+def load_average() -> str:
+    try:
+        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    except OSError:
+        return "unknown"
+
+
 class Bench:
-    def __init__(self, args: argparse.Namespace, root: Path) -> None:
+    def __init__(self, args: argparse.Namespace, root: Path, settings: dict[str, bool] | None = None) -> None:
         self.args = args
         self.root = root
+        self.settings = settings or {}
         self.client = LanguageClient("repoctx-lsp-latency", "0")
         self.traces: dict[str, dict[str, Any]] = {}
         self.status: dict[str, Any] = {}
+        self.version: dict[str, int] = {}
         client = self.client
 
         @client.feature(types.LOG_TRACE)
@@ -98,7 +127,7 @@ class Bench:
 
         @client.feature("repoctx/status")
         def status(params):
-            self.status = params._asdict() if hasattr(params, "_asdict") else dict(params)
+            self.status = plain(params)
 
         @client.feature(types.WINDOW_WORK_DONE_PROGRESS_CREATE)
         def create_progress(params):
@@ -113,8 +142,30 @@ class Bench:
             if self.args.verbose:
                 print(f"[server] {params.message}", file=sys.stderr)
 
+        @client.feature(types.WINDOW_SHOW_MESSAGE)
+        def show(params):
+            print(f"[server] {params.message}", file=sys.stderr)
+
+    def options(self) -> dict[str, Any]:
+        """initializationOptions: the bench's settings over `--init-options`."""
+        options: dict[str, Any] = json.loads(self.args.init_options) if self.args.init_options else {}
+        completion = options.setdefault("completion", {})
+        completion["debounceMs"] = self.args.debounce_ms
+        for name in sorted(supported_settings()):
+            if name in self.settings:
+                completion[name] = self.settings[name]
+        if self.args.model:
+            options.setdefault("engine", {})["model"] = self.args.model
+        if self.args.engine:
+            options.setdefault("engine", {})["kind"] = self.args.engine
+        if self.args.embedder:
+            options.setdefault("index", {})["embedder"] = self.args.embedder
+        return options
+
     async def start(self) -> None:
         command = [sys.executable, "-m", "repoctx.lsp"]
+        if self.args.engine_factory:
+            command += ["--engine-factory", self.args.engine_factory]
         env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
         await self.client.start_io(*command, cwd=str(ROOT), env=env)
         server = self.client._server
@@ -124,24 +175,14 @@ class Bench:
                 pass
 
         self.client._async_tasks.append(asyncio.ensure_future(drain()))
-        options: dict[str, Any] = {"completion": {"debounceMs": self.args.debounce_ms}}
-        if self.args.model:
-            options.setdefault("engine", {})["model"] = self.args.model
-        if self.args.engine:
-            options.setdefault("engine", {})["kind"] = self.args.engine
-        if self.args.embedder:
-            options["index"] = {"embedder": self.args.embedder}
         uri = self.root.resolve().as_uri()
         await self.client.initialize_async(types.InitializeParams(
             capabilities=types.ClientCapabilities(window=types.WindowClientCapabilities(work_done_progress=True)),
             root_uri=uri, workspace_folders=[types.WorkspaceFolder(uri=uri, name=self.root.name)],
-            initialization_options=options, trace=types.TraceValue.Verbose, process_id=os.getpid()))
+            initialization_options=self.options(), trace=types.TraceValue.Verbose, process_id=os.getpid()))
         self.client.initialized(types.InitializedParams())
-        deadline = time.monotonic() + self.args.ready_timeout
-        while self.status.get("state") not in ("ready", "error"):
-            if time.monotonic() > deadline:
-                raise SystemExit(f"the server was not ready within {self.args.ready_timeout} s: {self.status}")
-            await asyncio.sleep(0.05)
+        if not await self.wait_status(lambda status: status.get("state") in ("ready", "error"), self.args.ready_timeout):
+            raise SystemExit(f"the server was not ready within {self.args.ready_timeout} s: {self.status}")
         if self.status["state"] == "error":
             raise SystemExit(f"the server reported an error: {self.status.get('message')}")
 
@@ -154,26 +195,67 @@ class Bench:
             self.client._server.kill()
         await self.client.stop()
 
-    async def type_session(self, mode: str, file: str, base: str, typed: str, offset: int) -> list[dict[str, Any]]:
-        uri = (self.root / file).resolve().as_uri()
-        version = 1
-        text = base
+    async def wait_status(self, predicate: Callable[[dict[str, Any]], bool], timeout: float) -> bool:
+        """Waits until the last `repoctx/status` satisfies `predicate`; False after `timeout` s."""
+        deadline = time.monotonic() + timeout
+        while not predicate(self.status):
+            if time.monotonic() > deadline:
+                return False
+            await asyncio.sleep(0.02)
+        return True
+
+    def speculations(self) -> int | None:
+        """Finished speculations so far, from the status (None: the server does not report them)."""
+        background = self.status.get("background")
+        return background.get("speculations") if isinstance(background, dict) else None
+
+    # -- the editor's side -------------------------------------------------------------------
+
+    def uri(self, file: str) -> str:
+        return (self.root / file).resolve().as_uri()
+
+    def open(self, file: str, text: str) -> str:
+        uri = self.uri(file)
+        self.version[uri] = 1
         self.client.text_document_did_open(types.DidOpenTextDocumentParams(
-            text_document=types.TextDocumentItem(uri=uri, language_id="python", version=version, text=text)))
-        # Warm up (loads, first prompt in the KV cache) at the start position; not measured.
-        await self._ask(uri, text, offset, "warm", None)
+            text_document=types.TextDocumentItem(uri=uri, language_id="python", version=1, text=text)))
+        return uri
+
+    def close(self, uri: str) -> None:
+        self.client.text_document_did_close(types.DidCloseTextDocumentParams(
+            text_document=types.TextDocumentIdentifier(uri=uri)))
+
+    def insert(self, uri: str, text: str, offset: int, inserted: str) -> tuple[str, int]:
+        """`didChange` inserting `inserted` at `offset` (a keystroke, or a suggestion accepted with
+        Tab); the new text and cursor."""
+        self.version[uri] = self.version.get(uri, 1) + 1
+        where = position_of(text, offset)
+        self.client.text_document_did_change(types.DidChangeTextDocumentParams(
+            text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=self.version[uri]),
+            content_changes=[types.TextDocumentContentChangePartial(range=types.Range(start=where, end=where), text=inserted)]))
+        return text[:offset] + inserted + text[offset:], offset + len(inserted)
+
+    def warm(self, uri: str, text: str, offset: int) -> None:
+        """`repoctx/warm` at the cursor, as the editors send it on open, focus and cursor rest."""
+        where = position_of(text, offset)
+        self.client.protocol.notify(WARM_NOTIFICATION, {
+            "textDocument": {"uri": uri}, "position": {"line": where.line, "character": where.character}})
+
+    async def type_session(self, mode: str, file: str, base: str, typed: str, offset: int,
+                           warm_first: bool = False) -> list[dict[str, Any]]:
+        text = base
+        uri = self.open(file, text)
+        if warm_first:
+            self.warm(uri, text, offset)
+            await asyncio.sleep(self.args.pause_s)
+        # The first request at the start position (loads, first prompt in the KV cache); not measured.
+        await self._ask(uri, text, offset, f"{mode}-first", None)
         results: list[dict[str, Any]] = []
         pending: list[tuple[str, asyncio.Task]] = []
         for index, char in enumerate(typed):
-            version += 1
-            where = position_of(text, offset)
-            text = text[:offset] + char + text[offset:]
-            offset += 1
             msg_id = f"{mode}-{index}"
             started = time.perf_counter()
-            self.client.text_document_did_change(types.DidChangeTextDocumentParams(
-                text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=version),
-                content_changes=[types.TextDocumentContentChangePartial(range=types.Range(start=where, end=where), text=char)]))
+            text, offset = self.insert(uri, text, offset, char)
             if mode == "paced" and pending and not pending[-1][1].done():
                 self.client.cancel_request(types.CancelParams(id=pending[-1][0]))
             task = asyncio.ensure_future(self._ask(uri, text, offset, msg_id, started))
@@ -187,9 +269,11 @@ class Bench:
                 await asyncio.sleep(self.args.interval_ms / 1000)
         if mode == "paced":
             results = list(await asyncio.gather(*(task for _, task in pending)))
-        self.client.text_document_did_close(types.DidCloseTextDocumentParams(
-            text_document=types.TextDocumentIdentifier(uri=uri)))
+        self.close(uri)
         await asyncio.sleep(0.2)
+        return self.with_traces(results)
+
+    def with_traces(self, results: list[dict[str, Any]]) -> list[dict[str, Any]]:
         for result in results:
             result["trace"] = self.traces.get(result["id"], {})
         return results
@@ -209,24 +293,42 @@ class Bench:
                 "text": items[0].insert_text if items else ""}
 
 
-def summarize(mode: str, results: list[dict[str, Any]]) -> dict[str, Any]:
-    shown = [r for r in results if r["shown"]]
+# -- statistics -------------------------------------------------------------------------------
+
+
+def stats(values: list[float]) -> tuple[float, float]:
+    return (percentile(values, 50), percentile(values, 95)) if values else (float("nan"), float("nan"))
+
+
+def sources_of(results: list[dict[str, Any]]) -> dict[str, int]:
     sources: dict[str, int] = {}
     for r in results:
-        source = r["trace"].get("source") or ("cancelled" if r.get("error") == -32800 else "none")
+        source = r.get("trace", {}).get("source") or ("cancelled" if r.get("error") == CANCELLED else "none")
         sources[source] = sources.get(source, 0) + 1
+    return sources
+
+
+def reuse(result: dict[str, Any]) -> float | None:
+    """reused / prompt tokens of one answer (None without a prompt)."""
+    trace = result.get("trace", {})
+    prompt = trace.get("prompt_tokens") or 0
+    return trace.get("reused_prompt_tokens", 0) / prompt if prompt else None
+
+
+def median_or_nan(values: list[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+def summarize(mode: str, results: list[dict[str, Any]]) -> dict[str, Any]:
+    shown = [r for r in results if r["shown"]]
     generated = [r for r in shown if r["trace"].get("source") == "engine"]
-
-    def stats(values: list[float]) -> tuple[float, float]:
-        return (percentile(values, 50), percentile(values, 95)) if values else (float("nan"), float("nan"))
-
     latency = stats([r["ms"] for r in shown])
     generated_latency = stats([r["ms"] for r in generated])
     context = stats([float(r["trace"].get("context", 0.0)) for r in generated])
     engine = stats([float(r["trace"].get("engine.total", 0.0)) for r in generated])
     debounce = stats([float(r["trace"].get("debounce_wait", 0.0)) for r in generated])
     return {
-        "mode": mode, "keystrokes": len(results), "shown": len(shown), "sources": sources,
+        "mode": mode, "keystrokes": len(results), "shown": len(shown), "sources": sources_of(results),
         "p50_ms": latency[0], "p95_ms": latency[1],
         "generated_p50_ms": generated_latency[0], "generated_p95_ms": generated_latency[1],
         "context_p50_ms": context[0], "context_p95_ms": context[1],
@@ -234,13 +336,18 @@ def summarize(mode: str, results: list[dict[str, Any]]) -> dict[str, Any]:
         "debounce_wait_p50_ms": debounce[0],
         "prompt_tokens_mean": statistics.fmean([r["trace"].get("prompt_tokens", 0) for r in generated]) if generated else 0,
         "reused_prompt_tokens_mean": statistics.fmean([r["trace"].get("reused_prompt_tokens", 0) for r in generated]) if generated else 0,
+        "reuse_median": median_or_nan([value for value in map(reuse, generated) if value is not None]),
     }
 
 
-def markdown(rows: list[dict[str, Any]]) -> str:
-    def f(value: float) -> str:
-        return "-" if value != value else f"{value:.0f}"
+# -- report -----------------------------------------------------------------------------------
 
+
+def fmt(value: float, spec: str = ".0f") -> str:
+    return "-" if value != value else format(value, spec)
+
+
+def markdown(rows: list[dict[str, Any]]) -> str:
     out = [
         "| mode | keystrokes | ghost text shown | answered by | keystroke→ghost text p50 / p95 ms | generated p50 / p95 ms | context p50 / p95 ms | engine p50 / p95 ms |",
         "|---|---:|---:|---|---:|---:|---:|---:|",
@@ -248,55 +355,84 @@ def markdown(rows: list[dict[str, Any]]) -> str:
     for row in rows:
         sources = ", ".join(f"{name} {count}" for name, count in sorted(row["sources"].items()))
         out.append(
-            f"| {row['mode']} | {row['keystrokes']} | {row['shown']} | {sources} | {f(row['p50_ms'])} / {f(row['p95_ms'])} | "
-            f"{f(row['generated_p50_ms'])} / {f(row['generated_p95_ms'])} | {f(row['context_p50_ms'])} / {f(row['context_p95_ms'])} | "
-            f"{f(row['engine_p50_ms'])} / {f(row['engine_p95_ms'])} |"
+            f"| {row['mode']} | {row['keystrokes']} | {row['shown']} | {sources} | {fmt(row['p50_ms'])} / {fmt(row['p95_ms'])} | "
+            f"{fmt(row['generated_p50_ms'])} / {fmt(row['generated_p95_ms'])} | {fmt(row['context_p50_ms'])} / {fmt(row['context_p95_ms'])} | "
+            f"{fmt(row['engine_p50_ms'])} / {fmt(row['engine_p95_ms'])} |"
         )
     return "\n".join(out)
 
 
 async def run(args: argparse.Namespace) -> int:
+    from . import lsp_background
     from .sources import fetch_repo
 
+    load_start = load_average()
+    started_at = _dt.datetime.now(_dt.timezone.utc)
     root = fetch_repo(args.repo or str(ROOT / "examples" / "shop"))
+    modes = args.modes if args.modes is not None else ([] if args.scenarios else ["sequential", "paced"])
     file = args.file or SHOP_FILE
-    base, typed, offset = session_text(root, file, args.lines)
-    bench = Bench(args, root)
-    started = time.monotonic()
-    await bench.start()
-    ready_s = time.monotonic() - started
+    session = (file, *session_text(root, file, args.lines)) if modes or "typing" in args.scenarios else None
+    defaults = {"warm": not args.no_warm, "speculate": not args.no_speculate}
     rows = []
     raw: dict[str, Any] = {}
-    try:
-        for mode in args.modes:
-            results = await bench.type_session(mode, file, base, typed, offset)
-            rows.append(summarize(mode, results))
-            raw[mode] = results
-    finally:
-        await bench.stop()
+    sections = []
+    if modes:
+        bench = Bench(args, root, defaults)
+        began = time.monotonic()
+        await bench.start()
+        ready_s = time.monotonic() - began
+        try:
+            for mode in modes:
+                results = await bench.type_session(mode, *session)
+                rows.append(summarize(mode, results))
+                raw[mode] = results
+        finally:
+            await bench.stop()
+        sections.append(
+            f"Typing session: file {file}, {len(session[2])} characters typed; engine: {bench.status.get('engine')}; "
+            f"debounce {args.debounce_ms} ms; paced interval {args.interval_ms:g} ms; server ready after {ready_s:.1f} s.\n\n"
+            + markdown(rows) +
+            "\n\nghost text shown = answers with a completion; answered by = where the answers came from "
+            "(engine: a generation; cache: the same prompt answered before; typeahead/inflight: the rest of the "
+            "previous completion, no generation; cancelled: superseded by the next keystroke). Latencies are measured at the client from the "
+            "didChange to the answer; context and engine times are the server's for generated answers.\n")
+    scenario_json: dict[str, Any] = {}
+    if args.scenarios:
+        text, scenario_json = await lsp_background.measure(args, root, session, defaults)
+        sections.append(text)
+    load_end = load_average()
     command = "python -m benchmarks.lsp_latency " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     print("## LSP keystroke-to-ghost-text latency\n")
     print(f"Command: `{command.strip()}`  ")
-    print(f"Repository: {args.repo or 'examples/shop'}, file {file}, {len(typed)} characters typed; "
-          f"engine: {bench.status.get('engine')}; debounce {args.debounce_ms} ms; "
-          f"paced interval {args.interval_ms:g} ms; server ready after {ready_s:.1f} s; "
-          f"{platform.machine()} with {os.cpu_count()} CPUs.\n")
-    print(markdown(rows))
-    print("\nghost text shown = answers with a completion; answered by = where the answers came from "
-          "(engine: a generation; cache: the same prompt answered before; typeahead/inflight: the rest of the "
-          "previous completion, no generation; cancelled: superseded by the next keystroke). Latencies are measured at the client from the "
-          "didChange to the answer; context and engine times are the server's for generated answers.")
+    print(f"Date: {started_at:%Y-%m-%d %H:%M} UTC; {platform.machine()} with {os.cpu_count()} CPUs; "
+          f"load average {load_start} at start, {load_end} at the end; repository {args.repo or 'examples/shop'}.\n")
+    print("\n".join(sections))
     if args.json:
-        Path(args.json).write_text(json.dumps({"summary": rows, "raw": raw}, indent=2, default=str))
+        Path(args.json).write_text(json.dumps({
+            "command": command, "date": started_at.isoformat(), "load": [load_start, load_end],
+            "summary": rows, "raw": raw, **scenario_json}, indent=2, default=str))
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.lsp_latency", description=__doc__.split("\n\n")[0])
     parser.add_argument("--repo", help="repository spec or path (default: examples/shop)")
-    parser.add_argument("--file", help=f"file to type in (default: {SHOP_FILE})")
+    parser.add_argument("--file", help=f"file to type in (default: {SHOP_FILE}); for open/accept, the only file positions come from")
     parser.add_argument("--lines", help="FIRST-LAST (1-based, inclusive): the lines typed again (needed with --file)")
-    parser.add_argument("--modes", nargs="+", default=["sequential", "paced"], choices=["sequential", "paced"])
+    parser.add_argument("--modes", nargs="*", choices=["sequential", "paced"],
+                        help="typing sessions (default: sequential paced, none when --scenarios is given)")
+    parser.add_argument("--scenarios", nargs="*", default=[], choices=SCENARIOS,
+                        help="background-work scenarios (benchmarks.lsp_background)")
+    parser.add_argument("--compare", action="store_true", help="run each scenario with its settings on and off")
+    parser.add_argument("--no-warm", action="store_true", help="completion.warm off (without --compare)")
+    parser.add_argument("--no-speculate", action="store_true", help="completion.speculate off (without --compare)")
+    parser.add_argument("--positions", type=int, default=5, help="positions for the open and accept scenarios")
+    parser.add_argument("--seed", type=int, default=0, help="picks the positions")
+    parser.add_argument("--pause-s", type=float, default=2.0,
+                        help="pause after opening (and after accepting, without speculation) before the keystroke")
+    parser.add_argument("--accepts", type=int, default=3, help="suggestions accepted in a row per position")
+    parser.add_argument("--speculation-timeout", type=float, default=60.0,
+                        help="longest wait for a speculation to finish after accepting (s)")
     parser.add_argument("--interval-ms", type=float, default=150.0, help="keystroke interval in paced mode")
     parser.add_argument("--pause-ms", type=float, default=0.0, help="pause after each answer in sequential mode")
     parser.add_argument("--pause-timeout", type=float, default=30.0,
@@ -305,11 +441,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", help="engine.model (default: the built-in default)")
     parser.add_argument("--engine", help="engine.kind (default: llamacpp)")
     parser.add_argument("--embedder", choices=["auto", "minilm", "none"], help="index.embedder")
+    parser.add_argument("--init-options", help="JSON: more initializationOptions (the flags above win)")
+    parser.add_argument("--engine-factory", metavar="MODULE:CALLABLE", help="the server's --engine-factory")
     parser.add_argument("--ready-timeout", type=float, default=600.0)
     parser.add_argument("--json", help="also write the raw numbers to this file")
     parser.add_argument("--verbose", action="store_true", help="echo the server's log messages")
     args = parser.parse_args(argv)
-    return asyncio.run(run(args))
+    if args.compare and not args.scenarios:
+        args.scenarios = list(SCENARIOS)
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    return asyncio.run(run(parse_args(argv)))
 
 
 if __name__ == "__main__":
