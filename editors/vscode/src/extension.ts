@@ -9,6 +9,7 @@
 // registers an InlineCompletionItemProvider for `textDocument/inlineCompletion` as soon as the
 // server advertises `inlineCompletionProvider`. The middleware below only records where the
 // last completion was asked for, so that "Show Context" can ask `repoctx/context` about it.
+// `repoctx/warm` tells the server where the cursor is on focus and when it rests (./warm).
 import * as path from 'path';
 import * as vscode from 'vscode';
 import * as readline from 'readline';
@@ -37,6 +38,7 @@ import {
 } from './config';
 import { ContextResult, renderContextMarkdown } from './contextView';
 import { ClientPhase, formatStatus, StatusParams } from './status';
+import { CursorWarmer, WARM_NOTIFICATION } from './warm';
 
 /** VS Code language ids of the languages the server completes. */
 export const LANGUAGE_IDS = [
@@ -113,6 +115,7 @@ class Extension {
 	lastStatus: StatusParams | undefined;
 	lastCompletion: CompletionSite | undefined;
 	phase: ClientPhase = 'starting';
+	warmer: CursorWarmer | undefined;
 	/** Why the last start failed (reported once per start). */
 	startFailure: string | undefined;
 	/** The current server process has answered `initialize`. */
@@ -227,8 +230,12 @@ class Extension {
 			this.renderStatus();
 		});
 		client.onNotification(STATUS_NOTIFICATION, (params: StatusParams) => {
+			const becameReady = params?.state === 'ready' && this.lastStatus?.state !== 'ready';
 			this.lastStatus = params;
 			this.renderStatus();
+			if (becameReady) {
+				this.warmer?.refresh(); // the server can warm up from now on
+			}
 			if (params?.state === 'error' && params.message) {
 				this.output.error(params.message);
 			}
@@ -249,12 +256,25 @@ class Extension {
 			this.showStartFailure(missingServerMessage(launch.command));
 			return;
 		}
-		this.client = this.createClient(launch);
+		const client = this.createClient(launch);
+		this.client = client;
 		try {
-			await this.client.start();
+			await client.start();
 		} catch (error) {
 			await this.reportStartFailure(launch, errorMessage(error));
+			return;
 		}
+		this.warmer?.dispose();
+		this.warmer = new CursorWarmer(
+			(params) => {
+				if (client.isRunning()) {
+					client.sendNotification(WARM_NOTIFICATION, params).catch((error: unknown) => {
+						this.output.warn(`${WARM_NOTIFICATION} failed: ${errorMessage(error)}`);
+					});
+				}
+			},
+			(document) => document.uri.scheme === 'file' && LANGUAGE_IDS.includes(document.languageId),
+		);
 	}
 
 	/**
@@ -291,6 +311,8 @@ class Extension {
 	async stop(): Promise<void> {
 		const client = this.client;
 		this.client = undefined;
+		this.warmer?.dispose();
+		this.warmer = undefined;
 		if (client) {
 			try {
 				await client.stop();

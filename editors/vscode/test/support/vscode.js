@@ -89,6 +89,8 @@ const state = {
 	configurationListeners: new EventEmitter(),
 	workspaceFolders: undefined,
 	activeTextEditor: undefined,
+	activeEditorListeners: new EventEmitter(),
+	selectionListeners: new EventEmitter(),
 };
 
 function reset() {
@@ -103,6 +105,28 @@ function reset() {
 	state.configurationListeners = new EventEmitter();
 	state.workspaceFolders = undefined;
 	state.activeTextEditor = undefined;
+	state.activeEditorListeners = new EventEmitter();
+	state.selectionListeners = new EventEmitter();
+}
+
+/** An editor on a document (fields the extension reads), its cursor at (line, character). */
+function editor(uri, languageId, line = 0, character = 0) {
+	return {
+		document: { uri, languageId, version: 1, isClosed: false },
+		selection: { active: new Position(line, character) },
+	};
+}
+
+/** Makes `textEditor` the active editor, as focusing or opening a file does. */
+function focus(textEditor) {
+	state.activeTextEditor = textEditor;
+	state.activeEditorListeners.fire(textEditor);
+}
+
+/** Moves the primary cursor of `textEditor`. */
+function moveCursor(textEditor, line, character) {
+	textEditor.selection = { active: new Position(line, character) };
+	state.selectionListeners.fire({ textEditor, selections: [textEditor.selection] });
 }
 
 function configurationFor(section) {
@@ -168,6 +192,12 @@ function logChannel(name) {
 const window = {
 	get activeTextEditor() {
 		return state.activeTextEditor;
+	},
+	onDidChangeActiveTextEditor(listener) {
+		return state.activeEditorListeners.event(listener);
+	},
+	onDidChangeTextEditorSelection(listener) {
+		return state.selectionListeners.event(listener);
 	},
 	createOutputChannel(name) {
 		const channel = logChannel(name);
@@ -273,5 +303,5 @@ module.exports = {
 	workspace,
 	commands,
 	languages: {},
-	__mock: { state, reset, changeSettings },
+	__mock: { state, reset, changeSettings, editor, focus, moveCursor },
 };

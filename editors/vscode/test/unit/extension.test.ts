@@ -9,6 +9,7 @@ import * as vscode from 'vscode';
 import * as lc from 'vscode-languageclient/node';
 
 import { activate, CONTEXT_SCHEME, deactivate, LANGUAGE_IDS, STATUS_NOTIFICATION } from '../../src/extension';
+import { WARM_NOTIFICATION } from '../../src/warm';
 
 /* eslint-disable @typescript-eslint/no-explicit-any */
 const mock = (vscode as any).__mock;
@@ -113,6 +114,30 @@ describe('activate', () => {
 		assert.equal(item.text, '$(error) repoctx: error');
 		assert.equal(item.backgroundColor.id, 'statusBarItem.errorBackground');
 		assert.ok(mock.state.outputChannels[0].lines.some((line: string) => line.includes('engine crashed')));
+	});
+
+	it('sends repoctx/warm for the focused file, again once the server is ready, and not after it stopped', async () => {
+		mock.state.activeTextEditor = mock.editor(vscode.Uri.file('/home/me/project/pkg/main.py'), 'python', 4, 11);
+		await activate(context).ready;
+		const client = lastClient();
+		const warms = () => client.notifications.filter((n: any) => n.method === WARM_NOTIFICATION);
+		await new Promise((resolve) => setTimeout(resolve, 10));
+		assert.deepEqual(warms(), [{
+			method: WARM_NOTIFICATION,
+			params: { textDocument: { uri: 'file:///home/me/project/pkg/main.py' }, position: { line: 4, character: 11 } },
+		}]);
+		client._notify(STATUS_NOTIFICATION, { state: 'indexing', message: '' });
+		client._notify(STATUS_NOTIFICATION, { state: 'ready', message: '' });
+		client._notify(STATUS_NOTIFICATION, { state: 'ready', message: '', last_latency_ms: 40 });
+		await new Promise((resolve) => setTimeout(resolve, 10));
+		assert.equal(warms().length, 2, 'once more when the server became ready');
+		mock.focus(mock.editor(vscode.Uri.file('/home/me/project/README.md'), 'markdown'));
+		await new Promise((resolve) => setTimeout(resolve, 10));
+		assert.equal(warms().length, 2, 'not for a language the server does not complete');
+		await deactivate();
+		mock.focus(mock.editor(vscode.Uri.file('/home/me/project/pkg/util.py'), 'python'));
+		await new Promise((resolve) => setTimeout(resolve, 10));
+		assert.equal(warms().length, 2, 'not after the server stopped');
 	});
 
 	it('answers workspace/configuration for repoctx with the server dict and passes other sections on', async () => {
