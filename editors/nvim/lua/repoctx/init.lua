@@ -1,5 +1,5 @@
 --- repoctx for Neovim: starts `repoctx lsp` for buffers inside git repositories and shows its
---- inline completions as ghost text.
+--- inline completions as ghost text; tells the server where the cursor rests (repoctx.warm).
 ---
 ---   require('repoctx').setup({
 ---     cmd = { 'repoctx', 'lsp' },
@@ -7,6 +7,7 @@
 ---   })
 local util = require('repoctx.util')
 local ghost = require('repoctx.ghost')
+local warm = require('repoctx.warm')
 
 local api = vim.api
 local uv = vim.uv or vim.loop
@@ -451,9 +452,14 @@ local function on_status(_, params, ctx)
   if type(params) ~= 'table' then
     return
   end
+  local was_ready = (M.state.status[ctx.client_id] or {}).state == 'ready'
   M.state.status[ctx.client_id] = params
   if params.state == 'error' and params.message then
     log_error(tostring(params.message))
+  end
+  local client = vim.lsp.get_client_by_id(ctx.client_id)
+  if params.state == 'ready' and not was_ready and client then
+    warm.refresh(client) -- the server can warm up from now on
   end
   api.nvim_exec_autocmds('User', { pattern = 'RepoctxStatus', modeline = false, data = params })
   vim.cmd.redrawstatus({ bang = true, mods = { emsg_silent = true } })
@@ -525,6 +531,7 @@ function M.attach(bufnr)
       else
         M.enable_buffer(attached)
       end
+      warm.enable(attached, M.get_client)
     end,
     on_exit = function(code, signal, client_id)
       M.state.status[client_id] = nil
