@@ -9,7 +9,7 @@ over, and the order of "on" and "off" alternates (per position in ``open``, per 
 the others):
 
 * ``open``: first ghost text after opening a file and pausing. At each of `--positions` code
-  lines (picked with `--seed` from the repository's Python files, or from `--file`), the line
+  lines (picked with `--seed` from the repository's Python files, or `--position-files`), the line
   is emptied after its indentation; a fresh server is started and waited for until ready
   (engine loaded, index built), the file is opened, `repoctx/warm` is sent at the cursor as
   the editors do, and after `--pause-s` the line's first character is typed and a completion
@@ -38,10 +38,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
+import io
 import random
 import statistics
 import sys
 import time
+import tokenize
 from pathlib import Path
 from typing import Any
 
@@ -76,17 +78,30 @@ def python_files(root: Path) -> list[str]:
                   if ".git" not in path.parts and path.is_file())
 
 
+def string_lines(text: str) -> set[int]:
+    """0-based lines that a multi-line string (a docstring, say) covers, by Python's tokenizer."""
+    covered: set[int] = set()
+    try:
+        for token in tokenize.generate_tokens(io.StringIO(text).readline):
+            if token.type == tokenize.STRING and token.end[0] > token.start[0]:
+                covered.update(range(token.start[0] - 1, token.end[0]))
+    except (tokenize.TokenError, SyntaxError):
+        pass
+    return covered
+
+
 def pick_positions(root: Path, n: int, seed: int, files: list[str] | None = None) -> list[Position]:
     """Up to `n` code lines (12..80 characters after an indentation of at least 4; no comment,
-    string, decorator or block keyword alone), distinct, chosen with `seed` among those of
-    `files` (default: every Python file of `root`)."""
+    string, decorator or block keyword alone, nothing inside a multi-line string), distinct,
+    chosen with `seed` among those of `files` (default: every Python file of `root`)."""
     candidates: list[Position] = []
     for file in files or python_files(root):
         text = (root / file).read_text(encoding="utf-8", errors="replace")
+        in_strings = string_lines(text)
         for number, line in enumerate(text.split("\n")):
             body = line.strip()
             indent = len(line) - len(line.lstrip(" "))
-            if (indent >= 4 and 12 <= len(body) <= 80 and not line[:indent].count("\t")
+            if (indent >= 4 and 12 <= len(body) <= 80 and not line[:indent].count("\t") and number not in in_strings
                     and not body.startswith(("#", '"', "'", "@")) and not body.endswith(":")):
                 candidates.append(Position(file, number, indent, body))
     rng = random.Random(seed)
@@ -311,7 +326,7 @@ async def measure(args: argparse.Namespace, root: Path, session: tuple[str, str,
     """Runs `args.scenarios`: the markdown report and the raw numbers."""
     positions: list[Position] = []
     if {"open", "accept"} & set(args.scenarios):
-        positions = pick_positions(root, args.positions, args.seed, [args.file] if args.file else None)
+        positions = pick_positions(root, args.positions, args.seed, args.position_files)
         if not positions:
             raise SystemExit("no code line to start typing at was found")
     engines: list[str] = []

@@ -417,7 +417,7 @@ async def run(args: argparse.Namespace) -> int:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.lsp_latency", description=__doc__.split("\n\n")[0])
     parser.add_argument("--repo", help="repository spec or path (default: examples/shop)")
-    parser.add_argument("--file", help=f"file to type in (default: {SHOP_FILE}); for open/accept, the only file positions come from")
+    parser.add_argument("--file", help=f"file to type in (default: {SHOP_FILE})")
     parser.add_argument("--lines", help="FIRST-LAST (1-based, inclusive): the lines typed again (needed with --file)")
     parser.add_argument("--modes", nargs="*", choices=["sequential", "paced"],
                         help="typing sessions (default: sequential paced, none when --scenarios is given)")
@@ -427,6 +427,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--no-warm", action="store_true", help="completion.warm off (without --compare)")
     parser.add_argument("--no-speculate", action="store_true", help="completion.speculate off (without --compare)")
     parser.add_argument("--positions", type=int, default=5, help="positions for the open and accept scenarios")
+    parser.add_argument("--position-files", nargs="+", help="files the positions come from (default: every Python file)")
     parser.add_argument("--seed", type=int, default=0, help="picks the positions")
     parser.add_argument("--pause-s", type=float, default=2.0,
                         help="pause after opening (and after accepting, without speculation) before the keystroke")

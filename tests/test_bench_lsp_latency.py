@@ -29,7 +29,10 @@ MODULE = (
     "\n"
     "\n"
     "def load(path: str) -> str:\n"
-    '    """Reads the whole file at path."""\n'
+    '    """Reads the whole file at path.\n'
+    "\n"
+    "    When the file is large this takes time.\n"
+    '    """\n'
     "    # the file may be large\n"
     "    with open(path) as handle:\n"
     "        text = handle.read()\n"
@@ -45,13 +48,14 @@ MODULE = (
 def test_positions_are_code_lines_to_type_chosen_by_seed(tmp_path):
     root = write(tmp_path, {"pkg/io.py": MODULE, "pkg/notes.txt": "    not python at all here\n"})
     positions = background.pick_positions(root, 10, seed=0)
-    # Not the docstring, the comment, the decorator, the block opener, nor short or unindented lines.
+    # Not the docstring (nor its lines inside), the comment, the decorator, the block opener, nor
+    # short or unindented lines.
     assert [(p.file, p.line, p.body) for p in positions] == [
-        ("pkg/io.py", 7, "text = handle.read()"),
-        ("pkg/io.py", 8, "return text.strip()"),
-        ("pkg/io.py", 13, "return os.path.getsize(path)"),
+        ("pkg/io.py", 10, "text = handle.read()"),
+        ("pkg/io.py", 11, "return text.strip()"),
+        ("pkg/io.py", 16, "return os.path.getsize(path)"),
     ]
-    assert positions[0].label == "pkg/io.py:8"
+    assert positions[0].label == "pkg/io.py:11"
     two = background.pick_positions(root, 2, seed=3)
     assert len(two) == 2 and set(two) <= set(positions)
     assert background.pick_positions(root, 2, seed=3) == two  # the same seed, the same positions
@@ -59,12 +63,12 @@ def test_positions_are_code_lines_to_type_chosen_by_seed(tmp_path):
 
 def test_position_document_empties_the_line_after_its_indentation(tmp_path):
     root = write(tmp_path, {"pkg/io.py": MODULE})
-    position = next(p for p in background.pick_positions(root, 10, seed=0) if p.line == 7)
+    position = next(p for p in background.pick_positions(root, 10, seed=0) if p.line == 10)
     text, offset = background.position_document(root, position)
-    assert text.split("\n")[7] == "        "
+    assert text.split("\n")[10] == "        "
     assert text[:offset].endswith("handle:\n        ") and text[offset] == "\n"
     assert text.replace("        \n", "        text = handle.read()\n", 1) == MODULE
-    assert lsp_latency.position_of(text, offset).line == 7
+    assert lsp_latency.position_of(text, offset).line == 10
     assert lsp_latency.position_of(text, offset).character == 8
 
 
@@ -153,7 +157,7 @@ def test_scenarios_run_against_the_real_server(tmp_path, capsys):
     out = tmp_path / "run.json"
     code = lsp_latency.main([
         "--compare", "--positions", "2", "--accepts", "2", "--pause-s", "0.1", "--speculation-timeout", "5",
-        "--file", "shop/checkout.py", "--lines", "8", "--engine-factory", "tests.lsp_support:scripted_engine",
+        "--file", "shop/checkout.py", "--lines", "8", "--position-files", "shop/checkout.py", "--engine-factory", "tests.lsp_support:scripted_engine",
         "--init-options", json.dumps({"engine": {"extra": {"script": "total_with_tax(net, qty)"}}}),
         "--json", str(out)])
     assert code == 0
