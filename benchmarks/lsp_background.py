@@ -134,16 +134,19 @@ def scenario_cases(scenario: str, index: int, compare: bool, defaults: dict[str,
 
 
 async def with_server(args: argparse.Namespace, root: Path, settings: dict[str, bool], work,
-                      engines: list[str]) -> Any:
-    """`await work(bench)` with a fresh, ready server, stopped afterwards."""
+                      servers: list[dict[str, Any]], scenario: str, case: str) -> Any:
+    """`await work(bench)` with a fresh, ready server, stopped afterwards; what the server said
+    of itself (engine, background counters at the end) is added to `servers`."""
     bench = Bench(args, root, settings)
     started = time.monotonic()
     await bench.start()
     bench.ready_s = time.monotonic() - started
-    engines.append(str(bench.status.get("engine", "")))
     try:
         return await work(bench)
     finally:
+        await asyncio.sleep(0.6)  # the server sends its status at most every 0.5 s
+        servers.append({"scenario": scenario, "case": case, "engine": bench.status.get("engine", ""),
+                        "ready_s": round(bench.ready_s, 2), "background": bench.status.get("background") or {}})
         await bench.stop()
 
 
@@ -196,7 +199,7 @@ async def accept_position(bench: Bench, position: Position, case: str, speculate
 
 async def run_scenarios(args: argparse.Namespace, root: Path, positions: list[Position],
                         session: tuple[str, str, str, int] | None, defaults: dict[str, bool],
-                        engines: list[str]) -> dict[str, dict[str, list]]:
+                        servers: list[dict[str, Any]]) -> dict[str, dict[str, list]]:
     """{scenario: {case: [result, ...]}}, each case on fresh servers."""
     out: dict[str, dict[str, list]] = {}
     for index, scenario in enumerate(args.scenarios):
@@ -205,7 +208,8 @@ async def run_scenarios(args: argparse.Namespace, root: Path, positions: list[Po
             for number, position in enumerate(positions):
                 for case, settings in scenario_cases(scenario, index + number, args.compare, defaults):
                     result = await with_server(args, root, settings,
-                                               lambda bench: open_position(bench, position, case), engines)
+                                               lambda bench: open_position(bench, position, case),
+                                               servers, scenario, case)
                     results.setdefault(case, []).append(result)
                     progress(scenario, case, result)
         else:
@@ -221,7 +225,7 @@ async def run_scenarios(args: argparse.Namespace, root: Path, positions: list[Po
                         for position in positions:
                             found += await accept_position(bench, position, case, settings.get("speculate", True))
                         return found
-                results[case] = await with_server(args, root, settings, work, engines)
+                results[case] = await with_server(args, root, settings, work, servers, scenario, case)
                 progress(scenario, case, {"ms": statistics.median([r["ms"] for r in results[case]] or [0])})
         out[scenario] = results
     return out
@@ -233,7 +237,18 @@ def progress(scenario: str, case: str, result: dict[str, Any]) -> None:
 
 
 
-def summarize_case(scenario: str, case: str, results: list[dict[str, Any]]) -> dict[str, Any]:
+def background_of(servers: list[dict[str, Any]], scenario: str, case: str) -> dict[str, int]:
+    """The servers' background counters (`repoctx/status` ``background``) summed over a case."""
+    total: dict[str, int] = {}
+    for server in servers:
+        if server["scenario"] == scenario and server["case"] == case:
+            for name, value in (server.get("background") or {}).items():
+                total[name] = total.get(name, 0) + int(value or 0)
+    return total
+
+
+def summarize_case(scenario: str, case: str, results: list[dict[str, Any]],
+                   background: dict[str, int] | None = None) -> dict[str, Any]:
     """One row of a scenario's table: the latencies that scenario is about."""
     answered = [r for r in results if "error" not in r]
     measured = [r for r in answered if r["trace"].get("source") == "engine"] if scenario == "typing" else answered
@@ -241,7 +256,8 @@ def summarize_case(scenario: str, case: str, results: list[dict[str, Any]]) -> d
     row = {"scenario": scenario, "case": case, "n": len(results), "measured": len(measured),
            "shown": sum(1 for r in results if r["shown"]), "sources": sources_of(results), "p50_ms": p50, "p95_ms": p95,
            "reuse_median": median_or_nan([value for value in map(reuse, measured) if value is not None]),
-           "prompt_tokens_median": median_or_nan([r["trace"]["prompt_tokens"] for r in measured if r["trace"].get("prompt_tokens")])}
+           "prompt_tokens_median": median_or_nan([r["trace"]["prompt_tokens"] for r in measured if r["trace"].get("prompt_tokens")]),
+           "background": background or {}}
     if scenario == "accept":
         row["wait_p50_ms"] = median_or_nan([r["wait_ms"] for r in results])
         row["speculation_finished"] = sum(1 for r in results if r.get("speculation_finished"))
@@ -309,15 +325,17 @@ SCENARIO_TITLES = {
 def scenario_markdown(scenario: str, cases: dict[str, dict[str, Any]], settings: dict[str, dict[str, bool]]) -> str:
     extra = {"open": "server ready p50 s", "typing": "KV reuse median", "accept": "wait before asking p50 ms"}[scenario]
     out = [f"{SCENARIO_TITLES[scenario]}:\n",
-           f"| case | settings | n | measured | ghost text shown | answered by | p50 / p95 ms | prompt tokens median | {extra} |",
-           "|---|---|---:|---:|---:|---|---:|---:|---:|"]
+           f"| case | settings | n | measured | ghost text shown | answered by | p50 / p95 ms | prompt tokens median | {extra} | server's warm-ups / speculations / served from one |",
+           "|---|---|---:|---:|---:|---|---:|---:|---:|---:|"]
     for case, row in cases.items():
         sources = ", ".join(f"{name} {count}" for name, count in sorted(row["sources"].items()))
         shown = ", ".join(f"{name} {'on' if value else 'off'}" for name, value in sorted(settings[case].items()))
+        background = row.get("background") or {}
+        counters = " / ".join(str(background.get(name, "-")) for name in ("warmups", "speculations", "speculation_hits"))
         value = {"open": fmt(row.get("ready_p50_s", float("nan")), ".1f"), "typing": fmt(row["reuse_median"] * 100, ".1f") + "%",
                  "accept": fmt(row.get("wait_p50_ms", float("nan")))}[scenario]
         out.append(f"| {case} | {shown} | {row['n']} | {row['measured']} | {row['shown']} | {sources} | "
-                   f"{fmt(row['p50_ms'])} / {fmt(row['p95_ms'])} | {fmt(row['prompt_tokens_median'])} | {value} |")
+                   f"{fmt(row['p50_ms'])} / {fmt(row['p95_ms'])} | {fmt(row['prompt_tokens_median'])} | {value} | {counters} |")
     return "\n".join(out)
 
 
@@ -329,11 +347,12 @@ async def measure(args: argparse.Namespace, root: Path, session: tuple[str, str,
         positions = pick_positions(root, args.positions, args.seed, args.position_files)
         if not positions:
             raise SystemExit("no code line to start typing at was found")
-    engines: list[str] = []
-    raw = await run_scenarios(args, root, positions, session, defaults, engines)
-    rows = {scenario: {case: summarize_case(scenario, case, results) for case, results in cases.items()}
+    servers: list[dict[str, Any]] = []
+    raw = await run_scenarios(args, root, positions, session, defaults, servers)
+    rows = {scenario: {case: summarize_case(scenario, case, results, background_of(servers, scenario, case))
+                       for case, results in cases.items()}
             for scenario, cases in raw.items()}
-    out = [f"Engine: {engines[-1] if engines else '-'}; debounce {args.debounce_ms} ms.\n"]
+    out = [f"Engine: {servers[-1]['engine'] if servers else '-'}; debounce {args.debounce_ms} ms.\n"]
     missing = sorted(set(FEATURES) - supported_settings())
     if missing:
         out.append(f"This repoctx has no completion setting {', '.join(missing)}: the server got none, so the "
@@ -348,5 +367,5 @@ async def measure(args: argparse.Namespace, root: Path, session: tuple[str, str,
         out.append(scenario_markdown(scenario, cases, settings) + "\n")
     out.append("| target | measured | result |\n|---|---|---|")
     out += [f"| {target} | {measured} | {result} |" for target, measured, result in targets(rows, raw)]
-    return "\n".join(out), {"scenarios": rows, "scenario_raw": raw,
+    return "\n".join(out), {"scenarios": rows, "scenario_raw": raw, "servers": servers,
                               "positions": [dataclasses.asdict(p) for p in positions]}

@@ -183,4 +183,10 @@ def test_scenarios_run_against_the_real_server(tmp_path, capsys):
     tokens = [r["trace"]["prompt_tokens"] for r in generated]
     assert tokens[1] > tokens[0] and tokens[3] > tokens[2]
     assert data["scenarios"]["accept"]["on"]["speculation_finished"] == 4
+    # The servers' own counters, summed per case: speculations only where they were on, and
+    # each next ghost text served from one.
+    assert data["scenarios"]["accept"]["on"]["background"]["speculation_hits"] == 4
+    assert data["scenarios"]["accept"]["off"]["background"]["speculations"] == 0
+    assert data["scenarios"]["open"]["off"]["background"]["warmups"] == 0
+    assert "| on | speculate on, warm on | 4 | 4 | 4 | speculative 4 |" in printed
     assert "| target | measured | result |" in printed and "load average" in printed
