@@ -128,8 +128,6 @@ def scenario_cases(scenario: str, index: int, compare: bool, defaults: dict[str,
     return cases if index % 2 == 0 else cases[::-1]
 
 
-
-
 # -- the scenarios ------------------------------------------------------------------------------
 
 
@@ -235,8 +233,6 @@ def progress(scenario: str, case: str, result: dict[str, Any]) -> None:
     print(f"[{scenario} {case}] {result.get('position', '')} {result['ms']:.0f} ms", file=sys.stderr, flush=True)
 
 
-
-
 def background_of(servers: list[dict[str, Any]], scenario: str, case: str) -> dict[str, int]:
     """The servers' background counters (`repoctx/status` ``background``) summed over a case."""
     total: dict[str, int] = {}
@@ -311,8 +307,6 @@ def targets(rows: dict[str, dict[str, dict[str, Any]]], raw: dict[str, dict[str,
                     f"{ms(accept['p50_ms'])} ({accept['n']} accepts, {accept.get('speculation_finished', 0)} after a finished speculation)",
                     verdict(None if accept["p50_ms"] != accept["p50_ms"] else accept["p50_ms"] <= TARGET_ACCEPT_MS)))
     return out
-
-
 
 
 SCENARIO_TITLES = {

@@ -432,7 +432,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--pause-s", type=float, default=2.0,
                         help="pause after opening (and after accepting, without speculation) before the keystroke")
     parser.add_argument("--accepts", type=int, default=3, help="suggestions accepted in a row per position")
-    parser.add_argument("--speculation-timeout", type=float, default=60.0,
+    parser.add_argument("--speculation-timeout", type=float, default=30.0,
                         help="longest wait for a speculation to finish after accepting (s)")
     parser.add_argument("--interval-ms", type=float, default=150.0, help="keystroke interval in paced mode")
     parser.add_argument("--pause-ms", type=float, default=0.0, help="pause after each answer in sequential mode")
