@@ -19,11 +19,12 @@ the others):
   keystrokes that the engine answered (not type-ahead or cache) and KV reuse (reused / prompt
   tokens, from the trace). Measures `warm` and `speculate` together: the on case has the
   defaults, the off case the behaviour before them (speculation must not slow typing down).
-* ``accept``: at each position a ghost text is asked for and accepted as Tab does (one
-  `didChange` inserting it); once the speculation finished (`repoctx/status`
-  ``background.speculations`` went up; at most `--speculation-timeout` s), or after
-  `--pause-s` without speculation, the next ghost text is asked for at the new cursor and
-  timed from the request; repeated `--accepts` times. Measures `completion.speculate`.
+* ``accept``: at each position a ghost text is asked for (typing the line's characters one by
+  one until one shows) and accepted as Tab does (one `didChange` inserting it); once the
+  speculation finished (`repoctx/status` ``background.speculations`` went up; at most
+  `--speculation-timeout` s), or after `--pause-s` without speculation, the next ghost text
+  is asked for at the new cursor and timed from the request; repeated `--accepts` times.
+  Measures `completion.speculate`.
 
 Without `--compare` each scenario runs once with the settings that `--no-warm` and
 `--no-speculate` leave. A repoctx without those settings gets none (the cases then differ
@@ -144,7 +145,8 @@ async def with_server(args: argparse.Namespace, root: Path, settings: dict[str, 
     finally:
         await asyncio.sleep(0.6)  # the server sends its status at most every 0.5 s
         servers.append({"scenario": scenario, "case": case, "engine": bench.status.get("engine", ""),
-                        "ready_s": round(bench.ready_s, 2), "background": bench.status.get("background") or {}})
+                        "ready_s": round(bench.ready_s, 2), "background": bench.status.get("background") or {},
+                        "errors": bench.errors})
         await bench.stop()
 
 
@@ -173,6 +175,12 @@ async def accept_position(bench: Bench, position: Position, case: str, speculate
     uri = bench.open(position.file, text)
     before = bench.speculations()
     answer = await bench._ask(uri, text, offset, f"accept-{case}-{position.label}-first", None)
+    for typed, char in enumerate(position.body):  # no suggestion yet: type on, as a user would
+        if answer["shown"]:
+            break
+        text, offset = bench.insert(uri, text, offset, char)
+        before = bench.speculations()
+        answer = await bench._ask(uri, text, offset, f"accept-{case}-{position.label}-first-{typed}", None)
     results = []
     for step in range(args.accepts):
         if not answer["shown"]:
@@ -359,6 +367,11 @@ async def measure(args: argparse.Namespace, root: Path, session: tuple[str, str,
     for scenario, cases in rows.items():
         settings = dict(scenario_cases(scenario, 0, args.compare, defaults))
         out.append(scenario_markdown(scenario, cases, settings) + "\n")
+        for case in cases:
+            errors = [error for server in servers if server["scenario"] == scenario and server["case"] == case
+                      for error in server.get("errors", [])]
+            if errors:
+                out.append(f"{scenario} {case}: the server logged {len(errors)} errors; the first: {errors[0]}\n")
     out.append("| target | measured | result |\n|---|---|---|")
     out += [f"| {target} | {measured} | {result} |" for target, measured, result in targets(rows, raw)]
     return "\n".join(out), {"scenarios": rows, "scenario_raw": raw, "servers": servers,

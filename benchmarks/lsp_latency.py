@@ -116,6 +116,7 @@ class Bench:
         self.client = LanguageClient("repoctx-lsp-latency", "0")
         self.traces: dict[str, dict[str, Any]] = {}
         self.status: dict[str, Any] = {}
+        self.errors: list[str] = []
         self.version: dict[str, int] = {}
         client = self.client
 
@@ -139,6 +140,8 @@ class Bench:
 
         @client.feature(types.WINDOW_LOG_MESSAGE)
         def log(params):
+            if params.type == types.MessageType.Error:
+                self.errors.append(params.message)  # a failed completion has no trace: this says why
             if self.args.verbose:
                 print(f"[server] {params.message}", file=sys.stderr)
 
@@ -303,7 +306,8 @@ def stats(values: list[float]) -> tuple[float, float]:
 def sources_of(results: list[dict[str, Any]]) -> dict[str, int]:
     sources: dict[str, int] = {}
     for r in results:
-        source = r.get("trace", {}).get("source") or ("cancelled" if r.get("error") == CANCELLED else "none")
+        # No trace: the request was cancelled, or the completion failed (the server logs why).
+        source = r.get("trace", {}).get("source") or ("cancelled" if r.get("error") == CANCELLED else "failed")
         sources[source] = sources.get(source, 0) + 1
     return sources
 

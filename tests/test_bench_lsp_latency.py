@@ -190,3 +190,20 @@ def test_scenarios_run_against_the_real_server(tmp_path, capsys):
     assert data["scenarios"]["open"]["off"]["background"]["warmups"] == 0
     assert "| on | speculate on, warm on | 4 | 4 | 4 | speculative 4 |" in printed
     assert "| target | measured | result |" in printed and "load average" in printed
+
+
+@pytest.mark.slow
+def test_accept_types_on_until_a_suggestion_shows(tmp_path):
+    """A blank line may get no suggestion: the accept scenario types the line on, as a user
+    would, until one shows, and accepts that (here the engine only answers after `calc = P`)."""
+    out = tmp_path / "run.json"
+    rules = [["    calc = P", "riceCalculator(0.2)"]]
+    assert lsp_latency.main([
+        "--scenarios", "accept", "--no-speculate", "--positions", "2", "--accepts", "1", "--pause-s", "0.1",
+        "--position-files", "shop/checkout.py", "--engine-factory", "tests.lsp_support:scripted_engine",
+        "--init-options", json.dumps({"engine": {"extra": {"script": "", "rules": rules}}}),
+        "--json", str(out)]) == 0
+    accepted = {r["position"]: r for r in json.loads(out.read_text())["scenario_raw"]["accept"]["as set"]}
+    assert set(accepted) == {"shop/checkout.py:7", "shop/checkout.py:8"}
+    # Asked again after the accepted text: the engine saw `calc = PriceCalculator(0.2)` typed.
+    assert accepted["shop/checkout.py:7"]["text"] == "riceCalculator(0.2)"
