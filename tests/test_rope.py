@@ -9,6 +9,7 @@ import logging
 import math
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from repoctx import rope
@@ -172,8 +173,11 @@ def test_llamacpp_runs_a_real_model_with_the_yarn_settings():
     assert llm.n_ctx() == d.granted_window
     tokens = llm.tokenize(b"def add(a, b):\n    return", add_bos=False)
     llm.eval(tokens)
-    logits = llm.scores[llm.n_tokens - 1]
+    # The context's own logits for the last token: `llm.scores` is only written with logits_all,
+    # and reading it otherwise reads uninitialised memory (non-finite now and then).
+    logits = np.ctypeslib.as_array(llm._ctx.get_logits_ith(-1), shape=(llm.n_vocab(),))
     assert all(math.isfinite(float(value)) for value in logits[:100])
+    assert np.isfinite(logits).all() and logits.std() > 0
 
 
 # --------------------------------------------------------------------------- transformers
