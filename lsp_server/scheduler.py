@@ -251,11 +251,11 @@ class Scheduler:
         """The completion for document `key` at `prefix|suffix` (the whole buffer around the cursor)."""
         number = next(self._sequence)
         self._latest[key] = number
+        self._preempt(key, prefix, suffix)
         record = self.records.get(key)
         if record is not None:
             rest = typeahead(record.prefix, record.suffix, record.text, prefix, suffix)
             if rest is not None:
-                self._preempt(key, prefix, suffix)
                 self._cancel_other(key, prefix, suffix)
                 return self._count(Outcome(rest, "typeahead"))
         spec = self.speculated.get(key)
@@ -263,9 +263,7 @@ class Scheduler:
             rest = spec.text if (prefix, suffix) == (spec.prefix, spec.suffix) else typeahead(
                 spec.prefix, spec.suffix, spec.text, prefix, suffix)
             if rest is not None:  # "" too: the model had nothing to add there
-                self._preempt(key, prefix, suffix)
                 return self._count(Outcome(rest, "speculative"))
-        self._preempt(key, prefix, suffix)
         job = self.jobs.get(key)
         if job is not None and not job.done:
             if job.may_answer(prefix, suffix):
@@ -283,13 +281,13 @@ class Scheduler:
                 job.token.cancel()
         job = Job(key, prefix, suffix, not_before=self.clock() + self._debounce() / 1000)
         self.jobs[key] = job
-        loop = asyncio.get_running_loop()
-        submitted = self.clock()
-        job.future = loop.run_in_executor(self.executor, self._worker(job, run, submitted))
-        job.future.add_done_callback(lambda future: self._finished(job, future))
+        self._submit(job, run).add_done_callback(lambda future: self._finished(job, future))
         return self._count(await self._wait(job))
 
-    def _worker(self, job: Job, run: Runner, submitted: float) -> Callable[[], Outcome]:
+    def _submit(self, job: Job, run: Runner) -> asyncio.Future:
+        """Run `run` for `job` in the worker executor; the job's future."""
+        submitted = self.clock()
+
         def work() -> Outcome:
             job.queue_ms = (self.clock() - submitted) * 1000
             if job.token.cancelled:
@@ -305,9 +303,14 @@ class Scheduler:
                 return Outcome("", "cancelled", payload)
             return Outcome(text, "engine", payload)
 
-        return work
+        job.future = asyncio.get_running_loop().run_in_executor(self.executor, work)
+        return job.future
 
     # -- background jobs ------------------------------------------------------------------------
+
+    def _background_job(self, key: Hashable, prefix: str, suffix: str, kind: str) -> Job:
+        """A job nobody waits for yet: no debounce, and a token engines check often."""
+        return Job(key, prefix, suffix, not_before=self.clock(), token=CancelToken(background=True), background=kind)
 
     def busy(self) -> bool:
         """Whether a request's job is queued or running."""
@@ -324,9 +327,8 @@ class Scheduler:
             current.token.cancel()
         if self.busy():
             return None
-        job = Job(key, prefix, suffix, not_before=self.clock(), token=CancelToken(background=True), background="warm")
-        self.warming[key] = job
-        job.future = asyncio.get_running_loop().run_in_executor(self.executor, self._worker(job, run, self.clock()))
+        job = self.warming[key] = self._background_job(key, prefix, suffix, "warm")
+        future = self._submit(job, run)
 
         def finished(future: asyncio.Future) -> None:
             if self.warming.get(key) is job:
@@ -338,8 +340,8 @@ class Scheduler:
                 self.background_stats["warmups"] += 1
                 self.background_stats["warm_tokens"] += int(outcome.payload or 0)
 
-        job.future.add_done_callback(finished)
-        return job.future
+        future.add_done_callback(finished)
+        return future
 
     def speculate(self, key: Hashable, prefix: str, suffix: str, run: Runner) -> asyncio.Future | None:
         """Compute, when the worker is free, the completion for document `key` at `prefix|suffix`
@@ -354,12 +356,10 @@ class Scheduler:
             job.token.cancel()
         if self.busy():
             return None
-        job = Job(key, prefix, suffix, not_before=self.clock(), token=CancelToken(background=True),
-                  background="speculative")
-        self.jobs[key] = job
-        job.future = asyncio.get_running_loop().run_in_executor(self.executor, self._worker(job, run, self.clock()))
-        job.future.add_done_callback(lambda future: self._finished(job, future))
-        return job.future
+        job = self.jobs[key] = self._background_job(key, prefix, suffix, "speculative")
+        future = self._submit(job, run)
+        future.add_done_callback(lambda _: self._finished(job, future))
+        return future
 
     def edited(self, key: Hashable, text: str) -> None:
         """Document `key` now reads `text`: a speculation for another buffer is no longer wanted."""
