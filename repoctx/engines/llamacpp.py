@@ -29,6 +29,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from ..cache import LRUCache
 from ..foreground import note_engine
 from ..models import (
     ModelError,
@@ -38,7 +39,6 @@ from ..models import (
     model_key,
     store_cached_choice,
 )
-from ..cache import LRUCache
 from ..tokenizer import LlamaCppTokenizer
 from . import Deadline, StopStream, held_for
 from .base import CancelToken, EngineError, GenerationRequest, GenerationResult, PrefillResult, TargetScore
@@ -272,7 +272,7 @@ class LlamaCppEngine:
         """Evaluate `prompt` (all but its last token, as a generation would) into the KV cache.
 
         Returns at once, evaluating nothing, while a generation holds the model: a warm-up never
-        waits behind a request. `cancel` stops it between chunks of `_PREFILL_CHUNK` tokens; what
+        waits behind a request. `cancel` stops it between chunks of `_WARM_CHUNK` tokens; what
         was evaluated by then stays in the cache and is reused."""
         if not self._lock.acquire(blocking=False):
             return PrefillResult(0, 0, False, {})
@@ -398,17 +398,9 @@ class LlamaCppEngine:
         sequence = [tokens[-1]] + wanted
         n_vocab = llama.n_vocab()
         rows = []
-        llama._ctx.kv_cache_seq_rm(-1, llama.n_tokens, -1)
         for offset in range(0, len(sequence), llama.n_batch):
             deadline.check()
-            batch = sequence[offset:offset + llama.n_batch]
-            n_past = llama.n_tokens
-            llama._batch.set_batch(batch=batch, n_past=n_past, logits_all=True)
-            llama._ctx.decode(llama._batch)
-            rows.append(np.ctypeslib.as_array(llama._ctx.get_logits(), shape=(len(batch) * n_vocab,))
-                        .reshape(len(batch), n_vocab).astype(np.float64))
-            llama.input_ids[n_past:n_past + len(batch)] = batch
-            llama.n_tokens += len(batch)
+            rows.append(self._decode(sequence[offset:offset + llama.n_batch], every_row=True).astype(np.float64))
         logits = np.concatenate(rows)
         if healed:  # the first token is chosen among those that write the taken-back text
             barred = np.ones(n_vocab, dtype=bool)
@@ -481,19 +473,27 @@ class LlamaCppEngine:
         """The likeliest token after `tokens` (all evaluated but the last) that writes `healed`."""
         import numpy as np
 
-        llama = self._llama
-        llama._ctx.kv_cache_seq_rm(-1, llama.n_tokens, -1)
-        n_past = llama.n_tokens
-        pending = tokens[n_past:]
-        llama._batch.set_batch(batch=pending, n_past=n_past, logits_all=False)
-        llama._ctx.decode(llama._batch)
-        llama.input_ids[n_past:n_past + len(pending)] = pending
-        llama.n_tokens += len(pending)
-        row = np.ctypeslib.as_array(llama._ctx.get_logits_ith(-1), shape=(llama.n_vocab(),))
+        row = self._decode(tokens[self._llama.n_tokens:], every_row=False)[-1]
         candidates = self._heal_candidates(healed)
         if not candidates:
             raise EngineError(f"no token writes {healed!r}")
         return int(candidates[int(np.argmax(row[candidates]))])
+
+    def _decode(self, batch: list[int], every_row: bool) -> Any:
+        """Evaluate `batch` after the cached tokens and keep it in the cache; the logits of every
+        token of it (`every_row`) or of its last one only, as rows of a numpy array."""
+        import numpy as np
+
+        llama = self._llama
+        llama._ctx.kv_cache_seq_rm(-1, llama.n_tokens, -1)
+        n_past, n_vocab = llama.n_tokens, llama.n_vocab()
+        llama._batch.set_batch(batch=batch, n_past=n_past, logits_all=every_row)
+        llama._ctx.decode(llama._batch)
+        llama.input_ids[n_past:n_past + len(batch)] = batch
+        llama.n_tokens += len(batch)
+        if every_row:
+            return np.ctypeslib.as_array(llama._ctx.get_logits(), shape=(len(batch) * n_vocab,)).reshape(len(batch), n_vocab)
+        return np.ctypeslib.as_array(llama._ctx.get_logits_ith(-1), shape=(n_vocab,)).reshape(1, n_vocab)
 
     def _prefill(self, tokens: list[int], cancel: CancelToken | None, deadline: Deadline,
                  chunk: int = _PREFILL_CHUNK) -> tuple[int, bool]:
