@@ -469,3 +469,21 @@ def scripted_options(tmp_path: Path, **extra: Any) -> dict[str, Any]:
         "engine": {"extra": {"stats_file": str(stats), **extra}},
     }
     return options
+
+
+def model_session(root: Path, model: str, completion: dict[str, Any] | None = None,
+                  trace: str | None = None) -> LspSession:
+    """`repoctx lsp` over stdio with a real built-in model, ready, dense retrieval off. Quality is
+    under test, not speed: no retrieval source may be dropped for time on a loaded machine."""
+    lsp = LspSession(command=[sys.executable, "-m", "repoctx.cli", "lsp"])
+    limits = {name: 10_000.0 for name in ("imports", "typed_hole", "lexical", "recent")}
+    options: dict[str, Any] = {"engine": {"model": model}, "index": {"embedder": "none"},
+                               "retrieval": {"timeLimitMs": limits}}
+    if completion is not None:
+        options["completion"] = completion
+    try:
+        lsp.initialize(root, options, wait_ready=True, timeout=600, trace=trace)
+    except BaseException:
+        lsp.stop(timeout=60)
+        raise
+    return lsp

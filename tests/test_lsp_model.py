@@ -5,13 +5,12 @@ another file."""
 from __future__ import annotations
 
 import shutil
-import sys
 from pathlib import Path
 
 import pytest
 
 from tests.editor_support import model_missing, shop_repo
-from tests.lsp_support import LspSession
+from tests.lsp_support import model_session
 
 pytestmark = [pytest.mark.model, pytest.mark.slow]
 
@@ -31,12 +30,8 @@ def test_real_model_completes_with_the_cross_file_method(shop):
     text = checkout.read_text()
     lines = text.split("\n")
     line = next(i for i, item in enumerate(lines) if item.strip() == "return calc.")
-    lsp = LspSession(command=[sys.executable, "-m", "repoctx.cli", "lsp"])
+    lsp = model_session(shop, MODEL)
     try:
-        # Quality is under test, not speed: no source may be dropped for time on a loaded machine.
-        limits = {name: 10_000.0 for name in ("imports", "typed_hole", "lexical", "recent")}
-        lsp.initialize(shop, {"engine": {"model": MODEL}, "index": {"embedder": "none"},
-                              "retrieval": {"timeLimitMs": limits}}, wait_ready=True, timeout=600)
         assert lsp.statuses[-1]["state"] == "ready", lsp.statuses[-1]
         uri = lsp.open(checkout, text)
         texts = lsp.inline(uri, line, len(lines[line]), timeout=300)

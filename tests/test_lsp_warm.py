@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import json
 import shutil
-import sys
 from pathlib import Path
 
 import pytest
 
 from tests.editor_support import model_missing, shop_repo
-from tests.lsp_support import LspSession
+from tests.lsp_support import LspSession, model_session
 
 pytestmark = [pytest.mark.model, pytest.mark.slow]
 
@@ -40,12 +39,7 @@ def _last_trace(lsp: LspSession) -> dict:
 
 
 def _session(shop: Path, completion: dict) -> LspSession:
-    lsp = LspSession(command=[sys.executable, "-m", "repoctx.cli", "lsp"])
-    limits = {name: 10_000.0 for name in ("imports", "typed_hole", "lexical", "recent")}
-    lsp.initialize(shop, {"engine": {"model": MODEL}, "index": {"embedder": "none"},
-                          "retrieval": {"timeLimitMs": limits}, "completion": completion},
-                   wait_ready=True, timeout=600, trace="verbose")
-    return lsp
+    return model_session(shop, MODEL, completion, trace="verbose")
 
 
 def test_warm_start_and_speculation_with_the_real_model(shop):
