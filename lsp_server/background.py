@@ -7,7 +7,10 @@
   what changed since: nothing but the last token at the same place, the typed characters
   and what follows them after typing.
 * Speculation: once a completion is offered, the completion that follows it, as if the user
-  accepted it, is computed; the request after accepting is answered from it.
+  accepted it, is computed; the request after accepting is answered from it. When the model
+  ended the line with the offered text, there is nothing more for that line (the request there
+  is answered "" at once) and the next suggestion comes after Enter: the speculation is then
+  computed on the next line, at the indentation the editor gives it (`after_enter`).
 
 Both run in the completion worker only while no request is queued or running, and every
 request pre-empts them (`Scheduler.warm`, `Scheduler.speculate`).
@@ -16,6 +19,8 @@ request pre-empts them (`Scheduler.warm`, `Scheduler.speculate`).
 from __future__ import annotations
 
 import asyncio
+import re
+from collections import Counter
 from typing import TYPE_CHECKING, Any
 
 from lsprotocol import types
@@ -30,6 +35,38 @@ if TYPE_CHECKING:
     from .server import RepoctxServer
 
 WARM_NOTIFICATION = "repoctx/warm"
+# What VS Code does on Enter (its Python onEnterRules, its bracket rules; Neovim's indent
+# scripts agree for these): keep the line's indentation, one level more after a block opener.
+OPENS_BLOCK = re.compile(r"(:|[(\[{])\s*(#.*)?$")
+INDENT = re.compile(r"[ \t]*")
+
+
+def indent_unit(text: str) -> str:
+    """The document's indentation step: the commonest increase between consecutive lines."""
+    steps: Counter[str] = Counter()
+    previous = ""
+    for line in text.split("\n"):
+        if not line.strip():
+            continue
+        indent = INDENT.match(line).group()
+        if len(indent) > len(previous) and indent.startswith(previous):
+            steps[indent[len(previous):]] += 1
+        previous = indent
+    return steps.most_common(1)[0][0] if steps else "    "
+
+
+def after_enter(prefix: str, suffix: str) -> str | None:
+    """The buffer's text before the cursor once Enter is pressed at the end of the cursor's
+    line, with the indentation editors insert; None when the cursor is not at a line's end."""
+    if suffix.split("\n", 1)[0].strip():
+        return None
+    line = prefix.rsplit("\n", 1)[-1]
+    if not line.strip():
+        return None
+    indent = INDENT.match(line).group()
+    if OPENS_BLOCK.search(line):
+        indent += indent_unit(prefix + suffix)
+    return prefix + "\n" + indent
 
 
 def edit_end(change: Any, encoding: str) -> types.Position | None:
@@ -83,19 +120,25 @@ class Background:
         if timer is not None:
             timer.cancel()
 
-    def offered(self, uri: str, cursor: Cursor, prefix: str, suffix: str, text: str) -> None:
-        """Completion `text` was offered at `prefix|suffix`: compute the one after accepting it."""
+    def offered(self, uri: str, cursor: Cursor, prefix: str, suffix: str, text: str, ends_line: bool = False) -> None:
+        """Completion `text` was offered at `prefix|suffix`: compute the one after accepting it,
+        or, when the model ended the line with `text`, the one after accepting it and Enter."""
         server = self.server
         completer = server.completer
         if not text or not server.config.completion.speculate or completer is None:
             return
-        accepted = cursor_between(cursor.path, prefix + text, suffix, cursor.language)
+        place = prefix + text
+        entered = after_enter(place, suffix) if ends_line else None
+        if entered is not None:
+            server.scheduler.expect(uri, place, suffix, "")
+            place = entered
+        accepted = cursor_between(cursor.path, place, suffix, cursor.language)
 
         def run(job: Job) -> tuple[str, Any]:
             completion = completer.complete(accepted, cancel=job.token, on_text=job.on_text)
             return completion.text, completion
 
-        self._started(server.scheduler.speculate(uri, prefix + text, suffix, run))
+        self._started(server.scheduler.speculate(uri, place, suffix, run))
 
     def forget(self, uri: str) -> None:
         self.requested(uri)

@@ -35,6 +35,7 @@ from repoctx.cache import LRUCache
 from repoctx.engines.base import CancelToken, GenerationRequest, GenerationResult
 
 _local = threading.local()
+SPECULATIONS_KEPT = 2  # finished speculations kept per document (see Scheduler.expect)
 
 
 def wait_until(deadline: float, cancel: CancelToken | None, clock: Callable[[], float] = time.monotonic) -> bool:
@@ -75,6 +76,7 @@ class Outcome:
     source: str  # "engine" | "typeahead" | "inflight" | "cancelled" | "error"
     payload: Any = None  # what the job's function returned beside the text (the pipeline's Completion)
     error: BaseException | None = None
+    ends_line: bool = False  # the model ended the line after `text` (it wrote a newline or stopped)
     timings_ms: dict[str, float] = field(default_factory=dict)
 
 
@@ -214,6 +216,7 @@ class _Record:
     prefix: str
     suffix: str
     text: str
+    ends_line: bool = False
 
 
 Runner = Callable[[Job], tuple[str, Any]]
@@ -243,7 +246,7 @@ class Scheduler:
         self._sequence = itertools.count(1)
         self._latest: dict[Hashable, int] = {}
         self.warming: dict[Hashable, Job] = {}  # warm-ups queued or running, by document
-        self.speculated: LRUCache[Hashable, _Record] = LRUCache(max_documents)  # finished speculations
+        self.speculated: LRUCache[Hashable, list[_Record]] = LRUCache(max_documents)  # finished speculations
         self.stats = {"engine": 0, "typeahead": 0, "inflight": 0, "speculative": 0, "cancelled": 0, "error": 0}
         self.background_stats = {"warmups": 0, "warm_tokens": 0, "speculations": 0}
 
@@ -257,13 +260,12 @@ class Scheduler:
             rest = typeahead(record.prefix, record.suffix, record.text, prefix, suffix)
             if rest is not None:
                 self._cancel_other(key, prefix, suffix)
-                return self._count(Outcome(rest, "typeahead"))
-        spec = self.speculated.get(key)
-        if spec is not None:
+                return self._count(Outcome(rest, "typeahead", ends_line=record.ends_line))
+        for spec in self.speculated.get(key) or ():
             rest = spec.text if (prefix, suffix) == (spec.prefix, spec.suffix) else typeahead(
                 spec.prefix, spec.suffix, spec.text, prefix, suffix)
             if rest is not None:  # "" too: the model had nothing to add there
-                return self._count(Outcome(rest, "speculative"))
+                return self._count(Outcome(rest, "speculative", ends_line=spec.ends_line))
         job = self.jobs.get(key)
         if job is not None and not job.done:
             if job.may_answer(prefix, suffix):
@@ -301,7 +303,7 @@ class Scheduler:
                 _local.job = None
             if job.token.cancelled:
                 return Outcome("", "cancelled", payload)
-            return Outcome(text, "engine", payload)
+            return Outcome(text, "engine", payload, ends_line=bool(getattr(payload, "ends_line", False)))
 
         job.future = asyncio.get_running_loop().run_in_executor(self.executor, work)
         return job.future
@@ -346,8 +348,7 @@ class Scheduler:
     def speculate(self, key: Hashable, prefix: str, suffix: str, run: Runner) -> asyncio.Future | None:
         """Compute, when the worker is free, the completion for document `key` at `prefix|suffix`
         (the buffer once an offered completion is accepted), to answer the request there."""
-        spec = self.speculated.get(key)
-        if spec is not None and (spec.prefix, spec.suffix) == (prefix, suffix):
+        if any((spec.prefix, spec.suffix) == (prefix, suffix) for spec in self.speculated.get(key) or ()):
             return None
         job = self.jobs.get(key)
         if job is not None and not job.done:
@@ -416,9 +417,19 @@ class Scheduler:
             return
         if job.background == "speculative":
             self.background_stats["speculations"] += 1
-            self.speculated.put(job.key, _Record(job.prefix, job.suffix, outcome.text))
+            self._keep_speculation(job.key, _Record(job.prefix, job.suffix, outcome.text, outcome.ends_line))
         else:
-            self.records.put(job.key, _Record(job.prefix, job.suffix, outcome.text))
+            self.records.put(job.key, _Record(job.prefix, job.suffix, outcome.text, outcome.ends_line))
+
+    def expect(self, key: Hashable, prefix: str, suffix: str, text: str) -> None:
+        """The completion for document `key` at `prefix|suffix` is known without the engine (e.g. ""
+        at the end of a line the model itself ended): a request there is answered with it."""
+        self._keep_speculation(key, _Record(prefix, suffix, text))
+
+    def _keep_speculation(self, key: Hashable, record: _Record) -> None:
+        # Two per document: the place right after accepting, and the one after the Enter that follows.
+        kept = [spec for spec in self.speculated.get(key) or () if (spec.prefix, spec.suffix) != (record.prefix, record.suffix)]
+        self.speculated.put(key, (kept + [record])[-SPECULATIONS_KEPT:])
 
     def _cancel_other(self, key: Hashable, prefix: str, suffix: str) -> None:
         job = self.jobs.get(key)

@@ -611,7 +611,7 @@ class RepoctxServer(LanguageServer):
             state.last_error = ""
             state.last_latency_ms = elapsed
             self._status_soon()
-            self.background.offered(uri, cursor, prefix, suffix, outcome.text)
+            self.background.offered(uri, cursor, prefix, suffix, outcome.text, outcome.ends_line)
         self._trace(timings)
         return outcome.text, timings
 

@@ -369,6 +369,9 @@ class Completion:
     finish_reason: str
     timings_ms: dict[str, float] = field(default_factory=dict)
     multiline: bool = False
+    # The model ended the line after `text` (it stopped, or wrote past a line end that was cut):
+    # at the end of `text` it has nothing more for that line.
+    ends_line: bool = False
 
 
 class Completer:
@@ -492,6 +495,7 @@ class Completer:
             text=text, context=plan.context, prompt=plan.prompt, prompt_tokens=result.prompt_tokens,
             completion_tokens=result.completion_tokens, reused_prompt_tokens=result.reused_prompt_tokens,
             finish_reason=result.finish_reason, timings_ms=timings, multiline=plan.multiline,
+            ends_line=result.finish_reason == "stop" or result.text.count("\n") > text.count("\n"),
         )
 
     # -- the benchmarks' view: the prompt first, then its completion -----------------------------

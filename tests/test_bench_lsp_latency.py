@@ -119,7 +119,7 @@ def test_targets_are_judged_on_the_on_case_against_the_off_case():
         "open": {"on": [result(900, position="a"), result(1400, position="b"), result(2000, position="c")],
                  "off": [result(9000, position="a"), result(14000, position="b"), result(8000, position="c")]},
         "typing": {"on": [result(500, reused=980), result(700, reused=940), result(550, reused=970)]},
-        "accept": {"on": [result(20, source="speculative", wait_ms=900, speculation_finished=True),
+        "accept": {"on": [result(20, source="speculative", wait_ms=900, speculation_finished=True, after_enter=True),
                           result(90, wait_ms=60000, speculation_finished=False),
                           result(30, source="speculative", wait_ms=800, speculation_finished=True)]},
     }
@@ -133,7 +133,7 @@ def test_targets_are_judged_on_the_on_case_against_the_off_case():
     assert verdicts["first ghost text"][0].startswith("6.4x")
     assert verdicts["warm keystroke (engine-answered)"] == ("550 ms (3 keystrokes)", "met")
     assert verdicts["KV reuse while typing"] == ("97.0% median", "met")
-    assert verdicts["next ghost text after accepting"] == ("30 ms (3 accepts, 2 after a finished speculation)", "met")
+    assert verdicts["next ghost text after accepting"] == ("30 ms (3 accepts, 2 after a finished speculation, 1 after Enter, 3 shown)", "met")
     rows["typing"]["on"] = background.summarize_case("typing", "on", [result(800, reused=900)])
     rows["accept"]["on"] = background.summarize_case("accept", "on", [])
     verdicts = {target: result for target, _, result in background.targets(rows, raw)}
@@ -174,18 +174,22 @@ def test_scenarios_run_against_the_real_server(tmp_path, capsys):
         accepted = data["scenario_raw"]["accept"][case]
         assert len(accepted) == 4 and all(r["text"] == "total_with_tax(net, qty)" for r in accepted)
         assert [r["step"] for r in accepted] == [0, 1, 0, 1]
-    # With speculation each next ghost text was waited for and served from it; without, the
-    # engine answered, asked after the accepted text: the prompt grew by it at each step.
+    # With speculation each next ghost text was waited for and served from it: the scripted
+    # engine ends its line, so the line's end got "" at once and the next line, after Enter,
+    # the speculation. Without, the engine answered at the end of the accepted text: the prompt
+    # grew by it at each step.
     speculated = data["scenario_raw"]["accept"]["on"]
     assert all(r["speculation_finished"] and r["trace"]["source"] == "speculative" for r in speculated), speculated
+    assert all(r["after_enter"] and r["end_of_line_ms"] is not None for r in speculated), speculated
     generated = data["scenario_raw"]["accept"]["off"]
-    assert all(r["speculation_finished"] is None and r["trace"]["source"] == "engine" for r in generated), generated
+    assert all(r["speculation_finished"] is None and r["trace"]["source"] == "engine" and not r["after_enter"]
+               for r in generated), generated
     tokens = [r["trace"]["prompt_tokens"] for r in generated]
     assert tokens[1] > tokens[0] and tokens[3] > tokens[2]
     assert data["scenarios"]["accept"]["on"]["speculation_finished"] == 4
     # The servers' own counters, summed per case: speculations only where they were on, and
-    # each next ghost text served from one.
-    assert data["scenarios"]["accept"]["on"]["background"]["speculation_hits"] == 4
+    # each line's end and each next line served from one.
+    assert data["scenarios"]["accept"]["on"]["background"]["speculation_hits"] == 8
     assert data["scenarios"]["accept"]["off"]["background"]["speculations"] == 0
     assert data["scenarios"]["open"]["off"]["background"]["warmups"] == 0
     assert "| on | speculate on, warm on | 4 | 4 | 4 | speculative 4 |" in printed

@@ -453,6 +453,52 @@ def test_a_finished_speculation_answers_the_request_after_accepting():
     assert inner.calls == 1 and scheduler.background_stats["speculations"] == 1
 
 
+def test_the_end_of_an_ended_line_is_answered_at_once_while_the_next_line_is_speculated():
+    inner = ScriptedEngine("print(total)", gate_after=1)
+    runner = FakeRunner(ServedEngine(inner, 0))
+    scheduler, executor = _scheduler()
+
+    async def scenario():
+        # The model ended the line "x = foo(bar)": "" is known there; the next line is speculated.
+        scheduler.expect("doc", "x = foo(bar)", "\n", "")
+        scheduler.speculate("doc", "x = foo(bar)\n", "\n", runner)
+        await _until(inner.streamed)
+        job = scheduler.jobs["doc"]
+        at_end = await scheduler.complete("doc", "x = foo(bar)", "\n", runner)  # asked right after accepting
+        kept = not job.token.cancelled
+        scheduler.edited("doc", "x = foo(bar)\n\n")  # Enter
+        kept_after_enter = not job.token.cancelled
+        inner.gate.set()
+        next_line = await scheduler.complete("doc", "x = foo(bar)\n", "\n", runner)
+        return at_end, kept, kept_after_enter, next_line
+
+    at_end, kept, kept_after_enter, next_line = asyncio.run(scenario())
+    executor.shutdown()
+    assert at_end.source == "speculative" and at_end.text == ""
+    assert kept and kept_after_enter
+    assert next_line.source == "speculative" and next_line.text == "print(total)"
+    assert inner.calls == 1
+
+
+def test_an_edit_on_the_accepted_line_cancels_the_next_line_speculation():
+    inner = ScriptedEngine("z" * 400, gate_after=1)
+    runner = FakeRunner(ServedEngine(inner, 0))
+    scheduler, executor = _scheduler()
+
+    async def scenario():
+        scheduler.expect("doc", "x = foo(bar)", "\n", "")
+        scheduler.speculate("doc", "x = foo(bar)\n", "\n", runner)
+        await _until(inner.streamed)
+        job = scheduler.jobs["doc"]
+        scheduler.edited("doc", "x = foo(bar)  # why\n")
+        await _until(inner.finished)
+        return job
+
+    job = asyncio.run(scenario())
+    executor.shutdown()
+    assert job.token.cancelled and scheduler.background_stats["speculations"] == 0
+
+
 def test_a_request_waits_for_the_speculation_still_running():
     inner = ScriptedEngine("print(total)", gate_after=1)
     runner = FakeRunner(ServedEngine(inner, 0))

@@ -3,8 +3,9 @@ over stdio, Qwen2.5-Coder-0.5B through llama.cpp, the example shop repository.
 
 * After ``repoctx/warm`` at a cursor, the request there evaluates no prompt token but the last
   (the trace's reused_prompt_tokens), and still names the method defined in another file.
-* After the offered completion is accepted, the next request is answered from the speculation
-  (trace source "speculative"), with the text a fresh generation at that place gives.
+* After the offered completion (which ends its line) is accepted, the request at the line's end
+  is answered "" without the engine, and the request after Enter from the speculation (trace
+  source "speculative"), with the text a fresh generation at that place gives.
 """
 
 from __future__ import annotations
@@ -65,15 +66,21 @@ def test_warm_start_and_speculation_with_the_real_model(shop):
         # taken back and written again by the first generated token (token healing).
         assert trace["reused_prompt_tokens"] >= trace["prompt_tokens"] - 2, trace
 
-        # Accept the ghost text (as Tab does); the speculation answers the request after it.
+        # Accept the ghost text (as Tab does). The model ended the line with it: the request at
+        # the line's end is answered "" at once, and the next line, after Enter, from the speculation.
         offered = texts[0]
+        end = column + len(offered)
         lsp.change(uri, 2, line, column, offered)
+        at_end = lsp.inline(uri, line, end, timeout=WAIT_S)
+        trace = _last_trace(lsp)
+        assert trace["source"] == "speculative" and not any(at_end), (at_end, trace)
+        lsp.change(uri, 3, line, end, "\n    ")  # Enter: the editor keeps the body's indentation
         assert lsp.wait_for(lambda: _background(lsp).get("speculations", 0) >= 1, WAIT_S), lsp.statuses[-3:]
-        after = lsp.inline(uri, line, column + len(offered), timeout=WAIT_S)
+        after = lsp.inline(uri, line + 1, 4, timeout=WAIT_S)
         trace = _last_trace(lsp)
         assert trace["source"] == "speculative", trace
-        assert _background(lsp)["speculation_hits"] >= 1 or lsp.wait_for(
-            lambda: _background(lsp).get("speculation_hits", 0) >= 1, 10)
+        assert _background(lsp)["speculation_hits"] >= 2 or lsp.wait_for(
+            lambda: _background(lsp).get("speculation_hits", 0) >= 2, 10)
     finally:
         code = lsp.stop(timeout=60)
     assert code == 0, lsp.stderr_text()
@@ -81,9 +88,9 @@ def test_warm_start_and_speculation_with_the_real_model(shop):
     # The same request without speculation generates, and gives the same text.
     fresh = _session(shop, {"warm": False, "speculate": False})
     try:
-        accepted = text.replace(lines[line], lines[line] + offered, 1)
+        accepted = text.replace(lines[line], lines[line] + offered + "\n    ", 1)
         uri = fresh.open(checkout, accepted)
-        again = fresh.inline(uri, line, column + len(offered), timeout=WAIT_S)
+        again = fresh.inline(uri, line + 1, 4, timeout=WAIT_S)
         assert _last_trace(fresh)["source"] in ("engine", "cache"), _last_trace(fresh)
         assert again == after, (again, after)
     finally:
