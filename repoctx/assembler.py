@@ -53,6 +53,45 @@ class Layout:
     snippets: list[Snippet] = field(default_factory=list)
     versions: dict[str, str | None] = field(default_factory=dict)
     misses: dict[tuple[str, int, int], int] = field(default_factory=dict)
+    used_tokens: int = 0
+    budget: int = 0
+    line: "CursorLine | None" = None  # where it was assembled (see `keeps`)
+
+    def keeps(self, line: "CursorLine", budget: int, version_of: Callable[[str], str | None] | None) -> bool:
+        """Whether this layout still holds for a request at `line` in `budget` tokens: the same
+        line with only characters typed since (none that bring new facts to retrieval), the
+        same budget, and every file its snippets were cut from unchanged."""
+        if self.line is None or budget != self.budget or not self.rendered or not line.continues(self.line):
+            return False
+        return version_of is not None and all(version_of(path) == version for path, version in self.versions.items())
+
+
+REASSEMBLE_AFTER = frozenset(".(")  # typing these brings a receiver or a call's parameters to retrieval
+
+
+@dataclass(frozen=True)
+class CursorLine:
+    """The cursor's line: its number, a digest of the text above it, its text before the cursor."""
+
+    number: int
+    above: int
+    before: str
+
+    @classmethod
+    def of(cls, text: str, line: int, column: int) -> "CursorLine":
+        start = 0
+        for _ in range(line):
+            start = text.find("\n", start) + 1
+            if start == 0:  # past the text's last line
+                start = len(text)
+                break
+        return cls(line, hash(text[:start]), text[start:start + column])
+
+    def continues(self, earlier: "CursorLine") -> bool:
+        """Whether this is `earlier` with characters typed at the cursor, none of REASSEMBLE_AFTER."""
+        if (self.number, self.above) != (earlier.number, earlier.above) or not self.before.startswith(earlier.before):
+            return False
+        return not REASSEMBLE_AFTER & set(self.before[len(earlier.before):])
 
 
 @dataclass(frozen=True)
@@ -234,7 +273,7 @@ def assemble(
     versions = {s.path: version_of(s.path) for s in ordered} if version_of else {}
     layout = Layout(
         keys=[s.key for s in ordered], rendered=rendered, snippets=list(ordered), versions=versions,
-        misses={s.key: misses.get(s.key, 0) for s in ordered},
+        misses={s.key: misses.get(s.key, 0) for s in ordered}, used_tokens=total, budget=budget,
     )
     return context, layout
 

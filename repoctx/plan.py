@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
-from .assembler import VisibleWindow, assemble, render_plain
+from .assembler import CursorLine, VisibleWindow, assemble, render_plain
 from .cache import LRUCache
 from .config import Config
 from .engines.base import GenerationRequest
@@ -182,26 +182,37 @@ def assemble_candidates(
     """
     assembly = config.assembly
     window = candidates.window
-    key = candidates.cursor.path if key is None else key
+    cursor = candidates.cursor
+    key = cursor.path if key is None else key
+    budget = assembly.budget if budget is None else budget
+    render = render or render_plain
     previous = layouts.get(key) if layouts is not None else None
-    visible = VisibleWindow(candidates.cursor.path, window.start_line, window.end_line, window.prefix + window.suffix)
-    # After ``expr.`` the members of what ``expr`` is are the likeliest next text; anywhere
-    # else similar code shows how the repository writes such a line.
-    shares = assembly.member_quotas if candidates.member_access and assembly.member_quotas else assembly.quotas
-    context, layout = assemble(
-        candidates.ranked,
-        tokenizer=tokenizer,
-        budget=assembly.budget if budget is None else budget,
-        quotas={k: v for k, v in shares.items() if k in candidates.ranked},
-        rrf_k=assembly.rrf_k,
-        visible=visible,
-        previous=previous,
-        render=render or render_plain,
-        version_of=candidates.version_of,
-        nearest_source=assembly.nearest_source,
-    )
-    if layouts is not None:
-        layouts.put(key, layout)
+    line = CursorLine.of(cursor.text, cursor.line, cursor.column)
+    if (assembly.line_stable_context and previous is not None and previous.keeps(line, budget, candidates.version_of)
+            and render(previous.snippets) == previous.rendered):
+        # Typing on the line the context was chosen for: keep it, so that the engine's KV cache
+        # of everything after it stays valid.
+        context = AssembledContext(snippets=list(previous.snippets), used_tokens=previous.used_tokens, budget=budget,
+                                   timings_ms={"assemble": 0.0}, stable_fraction=1.0)
+    else:
+        visible = VisibleWindow(cursor.path, window.start_line, window.end_line, window.prefix + window.suffix)
+        # After ``expr.`` the members of what ``expr`` is are the likeliest next text; anywhere
+        # else similar code shows how the repository writes such a line.
+        shares = assembly.member_quotas if candidates.member_access and assembly.member_quotas else assembly.quotas
+        context, layout = assemble(
+            candidates.ranked,
+            tokenizer=tokenizer,
+            budget=budget,
+            quotas={k: v for k, v in shares.items() if k in candidates.ranked},
+            rrf_k=assembly.rrf_k,
+            visible=visible,
+            previous=previous,
+            render=render,
+            version_of=candidates.version_of,
+            nearest_source=assembly.nearest_source,
+        )
+        if layouts is not None:
+            layouts.put(key, replace(layout, line=line))
     context.timings_ms = {**candidates.timings_ms, **context.timings_ms,
                           "total": (time.perf_counter() - candidates.started) * 1000}
     context.notes = list(candidates.notes)
