@@ -55,43 +55,55 @@ class Layout:
     misses: dict[tuple[str, int, int], int] = field(default_factory=dict)
     used_tokens: int = 0
     budget: int = 0
-    line: "CursorLine | None" = None  # where it was assembled (see `keeps`)
+    typed: "TypingPoint | None" = None  # where it was assembled (see `keeps`)
 
-    def keeps(self, line: "CursorLine", budget: int, version_of: Callable[[str], str | None] | None) -> bool:
-        """Whether this layout still holds for a request at `line` in `budget` tokens: the same
-        line with only characters typed since (none that bring new facts to retrieval), the
-        same budget, and every file its snippets were cut from unchanged."""
-        if self.line is None or budget != self.budget or not self.rendered or not line.continues(self.line):
+    def keeps(self, point: "TypingPoint", budget: int, ranked: dict[str, list[Snippet]],
+              version_of: Callable[[str], str | None] | None) -> bool:
+        """Whether this layout still holds at `point` in `budget` tokens: the user only typed at
+        the cursor since (Enter included, at most TYPED_LINES_KEPT lines), the budget is the
+        same, every file its snippets were cut from is unchanged, and the definitions the
+        retrievers now rank first (after a typed ``obj.`` or ``call(``, say) are in it."""
+        if self.typed is None or budget != self.budget or not self.rendered or not point.continues(self.typed):
             return False
-        return version_of is not None and all(version_of(path) == version for path, version in self.versions.items())
+        if version_of is None or any(version_of(path) != version for path, version in self.versions.items()):
+            return False
+        return all(_shown(snippet, self.snippets)
+                   for source in DEFINITION_SOURCES for snippet in ranked.get(source, [])[:DEFINITIONS_CHECKED])
 
 
-REASSEMBLE_AFTER = frozenset(".(")  # typing these brings a receiver or a call's parameters to retrieval
+DEFINITION_SOURCES = ("imports", "typed_hole")  # what the model cannot guess; similar code it often can
+DEFINITIONS_CHECKED = 2  # a source's first candidates that must be in a kept layout
+TYPED_LINES_KEPT = 8  # lines typed under one layout before it is assembled again
+
+
+def _shown(snippet: Snippet, shown: list[Snippet]) -> bool:
+    return any(other.path == snippet.path and other.start_line < snippet.end_line and snippet.start_line < other.end_line
+               for other in shown)
 
 
 @dataclass(frozen=True)
-class CursorLine:
-    """The cursor's line: its number, a digest of the text above it, its text before the cursor."""
+class TypingPoint:
+    """A document at a cursor, as far as typing goes: the text before the cursor, and a digest
+    of the text after it (typing inserts at the cursor and leaves the rest as it was)."""
 
-    number: int
-    above: int
     before: str
+    after: int
 
     @classmethod
-    def of(cls, text: str, line: int, column: int) -> "CursorLine":
-        start = 0
+    def of(cls, text: str, line: int, column: int) -> "TypingPoint":
+        offset = 0
         for _ in range(line):
-            start = text.find("\n", start) + 1
-            if start == 0:  # past the text's last line
-                start = len(text)
+            offset = text.find("\n", offset) + 1
+            if offset == 0:  # past the text's last line
+                offset = len(text)
                 break
-        return cls(line, hash(text[:start]), text[start:start + column])
+        offset = min(offset + column, len(text))
+        return cls(text[:offset], hash(text[offset:]))
 
-    def continues(self, earlier: "CursorLine") -> bool:
-        """Whether this is `earlier` with characters typed at the cursor, none of REASSEMBLE_AFTER."""
-        if (self.number, self.above) != (earlier.number, earlier.above) or not self.before.startswith(earlier.before):
-            return False
-        return not REASSEMBLE_AFTER & set(self.before[len(earlier.before):])
+    def continues(self, earlier: "TypingPoint") -> bool:
+        """Whether this is `earlier` with text typed at the cursor (at most TYPED_LINES_KEPT lines)."""
+        return (self.after == earlier.after and self.before.startswith(earlier.before)
+                and self.before.count("\n", len(earlier.before)) <= TYPED_LINES_KEPT)
 
 
 @dataclass(frozen=True)

@@ -114,15 +114,17 @@ class AssemblyConfig:
     instead of the whole suffix. Measured (development split, 45 tasks, Qwen2.5-Coder-0.5B,
     benchmarks/RESULTS.md): exact match 51.1% against 37.8% with the line in the prefix (paired
     +13.3 points, 95% interval [+2.2, +24.4]), mean log-prob alike."""
-    line_stable_context: bool = True
-    """While the user types on a line (the text above it unchanged, characters only appended),
-    the repository context chosen at the line's first request (or warm-up) is kept as it is,
-    unless a ``.`` or ``(`` is typed (a receiver or a call's parameters are new facts for the
-    retrievers), the budget changes or a file it was cut from changes. What retrieval finds
-    depends on the text before the cursor, and any change in the context re-evaluates all that
-    follows it in the prompt (the file's prefix and suffix: 2,000 tokens and 20 s and more on a
-    2-core CPU): measured on click, a finished warm-up then kept 156 of 2,665 tokens at the first
-    keystroke (benchmarks/RESULTS.md, "Warm start and speculation")."""
+    stable_while_typing: bool = True
+    """While the user types at the cursor (Enter included, up to 8 lines), the repository context
+    chosen where the typing began (at a request or a warm-up) is kept as it is, unless a
+    definition the imports or expected-type retrievers now rank among their first two is missing
+    from it (a typed ``obj.`` or ``call(`` brings such facts), the budget changes or a file it was
+    cut from changes. What retrieval finds depends on the text before the cursor, and any change
+    in the context re-evaluates all that follows it in the prompt (the file's prefix and suffix:
+    2,000 tokens and 20-30 s on a 2-core CPU): measured on click, a finished warm-up kept 156 of
+    2,665 prompt tokens at the first keystroke, and the request after Enter 141 of 2,621
+    (benchmarks/RESULTS.md, "Warm start and speculation"). Similar code found by the typed words
+    waits for the next reassembly."""
     rrf_k: float = 60.0
     """Reciprocal rank fusion constant."""
     prefix_tokens: int = 1536

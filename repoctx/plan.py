@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
-from .assembler import CursorLine, VisibleWindow, assemble, render_plain
+from .assembler import TypingPoint, VisibleWindow, assemble, render_plain
 from .cache import LRUCache
 from .config import Config
 from .engines.base import GenerationRequest
@@ -187,11 +187,12 @@ def assemble_candidates(
     budget = assembly.budget if budget is None else budget
     render = render or render_plain
     previous = layouts.get(key) if layouts is not None else None
-    line = CursorLine.of(cursor.text, cursor.line, cursor.column)
-    if (assembly.line_stable_context and previous is not None and previous.keeps(line, budget, candidates.version_of)
+    point = TypingPoint.of(cursor.text, cursor.line, cursor.column)
+    if (assembly.stable_while_typing and previous is not None
+            and previous.keeps(point, budget, candidates.ranked, candidates.version_of)
             and render(previous.snippets) == previous.rendered):
-        # Typing on the line the context was chosen for: keep it, so that the engine's KV cache
-        # of everything after it stays valid.
+        # Typing on where the context was chosen: keep it, so that the engine's KV cache of
+        # everything after it in the prompt stays valid.
         context = AssembledContext(snippets=list(previous.snippets), used_tokens=previous.used_tokens, budget=budget,
                                    timings_ms={"assemble": 0.0}, stable_fraction=1.0)
     else:
@@ -212,7 +213,7 @@ def assemble_candidates(
             nearest_source=assembly.nearest_source,
         )
         if layouts is not None:
-            layouts.put(key, replace(layout, line=line))
+            layouts.put(key, replace(layout, typed=point))
     context.timings_ms = {**candidates.timings_ms, **context.timings_ms,
                           "total": (time.perf_counter() - candidates.started) * 1000}
     context.notes = list(candidates.notes)
