@@ -56,24 +56,32 @@ class Layout:
     used_tokens: int = 0
     budget: int = 0
     typed: "TypingPoint | None" = None  # where it was assembled (see `keeps`)
+    definitions: frozenset = frozenset()  # the definitions ranked first then (see `first_definitions`)
 
     def keeps(self, point: "TypingPoint", budget: int, ranked: dict[str, list[Snippet]],
               version_of: Callable[[str], str | None] | None) -> bool:
         """Whether this layout still holds at `point` in `budget` tokens: the user only typed at
         the cursor since (Enter included, at most TYPED_LINES_KEPT lines), the budget is the
         same, every file its snippets were cut from is unchanged, and the definitions the
-        retrievers now rank first (after a typed ``obj.`` or ``call(``, say) are in it."""
+        retrievers now rank first (after a typed ``obj.`` or ``call(``, say) were ranked first
+        then too, or are in it. (Ranked first then and not in it: left out for a reason, e.g.
+        the file's own window shows it.)"""
         if self.typed is None or budget != self.budget or not self.rendered or not point.continues(self.typed):
             return False
         if version_of is None or any(version_of(path) != version for path, version in self.versions.items()):
             return False
-        return all(_shown(snippet, self.snippets)
-                   for source in DEFINITION_SOURCES for snippet in ranked.get(source, [])[:DEFINITIONS_CHECKED])
+        return all(snippet.key in self.definitions or _shown(snippet, self.snippets)
+                   for snippet in first_definitions(ranked))
 
 
 DEFINITION_SOURCES = ("imports", "typed_hole")  # what the model cannot guess; similar code it often can
 DEFINITIONS_CHECKED = 2  # a source's first candidates that must be in a kept layout
 TYPED_LINES_KEPT = 8  # lines typed under one layout before it is assembled again
+
+
+def first_definitions(ranked: dict[str, list[Snippet]]) -> list[Snippet]:
+    """The definitions the retrievers rank first: what a kept context must still account for."""
+    return [snippet for source in DEFINITION_SOURCES for snippet in ranked.get(source, [])[:DEFINITIONS_CHECKED]]
 
 
 def _shown(snippet: Snippet, shown: list[Snippet]) -> bool:

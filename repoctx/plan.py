@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
-from .assembler import TypingPoint, VisibleWindow, assemble, render_plain
+from .assembler import TypingPoint, VisibleWindow, assemble, first_definitions, render_plain
 from .cache import LRUCache
 from .config import Config
 from .engines.base import GenerationRequest
@@ -213,7 +213,8 @@ def assemble_candidates(
             nearest_source=assembly.nearest_source,
         )
         if layouts is not None:
-            layouts.put(key, replace(layout, typed=point))
+            definitions = frozenset(snippet.key for snippet in first_definitions(candidates.ranked))
+            layouts.put(key, replace(layout, typed=point, definitions=definitions))
     context.timings_ms = {**candidates.timings_ms, **context.timings_ms,
                           "total": (time.perf_counter() - candidates.started) * 1000}
     context.notes = list(candidates.notes)

@@ -87,6 +87,10 @@ def test_a_definition_ranked_first_must_be_in_a_kept_context():
     assert not layout.keeps(typed, 120, shown, lambda path: None)  # another budget
     assert not layout.keeps(TypingPoint.of("b\n    cost", 1, 8), 100, shown, lambda path: None)  # an edit above
     assert not layout.keeps(TypingPoint.of("a\n    cost\n", 1, 8), 100, shown, lambda path: None)  # after the cursor
+    # Ranked first when it was assembled and left out then (the file's own window shows it, say): kept.
+    seen = Layout(keys=layout.keys, rendered="x", snippets=layout.snippets, budget=100, typed=before,
+                  definitions=frozenset({("shipping.py", 0, 3)}))
+    assert seen.keys and seen.keeps(typed, 100, missing, lambda path: None)
     many = TypingPoint.of("a\n    " + "x\n" * 9, 10, 0)
     assert not layout.keeps(many, 100, shown, lambda path: None)  # more lines typed than kept under one layout
 
