@@ -54,6 +54,9 @@ __all__ = ["Completer", "Completion", "PromptDoesNotFit", "PromptWindow", "RepoC
            "open_engine", "prompt_window"]
 
 MAX_LAYOUTS = 64  # per-document layouts kept for keystroke stability
+# A warm-up gives way to every request (every 32 tokens), so it need not stop where a request
+# would: a 2,600-token prompt takes 20-35 s on one core, and minutes on a loaded one.
+WARM_TIMEOUT_S = 600.0
 GIT_SIGNAL_TTL_S = 30.0  # git history changes rarely while typing; ask it at most this often per file
 CO_CHANGE_WEIGHT = 0.5  # a window from a file that always changes with this one scores up to 1.5x
 RECENT_WEIGHT = 0.2  # and one from a recently changed file 1.2x
@@ -470,7 +473,7 @@ class Completer:
         follows the edit. A no-op on engines without a cache of their own. Raises
         `repoctx.policy.Refused` where `complete` would."""
         plan = self.plan(self.candidates(cursor))
-        return prefill(self.engine, plan.prompt, cancel, self.config.engine.timeout_s)
+        return prefill(self.engine, plan.prompt, cancel, max(self.config.engine.timeout_s, WARM_TIMEOUT_S))
 
     # -- all of them ------------------------------------------------------------------------------
     @busy()

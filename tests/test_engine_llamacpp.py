@@ -366,3 +366,19 @@ def test_qwen_prefill_then_generate_reuses_the_prompt(qwen):
     assert result.reused_prompt_tokens == result.prompt_tokens - 1
     again = qwen.prefill(prompt, timeout_s=300)
     assert again.complete and again.evaluated_tokens == 0
+
+
+@pytest.mark.model
+@pytest.mark.slow
+@needs_qwen
+def test_qwen_a_prefill_out_of_time_keeps_what_it_read(qwen):
+    """A warm-up that runs out of time leaves what it evaluated in the cache: the request after
+    it continues from there instead of starting over."""
+    prompt = "<|fim_prefix|>" + LONG_PREFIX + LONG_PREFIX[:900] + "<|fim_suffix|>\n<|fim_middle|>"
+    qwen._llama.reset()
+    with pytest.raises(EngineError, match="timed out"):
+        qwen.prefill(prompt, timeout_s=0.5)
+    kept = int(qwen._llama.n_tokens)
+    assert kept > 0
+    result = qwen.generate(_req(prompt, max_tokens=1, timeout_s=300))
+    assert result.reused_prompt_tokens >= kept

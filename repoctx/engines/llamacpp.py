@@ -285,6 +285,8 @@ class LlamaCppEngine:
                 return PrefillResult(len(tokens), 0, False, {"total": _ms(start)})
             try:
                 reused, complete = self._prefill(tokens, cancel, Deadline(timeout_s, "prefill"), chunk=_WARM_CHUNK)
+            except EngineError:  # out of time: what was evaluated stays in the cache for the next request
+                raise
             except (RuntimeError, ValueError, AssertionError) as exc:
                 self._llama.reset()
                 raise EngineError(f"llama.cpp failed while prefilling: {type(exc).__name__}: {exc}") from exc
