@@ -243,8 +243,10 @@ class RepoContext:
             receiver=receiver_for(cursor, language),
         )
 
-    def retrieve(self, request: RetrievalRequest, sources: list[str] | None = None) -> tuple[dict[str, list[Snippet]], dict[str, float], list[str]]:
-        """Run each enabled source under its own time limit; late or failing sources are dropped."""
+    def retrieve(self, request: RetrievalRequest, sources: list[str] | None = None, wait: bool = False,
+                 ) -> tuple[dict[str, list[Snippet]], dict[str, float], list[str]]:
+        """Run each enabled source under its own time limit (none with `wait`: background work,
+        which nobody waits for); late or failing sources are dropped."""
         wanted = sources if sources is not None else self.config.retrieval.sources
         available = self._retrievers()
         limits = self.config.retrieval.time_limit_ms
@@ -259,7 +261,7 @@ class RepoContext:
         for name, future in futures.items():
             deadline = started + limits.get(name, 50.0) / 1000
             try:
-                snippets, elapsed = future.result(timeout=max(0.0, deadline - time.perf_counter()))
+                snippets, elapsed = future.result(timeout=None if wait else max(0.0, deadline - time.perf_counter()))
                 results[name] = snippets
                 timings[name] = elapsed
             except FutureTimeout:
@@ -275,11 +277,13 @@ class RepoContext:
         window: PromptWindow | None = None,
         sources: list[str] | None = None,
         ranked: dict[str, list[Snippet]] | None = None,
+        wait_for_sources: bool = False,
     ) -> Candidates:
         """What the retrievers offer for `cursor` (retrieved once; assemble them as often as
         needed). `sources` narrows the retrievers (ablations); `ranked` replaces them with
         candidates chosen elsewhere (baselines, oracles), which pass the policy like any
-        client's snippets. Raises `repoctx.policy.Refused` for a cursor the policy refuses."""
+        client's snippets; `wait_for_sources` lifts the sources' time limits (background work).
+        Raises `repoctx.policy.Refused` for a cursor the policy refuses."""
         started = time.perf_counter()
         policy = self.workspace.policy
         cursor = policy.cursor(cursor)  # its path normalised; Refused for a secret, binary or huge buffer
@@ -289,7 +293,7 @@ class RepoContext:
         request = self.request_for(cursor, window)
         parsed_ms = (time.perf_counter() - started) * 1000
         if ranked is None:
-            ranked, timings, notes = self.retrieve(request, sources)
+            ranked, timings, notes = self.retrieve(request, sources, wait=wait_for_sources)
         else:
             timings, notes = {}, []
             screened = {}
@@ -422,14 +426,14 @@ class Completer:
 
     def candidates(
         self, cursor: Cursor, *, sources: list[str] | None = None, ranked: dict[str, list[Snippet]] | None = None,
-        max_tokens: int | None = None,
+        max_tokens: int | None = None, wait_for_sources: bool = False,
     ) -> Candidates:
         """Step 1: what may go into the prompt for `cursor`, retrieved once. Without a repository
         only `ranked` (already screened by the caller) is offered. Raises `repoctx.policy.Refused`."""
         if self.repo is None:
             return Candidates(cursor, self.window(cursor, max_tokens), dict(ranked or {}))
         cursor = self.repo.workspace.policy.cursor(cursor)
-        return self.repo.candidates(cursor, self.window(cursor, max_tokens), sources, ranked)
+        return self.repo.candidates(cursor, self.window(cursor, max_tokens), sources, ranked, wait_for_sources)
 
     def plan(
         self, candidates: Candidates, *, budget: int | None = None, max_tokens: int | None = None,
@@ -471,8 +475,10 @@ class Completer:
         """Read the prompt for `cursor` into the engine's KV cache, generating nothing: a request
         at this cursor then evaluates only its last token, and one after typing here only what
         follows the edit. A no-op on engines without a cache of their own. Raises
-        `repoctx.policy.Refused` where `complete` would."""
-        plan = self.plan(self.candidates(cursor))
+        `repoctx.policy.Refused` where `complete` would. Nobody waits for it: every retrieval
+        source is waited for (a request's time limits would leave out a source still cold, and
+        the request after it would then find another context, and nothing to reuse)."""
+        plan = self.plan(self.candidates(cursor, wait_for_sources=True))
         return prefill(self.engine, plan.prompt, cancel, max(self.config.engine.timeout_s, WARM_TIMEOUT_S))
 
     # -- all of them ------------------------------------------------------------------------------
@@ -480,9 +486,11 @@ class Completer:
     def complete(
         self, cursor: Cursor, cancel=None, on_text: Callable[[str], None] | None = None, budget: int | None = None,
         sources: list[str] | None = None, ranked: dict[str, list[Snippet]] | None = None,
+        wait_for_sources: bool = False,
     ) -> Completion:
         started = time.perf_counter()
-        plan = self.plan(self.candidates(cursor, sources=sources, ranked=ranked), budget=budget)
+        candidates = self.candidates(cursor, sources=sources, ranked=ranked, wait_for_sources=wait_for_sources)
+        plan = self.plan(candidates, budget=budget)
         return self.run(plan, cancel, on_text, started=started)
 
     def run(self, plan: Plan, cancel=None, on_text: Callable[[str], None] | None = None,

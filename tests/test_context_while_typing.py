@@ -5,6 +5,7 @@ elsewhere or a changed file assembles it again."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -121,3 +122,44 @@ def test_an_edit_elsewhere_assembles_again(tmp_path):
     finally:
         stable.close()
         moving.close()
+
+
+def test_a_warm_up_waits_for_every_source(tmp_path):
+    """A request leaves out a source over its time limit; a warm-up (which nobody waits for)
+    does not, or the request after it would find another context and reuse nothing."""
+    from repoctx.pipeline import Completer
+    from tests.lsp_support import ScriptedEngine
+
+    root = make_repo(tmp_path / "repo", FILES)
+    config = Config.from_dict({"index": {"location": str(tmp_path / "ix")},
+                               "retrieval": {"sources": ["lexical"], "time_limit_ms": {"lexical": 50}}})
+    read: list[str] = []
+
+    class Warmable(ScriptedEngine):
+        def prefill(self, prompt, cancel=None, timeout_s=30.0):
+            read.append(prompt)
+            from repoctx.engines.base import PrefillResult
+            return PrefillResult(1, 1, True, {})
+
+    completer = Completer(RepoContext(root, config), Warmable(script="x"), config)
+    completer.repo.build_index()
+    lexical = completer.repo.lexical
+
+    class Slow:  # the lexical source, as a cold or loaded machine runs it
+        def __getattr__(self, name):
+            return getattr(lexical, name)
+
+        def __call__(self, request):
+            time.sleep(0.3)
+            return lexical(request)
+
+    completer.repo.lexical = Slow()
+    text = FILES["orders.py"]
+    cursor = Cursor("orders.py", text, LINE, 4)
+    try:
+        asked = completer.candidates(cursor)
+        assert "lexical" not in asked.ranked and any("lexical" in note for note in asked.notes)
+        completer.warm(cursor)
+    finally:
+        completer.close()
+    assert read and any(name in read[0] for name in ("billing.py", "shipping.py", "zones.py")), read
