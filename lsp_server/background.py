@@ -135,7 +135,7 @@ class Background:
         accepted = cursor_between(cursor.path, place, suffix, cursor.language)
 
         def run(job: Job) -> tuple[str, Any]:
-            completion = completer.complete(accepted, cancel=job.token, on_text=job.on_text, wait_for_sources=True)
+            completion = completer.complete(accepted, cancel=job.token, on_text=job.on_text, background=True)
             return completion.text, completion
 
         self._started(server.scheduler.speculate(uri, place, suffix, run))

@@ -327,7 +327,7 @@ class Scheduler:
             if (current.prefix, current.suffix) == (prefix, suffix):
                 return None
             current.token.cancel()
-        if self.busy():
+        if self.busy() or self._speculating_toward(key, prefix, suffix):
             return None
         job = self.warming[key] = self._background_job(key, prefix, suffix, "warm")
         future = self._submit(job, run)
@@ -355,12 +355,22 @@ class Scheduler:
             if job.background != "speculative" or (job.prefix, job.suffix) == (prefix, suffix):
                 return None  # a request is being answered, or this speculation runs already
             job.token.cancel()
-        if self.busy():
+        if self.busy() or self._speculating_toward(key, prefix, suffix):
             return None
         job = self.jobs[key] = self._background_job(key, prefix, suffix, "speculative")
         future = self._submit(job, run)
         future.add_done_callback(lambda _: self._finished(job, future))
         return future
+
+    def _speculating_toward(self, key: Hashable, prefix: str, suffix: str) -> bool:
+        """Whether a speculation for `key` runs, or finished, for a buffer that `prefix|suffix`
+        is on its way to: it reads that prompt already, and a warm-up here would push it out of
+        the KV cache."""
+        job = self.jobs.get(key)
+        if job is not None and not job.done and job.background == "speculative" and job.heading_to(prefix, suffix):
+            return True
+        return any(spec.suffix == suffix and spec.prefix.startswith(prefix) and spec.prefix != prefix
+                   for spec in self.speculated.get(key) or ())
 
     def edited(self, key: Hashable, text: str) -> None:
         """Document `key` now reads `text`: a speculation for another buffer is no longer wanted."""

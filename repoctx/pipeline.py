@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from .assembler import Layout
@@ -54,7 +54,7 @@ __all__ = ["Completer", "Completion", "PromptDoesNotFit", "PromptWindow", "RepoC
            "open_engine", "prompt_window"]
 
 MAX_LAYOUTS = 64  # per-document layouts kept for keystroke stability
-# A warm-up gives way to every request (every 32 tokens), so it need not stop where a request
+# A warm-up or speculation gives way to every request (every 32 tokens), so it need not stop where a request
 # would: a 2,600-token prompt takes 20-35 s on one core, and minutes on a loaded one.
 WARM_TIMEOUT_S = 600.0
 GIT_SIGNAL_TTL_S = 30.0  # git history changes rarely while typing; ask it at most this often per file
@@ -486,11 +486,15 @@ class Completer:
     def complete(
         self, cursor: Cursor, cancel=None, on_text: Callable[[str], None] | None = None, budget: int | None = None,
         sources: list[str] | None = None, ranked: dict[str, list[Snippet]] | None = None,
-        wait_for_sources: bool = False,
+        background: bool = False,
     ) -> Completion:
+        """The completion at `cursor`. `background`: nobody waits for it yet (a speculation), so
+        every retrieval source is waited for and the engine gets a warm-up's time limit."""
         started = time.perf_counter()
-        candidates = self.candidates(cursor, sources=sources, ranked=ranked, wait_for_sources=wait_for_sources)
+        candidates = self.candidates(cursor, sources=sources, ranked=ranked, wait_for_sources=background)
         plan = self.plan(candidates, budget=budget)
+        if background:
+            plan.request = replace(plan.request, timeout_s=max(plan.request.timeout_s, WARM_TIMEOUT_S))
         return self.run(plan, cancel, on_text, started=started)
 
     def run(self, plan: Plan, cancel=None, on_text: Callable[[str], None] | None = None,

@@ -587,3 +587,30 @@ def test_a_warm_up_gives_way_to_a_request_and_never_queues_behind_one():
     assert skipped is None
     assert outcome.source == "engine" and outcome.text == "done()"
     assert scheduler.background_stats["warmups"] == 0  # the pre-empted warm-up does not count
+
+
+def test_no_warm_up_where_a_speculation_reads_the_prompt_the_buffer_heads_to():
+    inner = ScriptedEngine("print(total)", gate_after=1)
+    runner = FakeRunner(ServedEngine(inner, 0))
+    scheduler, executor = _scheduler()
+
+    def warm(job: Job):
+        return "", 1
+
+    async def scenario():
+        scheduler.speculate("doc", "x = foo(bar)\n", "\n", runner)
+        await _until(inner.streamed)
+        running = scheduler.warm("doc", "x = foo(bar)", "\n", warm)  # the accepted line: on its way
+        inner.gate.set()
+        await _until(inner.finished)
+        await asyncio.sleep(0.05)
+        finished = scheduler.warm("doc", "x = foo(bar)", "\n", warm)
+        elsewhere = scheduler.warm("doc", "x = foo(baz)", "\n", warm)  # another edit: warm it
+        if elsewhere is not None:
+            await elsewhere
+        return running, finished, elsewhere
+
+    running, finished, elsewhere = asyncio.run(scenario())
+    executor.shutdown()
+    assert running is None and finished is None and elsewhere is not None
+    assert scheduler.background_stats["speculations"] == 1 and scheduler.background_stats["warmups"] == 1
