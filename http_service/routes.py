@@ -22,6 +22,7 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import ValidationError
 
 from repoctx.engines.base import EngineError, GenerationRequest, GenerationResult
+from repoctx.foreground import busy
 from repoctx.pipeline import context_to_json
 from repoctx.plan import PROMPT_MARGIN, Candidates, Plan, PromptDoesNotFit, fim_prompt, merge_candidates
 from repoctx.types import Snippet
@@ -50,13 +51,20 @@ def snippet_json(snippet: Snippet, tokenizer: Any) -> dict[str, Any]:
 
 # ----------------------------------------------------------------------------------- running a generation
 
+def generate_in_foreground(slot: EngineSlot, generation: GenerationRequest, cancel, on_text) -> GenerationResult:
+    """The slot's engine at work, marked as a completion: background work in this process
+    (vectors, indexing, git lookups of the shared repositories) waits for it (`repoctx.foreground`)."""
+    with busy():
+        return slot.engine.generate(generation, cancel, on_text)
+
+
 async def run_request(service: Service, request: Request, slot: EngineSlot, tenant: str,
                       generation: GenerationRequest) -> GenerationResult:
     """The engine's answer through the slot's gate; the client leaving cancels it."""
     job = Job()
     watcher = asyncio.ensure_future(watch_disconnect(request.receive, job))
     try:
-        result = await run_on_gate(slot.gate, job, lambda: slot.engine.generate(generation, job.cancel, None),
+        result = await run_on_gate(slot.gate, job, lambda: generate_in_foreground(slot, generation, job.cancel, None),
                                    service.record(slot, tenant))
     finally:
         watcher.cancel()
@@ -98,7 +106,7 @@ async def stream_completion(service: Service, request: Request, slot: EngineSlot
     def on_text(text: str) -> None:
         loop.call_soon_threadsafe(pieces.put_nowait, text)
 
-    future = slot.gate.start(job, lambda: slot.engine.generate(generation, job.cancel, on_text),
+    future = slot.gate.start(job, lambda: generate_in_foreground(slot, generation, job.cancel, on_text),
                              service.record(slot, tenant))
     future.add_done_callback(lambda _: pieces.put_nowait(None))
 

@@ -22,6 +22,7 @@ httpx = pytest.importorskip("httpx", reason="the service extra is not installed 
 from repoctx.service.app import create_app, serve_in_thread  # noqa: E402
 from repoctx.service.security import KeyStore  # noqa: E402
 from repoctx.service.settings import ServiceSettings  # noqa: E402
+from repoctx import foreground  # noqa: E402
 from repoctx.engines.base import GenerationResult  # noqa: E402
 from repoctx.tokenizer import ByteTokenizer  # noqa: E402
 from tests.helpers import make_repo  # noqa: E402
@@ -54,6 +55,7 @@ class ScriptedEngine:
         self.results: list[GenerationResult] = []
         self.active = 0
         self.max_active = 0
+        self.in_foreground: list[bool] = []  # whether background work was told to wait, per generation
         self._lock = threading.Lock()
 
     def generate(self, request, cancel=None, on_text=None) -> GenerationResult:
@@ -61,6 +63,7 @@ class ScriptedEngine:
             self.active += 1
             self.max_active = max(self.max_active, self.active)
             self.prompts.append(request.prompt)
+            self.in_foreground.append(foreground.foreground_running())
         self.running.release()
         started = time.perf_counter()
         try:
@@ -528,3 +531,17 @@ def test_code_completion_fits_snippets_and_drops_what_the_prompt_already_shows(s
     long_line = client.post("/v1/code/completions", headers=auth(), json={"prefix": "x" * 2000, "max_tokens": 20})
     assert long_line.status_code == 200  # a huge cursor line is cut to its share of the window
     assert len(engine.prompts[-1].encode()) <= 600 - 20
+
+
+def test_a_generation_is_foreground_work_plain_and_streamed(served):
+    """While the service's engine generates, background work in the process (vectors, indexing,
+    git lookups of shared repositories) waits for it, as it does for the editor's completions."""
+    client, _, engine = served()
+    assert not foreground.foreground_running()
+    assert complete(client, prompt="abcdefgh", max_tokens=4).status_code == 200
+    with client.stream("POST", "/v1/completions", headers=auth(),
+                       json={"prompt": "abcd", "max_tokens": 4, "stream": True}) as response:
+        assert response.status_code == 200
+        assert "[DONE]" in "".join(response.iter_text())
+    assert engine.in_foreground == [True, True]
+    assert not foreground.foreground_running()
