@@ -8,6 +8,7 @@
 local util = require('repoctx.util')
 local ghost = require('repoctx.ghost')
 local warm = require('repoctx.warm')
+local context_view = require('repoctx.context_view')
 
 local api = vim.api
 local uv = vim.uv or vim.loop
@@ -15,7 +16,6 @@ local uv = vim.uv or vim.loop
 local M = {}
 
 local METHOD_INLINE = 'textDocument/inlineCompletion'
-local METHOD_CONTEXT = 'repoctx/context'
 local METHOD_STATUS = 'repoctx/status'
 local TRIGGER_INVOKED = 1
 local TRIGGER_AUTOMATIC = 2
@@ -589,32 +589,6 @@ end
 
 -- ---- context view and status ---------------------------------------------------------------
 
-local CONTEXT_BUFFER = 'repoctx://context'
-
-local function show_lines(lines)
-  local buf = vim.fn.bufnr(CONTEXT_BUFFER)
-  if buf == -1 or not api.nvim_buf_is_valid(buf) then
-    buf = api.nvim_create_buf(false, true)
-    api.nvim_buf_set_name(buf, CONTEXT_BUFFER)
-    vim.bo[buf].bufhidden = 'wipe'
-    vim.bo[buf].filetype = 'markdown'
-  end
-  vim.bo[buf].modifiable = true
-  api.nvim_buf_set_lines(buf, 0, -1, false, lines)
-  vim.bo[buf].modifiable = false
-  vim.bo[buf].modified = false
-  local win = vim.fn.bufwinid(buf)
-  if win == -1 then
-    vim.cmd('botright split')
-    win = api.nvim_get_current_win()
-    api.nvim_win_set_buf(win, buf)
-  else
-    api.nvim_set_current_win(win)
-  end
-  api.nvim_win_set_cursor(win, { 1, 0 })
-  return buf
-end
-
 --- Shows the context the server assembles at the last completion of this buffer (or the
 --- cursor) in a scratch split. `callback(bufnr_or_nil, err)` is called when done.
 ---@param callback? fun(buf: integer?, err: string?)
@@ -636,20 +610,12 @@ function M.show_context(callback)
     params = { textDocument = p.textDocument, position = p.position }
   end
   local file = vim.fn.fnamemodify(api.nvim_buf_get_name(bufnr), ':~:.')
-  client:request(METHOD_CONTEXT, params, function(err, result)
+  context_view.request(client, bufnr, params, file, function(buf, err)
     if err then
-      local message = ('repoctx: %s failed: %s'):format(METHOD_CONTEXT, err.message or vim.inspect(err))
-      log_error(message)
-      vim.notify(message, vim.log.levels.ERROR)
-      return callback(nil, message)
+      log_error(err)
     end
-    local lines = util.context_lines(result or {}, {
-      file = file,
-      line = params.position.line,
-      character = params.position.character,
-    })
-    callback(show_lines(lines))
-  end, bufnr)
+    callback(buf, err)
+  end)
 end
 
 --- The last `repoctx/status` of the server of a buffer (nil before the first one).
