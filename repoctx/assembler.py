@@ -57,6 +57,7 @@ class Layout:
     budget: int = 0
     typed: "TypingPoint | None" = None  # where it was assembled (see `keeps`)
     definitions: frozenset = frozenset()  # the definitions ranked first then (see `first_definitions`)
+    unread: bool = False  # made for a warm-up that has not read it into the engine's cache (yet)
 
     def keeps(self, point: "TypingPoint", budget: int, ranked: dict[str, list[Snippet]],
               version_of: Callable[[str], str | None] | None) -> bool:
@@ -66,7 +67,9 @@ class Layout:
         retrievers now rank first (after a typed ``obj.`` or ``call(``, say) were ranked first
         then too, or are in it. (Ranked first then and not in it: left out for a reason, e.g.
         the file's own window shows it.)"""
-        if self.typed is None or budget != self.budget or not self.rendered or not point.continues(self.typed):
+        if self.unread or self.typed is None or budget != self.budget or not self.rendered:
+            return False  # an unread warm-up's context holds nothing worth keeping for a request
+        if not point.continues(self.typed):
             return False
         if version_of is None or any(version_of(path) != version for path, version in self.versions.items()):
             return False

@@ -479,7 +479,17 @@ class Completer:
         source is waited for (a request's time limits would leave out a source still cold, and
         the request after it would then find another context, and nothing to reuse)."""
         plan = self.plan(self.candidates(cursor, wait_for_sources=True))
-        return prefill(self.engine, plan.prompt, cancel, max(self.config.engine.timeout_s, WARM_TIMEOUT_S))
+        # Its context is kept for the requests that follow (`assembly.stable_while_typing`) only
+        # once it is in the cache: a request that pre-empts it early assembles its own.
+        key = plan.cursor.path
+        layout = self.layouts.get(key)
+        if layout is not None:
+            layout = replace(layout, unread=True)
+            self.layouts.put(key, layout)
+        result = prefill(self.engine, plan.prompt, cancel, max(self.config.engine.timeout_s, WARM_TIMEOUT_S))
+        if layout is not None and result.complete and self.layouts.get(key) is layout:
+            self.layouts.put(key, replace(layout, unread=False))
+        return result
 
     # -- all of them ------------------------------------------------------------------------------
     @busy()

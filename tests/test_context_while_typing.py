@@ -163,3 +163,40 @@ def test_a_warm_up_waits_for_every_source(tmp_path):
     finally:
         completer.close()
     assert read and any(name in read[0] for name in ("billing.py", "shipping.py", "zones.py")), read
+
+
+@pytest.mark.parametrize("read", [True, False])
+def test_a_warm_up_context_is_kept_only_once_it_is_read(tmp_path, read):
+    """The context a warm-up assembled is kept for the typing after it only when the warm-up
+    read it into the cache; pre-empted early, it holds nothing a request could reuse, and the
+    request assembles its own (as without a warm-up)."""
+    from repoctx.engines.base import PrefillResult
+    from repoctx.pipeline import Completer
+    from tests.lsp_support import ScriptedEngine
+
+    class Warmable(ScriptedEngine):
+        def prefill(self, prompt, cancel=None, timeout_s=30.0):
+            return PrefillResult(10, 10 if read else 3, read, {})
+
+    def cursor(typed: str) -> Cursor:
+        lines = FILES["orders.py"].split("\n")
+        lines[LINE] = typed
+        return Cursor("orders.py", "\n".join(lines), LINE, len(typed))
+
+    def keys(completer: Completer, typed: str) -> list:
+        return [s.key for s in completer.plan(completer.candidates(cursor(typed))).context.snippets]
+
+    completers = {name: Completer(_repo(tmp_path / name, stable), Warmable(script="x"), None)
+                  for name, stable in (("warmed", True), ("asked", True), ("moving", False))}
+    try:
+        start = keys(completers["moving"], "    ")
+        reassembled = keys(completers["moving"], TYPED)
+        completers["warmed"].warm(cursor("    "))
+        after_warm = keys(completers["warmed"], TYPED)
+        keys(completers["asked"], "    ")
+        after_request = keys(completers["asked"], TYPED)
+    finally:
+        for completer in completers.values():
+            completer.close()
+    assert after_request == start != reassembled  # a request's context is kept while typing
+    assert after_warm == (start if read else reassembled)
