@@ -27,7 +27,7 @@ from dataclasses import dataclass, field, replace
 from .compress import skeleton
 from .parsing import language_for_path
 from .tokenizer import Tokenizer, truncate_to_tokens
-from .types import AssembledContext, Snippet
+from .types import AssembledContext, Cursor, Snippet
 
 # Ties in fused score go to the source that knows more about the code: a definition found
 # through an import beats the lexical window that happens to contain it.
@@ -88,8 +88,12 @@ def first_definitions(ranked: dict[str, list[Snippet]]) -> list[Snippet]:
 
 
 def _shown(snippet: Snippet, shown: list[Snippet]) -> bool:
-    return any(other.path == snippet.path and other.start_line < snippet.end_line and snippet.start_line < other.end_line
-               for other in shown)
+    return any(_overlaps(snippet, other) for other in shown)
+
+
+def _overlaps(one: Snippet, other: Snippet) -> bool:
+    """Whether two snippets show some of the same lines of one file."""
+    return one.path == other.path and one.start_line < other.end_line and other.start_line < one.end_line
 
 
 @dataclass(frozen=True)
@@ -101,15 +105,8 @@ class TypingPoint:
     after: int
 
     @classmethod
-    def of(cls, text: str, line: int, column: int) -> "TypingPoint":
-        offset = 0
-        for _ in range(line):
-            offset = text.find("\n", offset) + 1
-            if offset == 0:  # past the text's last line
-                offset = len(text)
-                break
-        offset = min(offset + column, len(text))
-        return cls(text[:offset], hash(text[offset:]))
+    def of(cls, cursor: Cursor) -> "TypingPoint":
+        return cls(cursor.prefix, hash(cursor.suffix))
 
     def continues(self, earlier: "TypingPoint") -> bool:
         """Whether this is `earlier` with text typed at the cursor (at most TYPED_LINES_KEPT lines)."""
@@ -151,7 +148,7 @@ def deduplicate(
 
 
 def _trim_against(snippet: Snippet, better: Snippet) -> Snippet | None:
-    if snippet.path != better.path or snippet.end_line <= better.start_line or snippet.start_line >= better.end_line:
+    if not _overlaps(snippet, better):
         return snippet
     if snippet.start_line >= better.start_line and snippet.end_line <= better.end_line:
         return None  # fully shown already

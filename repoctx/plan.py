@@ -187,7 +187,7 @@ def assemble_candidates(
     budget = assembly.budget if budget is None else budget
     render = render or render_plain
     previous = layouts.get(key) if layouts is not None else None
-    point = TypingPoint.of(cursor.text, cursor.line, cursor.column)
+    point = TypingPoint.of(cursor)
     if (assembly.stable_while_typing and previous is not None
             and previous.keeps(point, budget, candidates.ranked, candidates.version_of)
             and render(previous.snippets) == previous.rendered):

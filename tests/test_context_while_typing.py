@@ -77,22 +77,22 @@ def test_a_definition_ranked_first_must_be_in_a_kept_context():
     def snippet(path, start, end, source="imports"):
         return Snippet(path=path, start_line=start, end_line=end, text="x", source=source)
 
-    before = TypingPoint.of("a\n    ", 1, 4)
+    before = TypingPoint.of(Cursor("a.py", "a\n    ", 1, 4))
     layout = Layout(keys=[("billing.py", 0, 2)], rendered="x", snippets=[snippet("billing.py", 0, 2)],
                     budget=100, typed=before)
-    typed = TypingPoint.of("a\n    cost = shipping_cost(", 1, 25)
+    typed = TypingPoint.of(Cursor("a.py", "a\n    cost = shipping_cost(", 1, 25))
     shown = {"imports": [snippet("billing.py", 0, 6)], "lexical": [snippet("zones.py", 0, 5, "lexical")]}
     missing = {"imports": [snippet("shipping.py", 0, 3), snippet("billing.py", 0, 2)]}
     assert layout.keeps(typed, 100, shown, lambda path: None)
     assert not layout.keeps(typed, 100, missing, lambda path: None)  # a definition the context lacks
     assert not layout.keeps(typed, 120, shown, lambda path: None)  # another budget
-    assert not layout.keeps(TypingPoint.of("b\n    cost", 1, 8), 100, shown, lambda path: None)  # an edit above
-    assert not layout.keeps(TypingPoint.of("a\n    cost\n", 1, 8), 100, shown, lambda path: None)  # after the cursor
+    assert not layout.keeps(TypingPoint.of(Cursor("a.py", "b\n    cost", 1, 8)), 100, shown, lambda path: None)  # an edit above
+    assert not layout.keeps(TypingPoint.of(Cursor("a.py", "a\n    cost\n", 1, 8)), 100, shown, lambda path: None)  # after the cursor
     # Ranked first when it was assembled and left out then (the file's own window shows it, say): kept.
     seen = Layout(keys=layout.keys, rendered="x", snippets=layout.snippets, budget=100, typed=before,
                   definitions=frozenset({("shipping.py", 0, 3)}))
     assert seen.keys and seen.keeps(typed, 100, missing, lambda path: None)
-    many = TypingPoint.of("a\n    " + "x\n" * 9, 10, 0)
+    many = TypingPoint.of(Cursor("a.py", "a\n    " + "x\n" * 9, 10, 0))
     assert not layout.keeps(many, 100, shown, lambda path: None)  # more lines typed than kept under one layout
 
 
