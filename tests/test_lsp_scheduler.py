@@ -480,25 +480,6 @@ def test_the_end_of_an_ended_line_is_answered_at_once_while_the_next_line_is_spe
     assert inner.calls == 1
 
 
-def test_an_edit_on_the_accepted_line_cancels_the_next_line_speculation():
-    inner = ScriptedEngine("z" * 400, gate_after=1)
-    runner = FakeRunner(ServedEngine(inner, 0))
-    scheduler, executor = _scheduler()
-
-    async def scenario():
-        scheduler.expect("doc", "x = foo(bar)", "\n", "")
-        scheduler.speculate("doc", "x = foo(bar)\n", "\n", runner)
-        await _until(inner.streamed)
-        job = scheduler.jobs["doc"]
-        scheduler.edited("doc", "x = foo(bar)  # why\n")
-        await _until(inner.finished)
-        return job
-
-    job = asyncio.run(scenario())
-    executor.shutdown()
-    assert job.token.cancelled and scheduler.background_stats["speculations"] == 0
-
-
 def test_a_request_waits_for_the_speculation_still_running():
     inner = ScriptedEngine("print(total)", gate_after=1)
     runner = FakeRunner(ServedEngine(inner, 0))
@@ -518,18 +499,26 @@ def test_a_request_waits_for_the_speculation_still_running():
     assert inner.calls == 1
 
 
-def test_an_edit_elsewhere_cancels_the_speculation_and_typing_toward_it_does_not():
+@pytest.mark.parametrize("expected, place, toward, elsewhere", [
+    # The offered text speculated as accepted: typing it keeps the speculation, another edit stops it.
+    (None, "x = foo(bar)", "x = foo(b\n", "x = q\n"),
+    # The next line after an accepted line the model ended: accepting keeps it, an edit on the line stops it.
+    ("x = foo(bar)", "x = foo(bar)\n", "x = foo(bar)\n", "x = foo(bar)  # why\n"),
+])
+def test_an_edit_elsewhere_cancels_the_speculation_and_typing_toward_it_does_not(expected, place, toward, elsewhere):
     inner = ScriptedEngine("z" * 400, gate_after=1)
     runner = FakeRunner(ServedEngine(inner, 0))
     scheduler, executor = _scheduler()
 
     async def scenario():
-        scheduler.speculate("doc", "x = foo(bar)", "\n", runner)
+        if expected is not None:
+            scheduler.expect("doc", expected, "\n", "")
+        scheduler.speculate("doc", place, "\n", runner)
         await _until(inner.streamed)
         job = scheduler.jobs["doc"]
-        scheduler.edited("doc", "x = foo(b\n")  # typing the offered text instead of accepting it
+        scheduler.edited("doc", toward)
         kept = not job.token.cancelled
-        scheduler.edited("doc", "x = q\n")
+        scheduler.edited("doc", elsewhere)
         await _until(inner.finished)
         return kept, job
 
