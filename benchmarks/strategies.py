@@ -199,9 +199,21 @@ def given(task: Task, policy: Policy | None = None) -> list[Snippet]:
     return (policy or Policy()).screen_snippets(out, "given chunk")[0]
 
 
+COLD_PREFIX = "repoctx-cold-"
+
+
+def cold_read_tokens(strategy: str) -> int | None:
+    """``repoctx-cold-<N>``: the prompt an editor's request gets when the engine's cache holds
+    nothing of it and it may read N tokens (`completion.read_limit_ms` times the read rate;
+    `repoctx.plan.readable_plan`); None for any other strategy."""
+    if strategy.startswith(COLD_PREFIX) and strategy[len(COLD_PREFIX):].isdigit():
+        return int(strategy[len(COLD_PREFIX):])
+    return None
+
+
 def plan(strategy: str, sources: list[str]) -> tuple[str, list[str] | None]:
     """('pipeline', sources) for repoctx strategies, (strategy, None) for the baselines."""
-    if strategy == "repoctx":
+    if strategy == "repoctx" or cold_read_tokens(strategy):
         return "pipeline", list(sources)
     if strategy.startswith("repoctx-no-"):
         dropped = strategy[len("repoctx-no-"):]
@@ -211,7 +223,7 @@ def plan(strategy: str, sources: list[str]) -> tuple[str, list[str] | None]:
     if strategy in BASELINES or whole_budget(strategy):
         return strategy, None
     raise SystemExit(f"unknown strategy {strategy!r}; known: {', '.join(BASELINES)}, repoctx, repoctx-no-<source>, "
-                     f"whole-<N>k")
+                     f"whole-<N>k, {COLD_PREFIX}<N>")
 
 
 def baseline_ranked(kind: str, baselines: Baselines, task: Task, cursor: Cursor) -> dict[str, list[Snippet]]:

@@ -199,6 +199,15 @@ class ServedEngine:
             self.cache.put(key, result)
         return result
 
+    def cached_tokens(self, request: GenerationRequest) -> tuple[int, int] | None:
+        """A prompt answered before is read from nothing; else the engine's count (see
+        `repoctx.engines.llamacpp.LlamaCppEngine.cached_tokens`), None from an engine that cannot tell."""
+        counted = getattr(self.engine, "cached_tokens", None)
+        if counted is None:
+            return None
+        total, cached = counted(request)
+        return (total, total) if self.cache.get(self.cache_key(request)) is not None else (total, cached)
+
     def close(self) -> None:
         self.cache.clear()
         self.engine.close()

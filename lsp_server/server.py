@@ -581,7 +581,8 @@ class RepoctxServer(LanguageServer):
         def run(job: Job) -> tuple[str, Completion | str]:
             self._flush_buffer(cursor.path)
             try:
-                completion = completer.complete(cursor, cancel=job.token, on_text=job.on_text)
+                completion = completer.complete(cursor, cancel=job.token, on_text=job.on_text,
+                                                read_limit_s=self.config.completion.read_limit_ms / 1000)
             except Refused as exc:  # a secret in the buffer: nothing goes to the engine
                 return "", refusal(exc.verdict)
             return completion.text, completion
@@ -600,6 +601,7 @@ class RepoctxServer(LanguageServer):
             timings["prompt_tokens"] = completion.prompt_tokens
             timings["completion_tokens"] = completion.completion_tokens
             timings["reused_prompt_tokens"] = completion.reused_prompt_tokens
+            timings["shortened"] = completion.shortened
         state = self.state
         if outcome.source == "error":
             error = outcome.error
@@ -612,6 +614,11 @@ class RepoctxServer(LanguageServer):
             state.last_latency_ms = elapsed
             self._status_soon()
             self.background.offered(uri, cursor, prefix, suffix, outcome.text, outcome.ends_line)
+            speculating = bool(outcome.text) and self.config.completion.speculate
+            if isinstance(outcome.payload, Completion) and outcome.payload.shortened and not speculating:
+                # Answered from a shorter prompt and no speculation reads the full one: read it
+                # here behind the answer, for the next request.
+                self.background.warm_at(uri, position)
         self._trace(timings)
         return outcome.text, timings
 

@@ -210,6 +210,13 @@ class CompletionConfig:
     to ghost text")."""
     warm_pause_ms: int = 400
     """After an edit with no request for this long, warm the prompt at the edit (0: never)."""
+    read_limit_ms: int = 1000
+    """A request whose prompt the engine would take longer than this to read (the tokens not in
+    its KV cache, at the rate it measured) is answered from a shorter prompt: the context it
+    already read and fewer lines of the file around the cursor, read within this time; the full
+    prompt is then warmed for the keystrokes after it. Without it, the first request after
+    opening a file on a 2-core CPU reads ~2,600 tokens (30 s on one core). 0: always the full
+    prompt. Engines that cannot tell what they hold (HTTP) always get the full prompt."""
     speculate: bool = True
     """After a completion is offered, compute the one that follows if it is accepted, so the
     ghost text after accepting comes from memory; any other edit cancels it."""

@@ -21,6 +21,7 @@ from .assembler import Layout
 from .cache import LRUCache
 from .config import Config
 from .engines import PrefillResult, prefill
+from .engines.base import GenerationRequest
 from .foreground import busy, yield_to_foreground
 from .index import Index, IndexStats
 from .parsing import identifiers_before, language_for_path, parse_file
@@ -38,6 +39,7 @@ from .plan import (
     make_plan,
     plan_prompt,
     prompt_window,
+    readable_plan,
 )
 from .resolve import ModuleResolver
 from .retrievers import RetrievalRequest
@@ -376,6 +378,9 @@ class Completion:
     finish_reason: str
     timings_ms: dict[str, float] = field(default_factory=dict)
     multiline: bool = False
+    # Answered from a shorter prompt than the full one, to be read within the request's read
+    # limit (`Completer.complete`'s `read_limit_s`): the full prompt is still to be warmed.
+    shortened: bool = False
     # The model ended the line after `text` (it stopped, or wrote past a line end that was cut):
     # at the end of `text` it has nothing more for that line.
     ends_line: bool = False
@@ -496,16 +501,39 @@ class Completer:
     def complete(
         self, cursor: Cursor, cancel=None, on_text: Callable[[str], None] | None = None, budget: int | None = None,
         sources: list[str] | None = None, ranked: dict[str, list[Snippet]] | None = None,
-        background: bool = False,
+        background: bool = False, read_limit_s: float | None = None,
     ) -> Completion:
         """The completion at `cursor`. `background`: nobody waits for it yet (a speculation), so
-        every retrieval source is waited for and the engine gets a warm-up's time limit."""
+        every retrieval source is waited for and the engine gets a warm-up's time limit.
+        `read_limit_s`: a prompt the engine would take longer to read (what is not in its cache,
+        at its measured rate) is shortened to one it reads in that time (`readable`)."""
         started = time.perf_counter()
         candidates = self.candidates(cursor, sources=sources, ranked=ranked, wait_for_sources=background)
         plan = self.plan(candidates, budget=budget)
         if background:
             plan.request = replace(plan.request, timeout_s=max(plan.request.timeout_s, WARM_TIMEOUT_S))
+        elif read_limit_s and getattr(self.engine, "read_rate", None):
+            plan = self.readable(plan, candidates, int(self.engine.read_rate * read_limit_s))
         return self.run(plan, cancel, on_text, started=started)
+
+    def readable(self, plan: Plan, candidates: Candidates, tokens: int,
+                 cached: Callable[[GenerationRequest], tuple[int, int] | None] | None = None) -> Plan:
+        """`plan`, or a shorter one of which the engine reads at most `tokens` new prompt tokens
+        (see `repoctx.plan.readable_plan`); the same plan from engines that cannot tell what they
+        hold. `cached`: what the engine holds of a request, (prompt tokens, of them cached), by
+        default the engine's own count."""
+        cached = cached or getattr(self.engine, "cached_tokens", None)
+        if cached is None:
+            return plan
+
+        def assemble(room_budget: int, render: Callable[[list[Snippet]], str]) -> AssembledContext:
+            # No layout kept: the one for typing stays the full prompt's.
+            return assemble_candidates(candidates, tokenizer=self.tokenizer, config=self.config, budget=room_budget,
+                                       render=render)
+
+        return readable_plan(plan, candidates, cached=cached, readable=max(1, tokens), assemble=assemble,
+                             template=self.template, tokenizer=self.tokenizer, config=self.config, room=self.room(),
+                             repo_name=self.repo_name, heal=self.line_start_middle)
 
     def run(self, plan: Plan, cancel=None, on_text: Callable[[str], None] | None = None,
             started: float | None = None) -> Completion:
@@ -521,6 +549,7 @@ class Completer:
             completion_tokens=result.completion_tokens, reused_prompt_tokens=result.reused_prompt_tokens,
             finish_reason=result.finish_reason, timings_ms=timings, multiline=plan.multiline,
             ends_line=result.finish_reason == "stop" or result.text.count("\n") > text.count("\n"),
+            shortened=plan.shortened,
         )
 
     # -- the benchmarks' view: the prompt first, then its completion -----------------------------

@@ -36,6 +36,7 @@ from .types import AssembledContext, Cursor, Snippet
 __all__ = [
     "PROMPT_MARGIN", "Candidates", "LineLimit", "Plan", "PromptDoesNotFit", "PromptWindow", "assemble_candidates",
     "context_renderer", "cursor_between", "fim_prompt", "finish", "fitted_window", "merge_candidates", "plan_prompt", "prompt_window",
+    "readable_plan",
 ]
 
 PREFIX_ANCHOR_LINES = 16  # a truncated file prefix starts on a multiple of this many lines
@@ -65,7 +66,8 @@ class PromptWindow:
     end_line: int
 
 
-def prompt_window(cursor: Cursor, tokenizer: Tokenizer, prefix_tokens: int, suffix_tokens: int) -> PromptWindow:
+def prompt_window(cursor: Cursor, tokenizer: Tokenizer, prefix_tokens: int, suffix_tokens: int,
+                  anchor_lines: int | None = None) -> PromptWindow:
     """Whole lines of prefix and suffix within their token budgets (the cursor line always whole).
 
     While a line is typed, both sides stay the same text: the suffix starts with the rest of the
@@ -95,7 +97,8 @@ def prompt_window(cursor: Cursor, tokenizer: Tokenizer, prefix_tokens: int, suff
     if start > 0:
         # A cut prefix starts on a multiple of PREFIX_ANCHOR_LINES, so that its first line
         # (and with it every KV-cached token after it) does not move as the cursor line grows.
-        anchored = min(cursor.line, -(-start // PREFIX_ANCHOR_LINES) * PREFIX_ANCHOR_LINES)
+        step = anchor_lines or PREFIX_ANCHOR_LINES
+        anchored = min(cursor.line, -(-start // step) * step)
         kept_before = kept_before[: cursor.line - anchored + 1]
         start = anchored
     end = cursor.line + len(kept_after)
@@ -106,8 +109,12 @@ def fitted_window(cursor: Cursor, tokenizer: Tokenizer, config: Config, room: in
     """The window for a prompt of at most `room` tokens: the configured prefix and suffix
     budgets, but at most half and a quarter of the room; a huge cursor line is cut to them."""
     assembly = config.assembly
-    prefix_room, suffix_room = min(assembly.prefix_tokens, room // 2), min(assembly.suffix_tokens, room // 4)
-    window = prompt_window(cursor, tokenizer, prefix_room, suffix_room)
+    return _cut_window(cursor, tokenizer, min(assembly.prefix_tokens, room // 2), min(assembly.suffix_tokens, room // 4))
+
+
+def _cut_window(cursor: Cursor, tokenizer: Tokenizer, prefix_room: int, suffix_room: int,
+                anchor_lines: int | None = None) -> PromptWindow:
+    window = prompt_window(cursor, tokenizer, prefix_room, suffix_room, anchor_lines)
     if tokenizer.count(window.prefix) > prefix_room:  # the cursor line is kept whole: cut a huge one
         window = replace(window, prefix=truncate_to_tokens(tokenizer, window.prefix, prefix_room, keep="tail"))
     if tokenizer.count(window.suffix) > suffix_room:
@@ -244,6 +251,7 @@ class Plan:
     multiline: bool
     request: GenerationRequest
     max_lines: int
+    shortened: bool = False  # a shorter prompt than the full one, for a request's time limit (`readable_plan`)
 
 
 def plan_prompt(
@@ -294,6 +302,72 @@ def plan_prompt(
         prompt = whole([])
     return make_plan(cursor, prompt, context, window, template=template, config=config,
                      max_tokens=max_tokens, temperature=temperature, heal=line_start_middle)
+
+
+def readable_plan(
+    plan: Plan, candidates: Candidates, *, cached: Callable[[GenerationRequest], tuple[int, int] | None],
+    readable: int, assemble: Callable[[int, Render], AssembledContext], template: PromptTemplate,
+    tokenizer: Tokenizer, config: Config, room: int, repo_name: str = "", heal: bool = False,
+) -> Plan:
+    """`plan`, or a shorter plan whose prompt the engine reads within `readable` new tokens.
+
+    The shorter prompt shows the file around the cursor in a small window (at least the cursor
+    line) and, before it, either the context snippets the engine already read (the longest
+    leading run of `plan`'s: its KV cache holds the prompt it read last, and the snippets come
+    before the file in every template), or, where it holds none of them, the candidates
+    assembled afresh into what the window leaves (`assemble(budget, render)`, which must not
+    replace the layout kept for typing). The full prompt is for work behind it (a warm-up).
+
+    It is taken only where it saves more than it throws away: the cached tokens the full prompt
+    would have kept and the shorter one does not (the file above the cursor, while typing a line)
+    are read again later. `cached(request)` is the engine's (prompt tokens, of them in its cache)."""
+    counted = cached(plan.request)
+    if counted is None or counted[0] - counted[1] <= readable:
+        return plan
+    full_unread, full_kept = counted[0] - counted[1], counted[1]
+    cursor, snippets = plan.cursor, plan.context.snippets
+
+    def prompt(kept: list[Snippet], window: PromptWindow) -> str:
+        return render_prompt(template, path=cursor.path, prefix=window.prefix, suffix=window.suffix, snippets=kept,
+                             repo_name=repo_name, language=plan.language, line_start_middle=heal)
+
+    # The file's part of the prompt is what is read: its markup, then the lines that fit. Its
+    # first line is not anchored (a short window is read again whole within the limit anyway).
+    markup = tokenizer.count(prompt([], PromptWindow("", "", cursor.line, cursor.line))) - tokenizer.count(
+        render_context(template, [], repo_name=repo_name))
+    lines_room = max(0, readable - markup) * 2 // 3  # a third of it for context where nothing is cached
+    suffix_room = min(config.assembly.suffix_tokens, lines_room // 4)
+    window = _cut_window(cursor, tokenizer, max(1, lines_room - suffix_room), suffix_room, anchor_lines=1)
+    for count in range(len(snippets), -1, -1):
+        text = prompt(snippets[:count], window)
+        counted = cached(replace(plan.request, prompt=text))
+        if counted is None:
+            return plan
+        unread, kept = counted[0] - counted[1], counted[1]
+        if unread <= readable or count == 0:
+            break
+    shown = snippets[:count]
+    context = replace(plan.context, snippets=list(shown),
+                      used_tokens=tokenizer.count(render_context(template, shown, repo_name=repo_name)))
+    if not shown:
+        # Nothing of the context read yet: what is most worth reading, in what the window leaves.
+        budget = max(0, readable - unread)
+        fresh = plan_prompt(replace(candidates, window=window), template=template, tokenizer=tokenizer, config=config,
+                            room=room, assemble=assemble, repo_name=repo_name, budget=budget,
+                            max_tokens=plan.request.max_tokens, temperature=plan.request.temperature,
+                            line_start_middle=heal)
+        counted = cached(fresh.request)
+        if counted is not None and counted[0] - counted[1] <= readable:
+            text, context = fresh.prompt, fresh.context
+            unread, kept = counted[0] - counted[1], counted[1]
+    if full_unread - unread <= max(0, full_kept - kept):
+        return plan
+    context.notes = [*plan.context.notes, f"shortened: {unread} prompt tokens to read instead of {full_unread}"]
+    short = make_plan(cursor, text, context, window, template=template, config=config,
+                      max_tokens=plan.request.max_tokens, temperature=plan.request.temperature, heal=heal)
+    short.request = replace(short.request, timeout_s=plan.request.timeout_s)
+    short.shortened = True
+    return short
 
 
 def make_plan(

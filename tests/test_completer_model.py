@@ -40,3 +40,51 @@ def test_context_turns_an_invented_method_into_the_real_one(completer):
     assert any(s.symbol == "PriceCalculator" for s in with_context.context.snippets)
     assert with_context.text.startswith("total_with_tax("), with_context.text
     assert "total_with_tax" not in without.text, without.text
+
+
+def _read_limit(completer, tokens: int) -> float:
+    """The read limit in which the engine reads `tokens` prompt tokens at its measured rate."""
+    return tokens / completer.engine.read_rate
+
+
+def test_a_request_past_its_read_limit_keeps_the_cached_context_and_reads_a_shorter_window(completer):
+    from repoctx.engines.base import GenerationRequest
+
+    text = (EXAMPLE / "shop" / "checkout.py").read_text()
+    line = text.split("\n").index("    return calc.")
+    cursor = Cursor("shop/checkout.py", text, line, len("    return calc."))
+    full = completer.plan(completer.candidates(cursor))
+    assert full.context.snippets
+    engine = completer.engine
+
+    # A warm-up read the context, not yet the file: the request keeps the context it read and
+    # reads a window of the file it can read in time.
+    context_part = full.prompt[:full.prompt.rindex("<|file_sep|>")]
+    assert engine.prefill(context_part, timeout_s=300).complete
+    readable = 40
+    short = completer.complete(cursor, read_limit_s=_read_limit(completer, readable))
+    assert short.shortened
+    assert [s.key for s in short.context.snippets] == [s.key for s in full.context.snippets]
+    assert short.prompt_tokens - short.reused_prompt_tokens <= readable + 2, (short.prompt_tokens, short.reused_prompt_tokens)
+    assert short.prompt_tokens < engine.cached_tokens(full.request)[0]
+    assert "    return calc." in short.prompt and "PriceCalculator(0.2)" in short.prompt
+    assert short.text.startswith(("total_with_tax(", "discount(")), short.text
+
+    # Nothing of it read (a fresh engine, another file read last): no context, the window only.
+    engine.generate(GenerationRequest("import os\n", max_tokens=1, timeout_s=300))
+    cold = completer.complete(cursor, read_limit_s=_read_limit(completer, readable))
+    assert cold.shortened and not cold.context.snippets
+    assert cold.prompt_tokens - cold.reused_prompt_tokens <= readable + 2
+
+    # Read whole (a warm-up finished): the full prompt, and the answer a request without a limit gives.
+    completer.warm(cursor)
+    warm = completer.complete(cursor, read_limit_s=_read_limit(completer, readable))
+    assert not warm.shortened and warm.prompt == full.prompt
+    assert warm.text == completer.complete(cursor).text
+
+    # Typing on: the few tokens after the edit are read, not a shorter prompt that would throw
+    # away the file above the cursor the engine holds (even with a limit below them).
+    typed = Cursor("shop/checkout.py", text.replace("return calc.", "return calc.t"), line, len("    return calc.t"))
+    completer.warm(cursor)
+    on = completer.complete(typed, read_limit_s=_read_limit(completer, 2))
+    assert not on.shortened and on.reused_prompt_tokens >= on.prompt_tokens - 12, (on.prompt_tokens, on.reused_prompt_tokens)

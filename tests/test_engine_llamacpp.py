@@ -170,6 +170,24 @@ def test_kv_cache_reused_for_shared_prefix(smol):
 
 
 @needs_smollm
+def test_cached_tokens_and_read_rate_say_what_a_request_would_read(smol):
+    first = LONG_PREFIX + "\n\ndef first_helper(x):\n"
+    second = LONG_PREFIX + "\n\nclass SecondThing:\n"
+    t1 = smol._llama.tokenize(first.encode(), add_bos=True, special=True)
+    t2 = smol._llama.tokenize(second.encode(), add_bos=True, special=True)
+    smol.generate(_req("import os\n", max_tokens=1))
+    assert smol.cached_tokens(_req(first)) == (len(t1), 0)
+    result = smol.prefill(first, timeout_s=300.0)
+    assert result.complete
+    # all but the last token are read, as a generation reads them
+    assert smol.cached_tokens(_req(first)) == (len(t1), len(t1) - 1)
+    assert smol.cached_tokens(_req(second)) == (len(t2), _common_prefix(t1, t2))
+    # the rate is the one the prefill measured: its tokens over its time, within a factor
+    measured = result.evaluated_tokens / (result.timings_ms["prefill"] / 1000)
+    assert smol.read_rate is not None and measured / 3 < smol.read_rate < measured * 3, (smol.read_rate, measured)
+
+
+@needs_smollm
 def test_timeout_raises_and_engine_recovers(smol):
     prompt = LONG_PREFIX + "\n# timeout case\n" + LONG_PREFIX[:800]
     start = time.perf_counter()

@@ -50,6 +50,10 @@ _WARM_CHUNK = 32
 """The same for background work (warm-ups, speculations): a pre-empting request waits for at most
 this many tokens (about 0.3 s of a loaded 2-core CPU)."""
 _HEAL_CACHE = 256  # texts whose allowed first tokens are kept
+_RATE_WEIGHT = 0.3
+"""Weight of the newest chunk in the read rate (an exponential average: the rate follows load
+that comes and goes on the machine within a few chunks)."""
+_RATE_MIN_CHUNK = 16  # smaller evaluations are dominated by per-call overhead: not a rate
 
 _MEASURE_TEXT = (
     "def merge_sorted(left: list[int], right: list[int]) -> list[int]:\n"
@@ -235,6 +239,8 @@ class LlamaCppEngine:
         self._vocab_ready = threading.Thread(target=self._read_vocabulary, name="repoctx-vocab", daemon=True)
         self._vocab_ready.start()
         self._heal_cache: LRUCache[bytes, list[int]] = LRUCache(_HEAL_CACHE)
+        self.read_rate: float | None = _measured_read_rate(spec, self.threads)
+        """Prompt tokens evaluated per second, as measured on the last prefills (None before any)."""
         note_engine()  # an embedder in this process now leaves the cores to this engine
 
     # -- Engine -----------------------------------------------------------------------------
@@ -294,6 +300,17 @@ class LlamaCppEngine:
             return PrefillResult(len(tokens), evaluated, complete, {"prefill": _ms(start), "total": _ms(start)})
         finally:
             self._lock.release()
+
+    def cached_tokens(self, request: GenerationRequest) -> tuple[int, int]:
+        """(`request`'s prompt tokens, how many of them the KV cache holds): generating it
+        evaluates the rest before the first token, at `read_rate` tokens a second."""
+        tokens = self._llama.tokenize(request.prompt.encode("utf-8"), add_bos=True, special=True)
+        common = 0
+        for a, b in zip(self._llama._input_ids.tolist(), tokens):
+            if a != b:
+                break
+            common += 1
+        return len(tokens), min(common, max(0, len(tokens) - 1))
 
     def close(self) -> None:
         self._vocab_ready.join()  # the reader uses the model: free it afterwards
@@ -521,8 +538,26 @@ class LlamaCppEngine:
             if cancel is not None and cancel.cancelled:
                 return keep, False
             deadline.check()
-            llama.eval(tokens[offset:min(end, offset + chunk)])
+            batch = tokens[offset:min(end, offset + chunk)]
+            began = time.perf_counter()
+            llama.eval(batch)
+            self._note_rate(len(batch), time.perf_counter() - began)
         return keep, True
+
+    def _note_rate(self, count: int, seconds: float) -> None:
+        if count < _RATE_MIN_CHUNK or seconds <= 0:
+            return
+        rate = count / seconds
+        self.read_rate = rate if self.read_rate is None else (1 - _RATE_WEIGHT) * self.read_rate + _RATE_WEIGHT * rate
+
+
+def _measured_read_rate(spec: ModelSpec, threads: int) -> float | None:
+    """Prompt tokens a second at `threads` from the thread measurement, until prefills measure it."""
+    record = thread_measurement(spec) or {}
+    timing = (record.get("timings_ms") or {}).get(str(threads))
+    if not isinstance(timing, dict) or not timing.get("prefill_ms"):
+        return None
+    return _MEASURE_PROMPT_TOKENS / (float(timing["prefill_ms"]) / 1000)
 
 
 def _ms(start: float, end: float | None = None) -> float:
