@@ -65,7 +65,8 @@ SHOP_TYPED = (
 )
 WARM_NOTIFICATION = "repoctx/warm"
 SCENARIOS = ("open", "typing", "accept")  # benchmarks.lsp_background
-FEATURES = ("warm", "speculate")  # background settings of `[completion]` the scenarios turn on and off
+FEATURES = ("warm", "speculate", "read_limit_ms")  # settings of `[completion]` the scenarios turn on and off
+OFF_VALUES = {"read_limit_ms": 0}  # a numeric setting is off at this value and on at its default
 CANCELLED = -32800
 
 
@@ -156,7 +157,10 @@ class Bench:
         completion["debounceMs"] = self.args.debounce_ms
         for name in sorted(supported_settings()):
             if name in self.settings:
-                completion[name] = self.settings[name]
+                if name not in OFF_VALUES:
+                    completion[name] = self.settings[name]
+                elif not self.settings[name]:
+                    completion[name] = OFF_VALUES[name]
         if self.args.model:
             options.setdefault("engine", {})["model"] = self.args.model
         if self.args.engine:
@@ -376,7 +380,7 @@ async def run(args: argparse.Namespace) -> int:
     modes = args.modes if args.modes is not None else ([] if args.scenarios else ["sequential", "paced"])
     file = args.file or SHOP_FILE
     session = (file, *session_text(root, file, args.lines)) if modes or "typing" in args.scenarios else None
-    defaults = {"warm": not args.no_warm, "speculate": not args.no_speculate}
+    defaults = {"warm": not args.no_warm, "speculate": not args.no_speculate, "read_limit_ms": not args.no_read_limit}
     rows = []
     raw: dict[str, Any] = {}
     sections = []
@@ -430,6 +434,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--compare", action="store_true", help="run each scenario with its settings on and off")
     parser.add_argument("--no-warm", action="store_true", help="completion.warm off (without --compare)")
     parser.add_argument("--no-speculate", action="store_true", help="completion.speculate off (without --compare)")
+    parser.add_argument("--no-read-limit", action="store_true", help="completion.read_limit_ms 0 (without --compare)")
     parser.add_argument("--positions", type=int, default=5, help="positions for the open and accept scenarios")
     parser.add_argument("--position-files", nargs="+", help="files the positions come from (default: every Python file)")
     parser.add_argument("--seed", type=int, default=0, help="picks the positions")

@@ -78,6 +78,9 @@ class Outcome:
     error: BaseException | None = None
     ends_line: bool = False  # the model ended the line after `text` (it wrote a newline or stopped)
     timings_ms: dict[str, float] = field(default_factory=dict)
+    # From a shorter prompt than the full one (a request's read limit): it answers the typing
+    # after it only until a warm-up has read the full prompt.
+    provisional: bool = False
 
 
 @dataclass
@@ -226,6 +229,7 @@ class _Record:
     suffix: str
     text: str
     ends_line: bool = False
+    provisional: bool = False
 
 
 Runner = Callable[[Job], tuple[str, Any]]
@@ -312,7 +316,8 @@ class Scheduler:
                 _local.job = None
             if job.token.cancelled:
                 return Outcome("", "cancelled", payload)
-            return Outcome(text, "engine", payload, ends_line=bool(getattr(payload, "ends_line", False)))
+            return Outcome(text, "engine", payload, ends_line=bool(getattr(payload, "ends_line", False)),
+                           provisional=bool(getattr(payload, "shortened", False)))
 
         job.future = asyncio.get_running_loop().run_in_executor(self.executor, work)
         return job.future
@@ -350,6 +355,9 @@ class Scheduler:
             if outcome.source == "engine":
                 self.background_stats["warmups"] += 1
                 self.background_stats["warm_tokens"] += int(outcome.payload or 0)
+                record = self.records.get(key)
+                if record is not None and record.provisional:
+                    self.records.pop(key)  # the full prompt is read: the next request asks it
 
         future.add_done_callback(finished)
         return future
@@ -438,7 +446,7 @@ class Scheduler:
             self.background_stats["speculations"] += 1
             self._keep_speculation(job.key, _Record(job.prefix, job.suffix, outcome.text, outcome.ends_line))
         else:
-            self.records.put(job.key, _Record(job.prefix, job.suffix, outcome.text, outcome.ends_line))
+            self.records.put(job.key, _Record(job.prefix, job.suffix, outcome.text, outcome.ends_line, outcome.provisional))
 
     def expect(self, key: Hashable, prefix: str, suffix: str, text: str) -> None:
         """The completion for document `key` at `prefix|suffix` is known without the engine (e.g. ""

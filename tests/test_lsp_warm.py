@@ -86,7 +86,7 @@ def test_warm_start_and_speculation_with_the_real_model(shop):
     assert code == 0, lsp.stderr_text()
 
     # The same request without speculation generates, and gives the same text.
-    fresh = _session(shop, {"warm": False, "speculate": False})
+    fresh = _session(shop, {"warm": False, "speculate": False, "readLimitMs": 0})
     try:
         accepted = text.replace(lines[line], lines[line] + offered + "\n    ", 1)
         uri = fresh.open(checkout, accepted)
@@ -97,3 +97,34 @@ def test_warm_start_and_speculation_with_the_real_model(shop):
         code = fresh.stop(timeout=60)
         shutil.rmtree(shop / ".repoctx", ignore_errors=True)
     assert code == 0, fresh.stderr_text()
+
+
+def test_a_cold_request_reads_a_shorter_prompt_in_time_and_the_full_one_is_warmed_behind(shop):
+    missing = model_missing(MODEL)
+    if missing:
+        pytest.skip(missing)
+    checkout = shop / "shop" / "checkout.py"
+    text = checkout.read_text()
+    lines = text.split("\n")
+    line = next(i for i, item in enumerate(lines) if item.strip() == "return calc.")
+    column = len(lines[line])
+    # No warm-up before the request (no repoctx/warm, no typing pause): the engine holds nothing
+    # of the ~240-token prompt, more than it reads in 0.5 s on any CPU this runs on.
+    lsp = _session(shop, {"warm": True, "speculate": False, "warmPauseMs": 0, "readLimitMs": 500})
+    try:
+        uri = lsp.open(checkout, text)
+        lsp.inline(uri, line, column, timeout=WAIT_S)
+        first = _last_trace(lsp)
+        assert first["source"] == "engine" and first["shortened"] is True, first
+        # the full prompt is read behind the answer...
+        assert lsp.wait_for(lambda: _background(lsp).get("warmups", 0) >= 1, WAIT_S), (lsp.statuses[-3:], lsp.stderr_text())
+        # ...so the next request there has it whole, and the definition from the other file in it
+        texts = lsp.inline(uri, line, column, timeout=WAIT_S)
+        second = _last_trace(lsp)
+        assert second["shortened"] is False and second["prompt_tokens"] > first["prompt_tokens"], (first, second)
+        assert second["reused_prompt_tokens"] >= second["prompt_tokens"] - 2, second
+        assert texts and texts[0].startswith("total_with_tax("), (texts, lsp.stderr_text())
+    finally:
+        code = lsp.stop(timeout=60)
+        shutil.rmtree(shop / ".repoctx", ignore_errors=True)
+    assert code == 0, lsp.stderr_text()
