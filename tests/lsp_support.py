@@ -474,13 +474,14 @@ def scripted_options(tmp_path: Path, **extra: Any) -> dict[str, Any]:
 def model_session(root: Path, model: str, completion: dict[str, Any] | None = None,
                   trace: str | None = None) -> LspSession:
     """`repoctx lsp` over stdio with a real built-in model, ready, dense retrieval off. Quality is
-    under test, not speed: no retrieval source may be dropped for time on a loaded machine."""
+    under test, not speed: no retrieval source may be dropped for time on a loaded machine, nor
+    a prompt shortened for it (`completion.read_limit_ms` 0 unless `completion` sets it)."""
     lsp = LspSession(command=[sys.executable, "-m", "repoctx.cli", "lsp"])
     limits = {name: 10_000.0 for name in ("imports", "typed_hole", "lexical", "recent")}
     options: dict[str, Any] = {"engine": {"model": model}, "index": {"embedder": "none"},
-                               "retrieval": {"timeLimitMs": limits}}
+                               "retrieval": {"timeLimitMs": limits}, "completion": {"readLimitMs": 0}}
     if completion is not None:
-        options["completion"] = completion
+        options["completion"] = {"readLimitMs": 0, **completion}
     try:
         lsp.initialize(root, options, wait_ready=True, timeout=600, trace=trace)
     except BaseException:
