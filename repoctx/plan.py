@@ -311,12 +311,13 @@ def readable_plan(
 ) -> Plan:
     """`plan`, or a shorter plan whose prompt the engine reads within `readable` new tokens.
 
-    The shorter prompt shows the file around the cursor in a small window (at least the cursor
-    line) and, before it, either the context snippets the engine already read (the longest
-    leading run of `plan`'s: its KV cache holds the prompt it read last, and the snippets come
-    before the file in every template), or, where it holds none of them, the candidates
-    assembled afresh into what the window leaves (`assemble(budget, render)`, which must not
-    replace the layout kept for typing). The full prompt is for work behind it (a warm-up).
+    The shorter prompt shows the file around the cursor in a small window (two thirds of
+    `readable`, at least the cursor line) and, before it, either the context snippets the
+    engine already read (the longest leading run of `plan`'s: its KV cache holds the prompt it
+    read last, and the snippets come before the file in every template), or, where it read none
+    of them, the candidates assembled afresh into what the window leaves (`assemble(budget,
+    render)`, which must not replace the layout kept for typing). The full prompt is for work
+    behind it (a warm-up).
 
     It is taken only where it saves more than it throws away: the cached tokens the full prompt
     would have kept and the shorter one does not (the file above the cursor, while typing a line)
@@ -338,28 +339,36 @@ def readable_plan(
     lines_room = max(0, readable - markup) * 2 // 3  # a third of it for context where nothing is cached
     suffix_room = min(config.assembly.suffix_tokens, lines_room // 4)
     window = _cut_window(cursor, tokenizer, max(1, lines_room - suffix_room), suffix_room, anchor_lines=1)
-    for count in range(len(snippets), -1, -1):
-        text = prompt(snippets[:count], window)
+    def counted_prompt(kept_snippets: list[Snippet]) -> tuple[str, int, int] | None:
+        text = prompt(kept_snippets, window)
         counted = cached(replace(plan.request, prompt=text))
-        if counted is None:
+        return None if counted is None else (text, counted[0] - counted[1], counted[1])
+
+    choice = None
+    for count in range(len(snippets), 0, -1):  # the context already read, as much of it as fits
+        shown = snippets[:count]
+        found = counted_prompt(shown)
+        if found is None:
             return plan
-        unread, kept = counted[0] - counted[1], counted[1]
-        if unread <= readable or count == 0:
+        read = found[2] + 1 >= tokenizer.count(render_context(template, shown, repo_name=repo_name))
+        if read and found[1] <= readable:
+            choice = (found, shown)
             break
-    shown = snippets[:count]
-    context = replace(plan.context, snippets=list(shown),
-                      used_tokens=tokenizer.count(render_context(template, shown, repo_name=repo_name)))
-    if not shown:
-        # Nothing of the context read yet: what is most worth reading, in what the window leaves.
-        budget = max(0, readable - unread)
+    if choice is None:  # none of it read: what is most worth reading, in what the window leaves
+        bare = counted_prompt([])
+        if bare is None:
+            return plan
+        choice = (bare, [])
         fresh = plan_prompt(replace(candidates, window=window), template=template, tokenizer=tokenizer, config=config,
-                            room=room, assemble=assemble, repo_name=repo_name, budget=budget,
+                            room=room, assemble=assemble, repo_name=repo_name, budget=max(0, readable - bare[1]),
                             max_tokens=plan.request.max_tokens, temperature=plan.request.temperature,
                             line_start_middle=heal)
         counted = cached(fresh.request)
-        if counted is not None and counted[0] - counted[1] <= readable:
-            text, context = fresh.prompt, fresh.context
-            unread, kept = counted[0] - counted[1], counted[1]
+        if fresh.context.snippets and counted is not None and counted[0] - counted[1] <= readable:
+            choice = ((fresh.prompt, counted[0] - counted[1], counted[1]), fresh.context.snippets)
+    (text, unread, kept), shown = choice
+    context = replace(plan.context, snippets=list(shown),
+                      used_tokens=tokenizer.count(render_context(template, shown, repo_name=repo_name)))
     if full_unread - unread <= max(0, full_kept - kept):
         return plan
     context.notes = [*plan.context.notes, f"shortened: {unread} prompt tokens to read instead of {full_unread}"]

@@ -70,11 +70,13 @@ def test_a_request_past_its_read_limit_keeps_the_cached_context_and_reads_a_shor
     assert "    return calc." in short.prompt and "PriceCalculator(0.2)" in short.prompt
     assert short.text.startswith(("total_with_tax(", "discount(")), short.text
 
-    # Nothing of it read (a fresh engine, another file read last): no context, the window only.
+    # Nothing of it read (another file read last): the candidates assembled afresh into what a
+    # smaller window leaves, the definition behind `calc.` first (compressed to fit).
     engine.generate(GenerationRequest("import os\n", max_tokens=1, timeout_s=300))
-    cold = completer.complete(cursor, read_limit_s=_read_limit(completer, readable))
-    assert cold.shortened and not cold.context.snippets
-    assert cold.prompt_tokens - cold.reused_prompt_tokens <= readable + 2
+    cold = completer.complete(cursor, read_limit_s=_read_limit(completer, 120))
+    assert cold.shortened and [s.symbol for s in cold.context.snippets] == ["PriceCalculator"], cold.context.snippets
+    assert cold.prompt_tokens - cold.reused_prompt_tokens <= 120 + 2
+    assert cold.text.startswith("total_with_tax("), cold.text
 
     # Read whole (a warm-up finished): the full prompt, and the answer a request without a limit gives.
     completer.warm(cursor)
