@@ -210,13 +210,18 @@ class CompletionConfig:
     to ghost text")."""
     warm_pause_ms: int = 400
     """After an edit with no request for this long, warm the prompt at the edit (0: never)."""
-    read_limit_ms: int = 1000
+    read_limit_ms: int = 20000
     """A request whose prompt the engine would take longer than this to read (the tokens not in
     its KV cache, at the rate it measured) is answered from a shorter prompt: the context it
-    already read and fewer lines of the file around the cursor, read within this time; the full
-    prompt is then warmed for the keystrokes after it. Without it, the first request after
-    opening a file on a 2-core CPU reads ~2,600 tokens (30 s on one core). 0: always the full
-    prompt. Engines that cannot tell what they hold (HTTP) always get the full prompt."""
+    already read (or, where it read none, the best candidates in a third of what it may read)
+    and fewer lines of the file around the cursor; the full prompt is then warmed for the
+    requests after it. 0: always the full prompt. Engines that cannot tell what they hold
+    (HTTP) always get the full prompt. The default keeps a request inside `engine.timeout_s`
+    (a cold ~2,600-token prompt on one core of a 2-core CPU took 30-35 s: the request failed)
+    and leaves every prompt on the example whole. Shorter limits answer sooner and worse: with
+    nothing read, first-answer exact match on the development split was 16.7 at 75 tokens
+    (about 1 s on one core) against 50.0 for the full prompt (benchmarks/RESULTS.md, "What a
+    request may read")."""
     speculate: bool = True
     """After a completion is offered, compute the one that follows if it is accepted, so the
     ghost text after accepting comes from memory; any other edit cancels it."""
