@@ -218,7 +218,15 @@ async def accept_position(bench: Bench, position: Position, case: str, speculate
         results.append(answer)
     await asyncio.sleep(0.2)
     bench.close(uri)
-    return bench.with_traces(results)
+    results = bench.with_traces(results)
+    for result in results:
+        if result["speculation_finished"] is not None:
+            # The server's own word: answered from a kept speculation (no generation of its own
+            # in its trace), not from one still running that the request joined. A rise in the
+            # server's speculation count (what the wait above watches) can be an earlier one's.
+            trace = result.get("trace") or {}
+            result["speculation_finished"] = trace.get("source") == "speculative" and "engine.total" not in trace
+    return results
 
 
 async def run_scenarios(args: argparse.Namespace, root: Path, positions: list[Position],
