@@ -289,7 +289,7 @@ def summarize_case(scenario: str, case: str, results: list[dict[str, Any]],
            "prompt_tokens_median": median_or_nan([r["trace"]["prompt_tokens"] for r in measured if r["trace"].get("prompt_tokens")]),
            "background": background or {},
            # answered from a shorter prompt read within completion.read_limit_ms
-           "shortened": sum(1 for r in results if (r.get("trace") or {}).get("shortened"))}
+           "provisional": sum(1 for r in results if (r.get("trace") or {}).get("provisional"))}
     if scenario == "accept":
         row["wait_p50_ms"] = median_or_nan([r["wait_ms"] for r in results])
         row["speculation_finished"] = sum(1 for r in results if r.get("speculation_finished"))
@@ -365,8 +365,8 @@ def scenario_markdown(scenario: str, cases: dict[str, dict[str, Any]], settings:
            "|---|---|---:|---:|---:|---|---:|---:|---:|---:|"]
     for case, row in cases.items():
         sources = ", ".join(f"{name} {count}" for name, count in sorted(row["sources"].items()))
-        if row.get("shortened"):
-            sources += f" ({row['shortened']} from a shortened prompt)"
+        if row.get("provisional"):
+            sources += f" ({row['provisional']} from a provisional prompt)"
         shown = ", ".join(f"{name} {'on' if value else 'off'}" for name, value in sorted(settings[case].items()))
         background = row.get("background") or {}
         counters = " / ".join(str(background.get(name, "-")) for name in ("warmups", "speculations", "speculation_hits"))

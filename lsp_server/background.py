@@ -135,7 +135,11 @@ class Background:
         accepted = cursor_between(cursor.path, place, suffix, cursor.language)
 
         def run(job: Job) -> tuple[str, Any]:
-            completion = completer.complete(accepted, cancel=job.token, on_text=job.on_text, background=True)
+            # Within the request's read limit: the request after accepting joins a speculation
+            # still running (after an accepted `obj.attr` brought a new definition, the whole
+            # prompt after it is new: 30 s on click, where the context read before answers).
+            completion = completer.complete(accepted, cancel=job.token, on_text=job.on_text, background=True,
+                                            read_limit_s=server.config.completion.read_limit_ms / 1000)
             return completion.text, completion
 
         self._started(server.scheduler.speculate(uri, place, suffix, run))

@@ -78,7 +78,7 @@ class Outcome:
     error: BaseException | None = None
     ends_line: bool = False  # the model ended the line after `text` (it wrote a newline or stopped)
     timings_ms: dict[str, float] = field(default_factory=dict)
-    # From a shorter prompt than the full one (a request's read limit): it answers the typing
+    # From another prompt than the full one (a request's read limit): it answers the typing
     # after it only until a warm-up has read the full prompt.
     provisional: bool = False
 
@@ -317,7 +317,7 @@ class Scheduler:
             if job.token.cancelled:
                 return Outcome("", "cancelled", payload)
             return Outcome(text, "engine", payload, ends_line=bool(getattr(payload, "ends_line", False)),
-                           provisional=bool(getattr(payload, "shortened", False)))
+                           provisional=bool(getattr(payload, "provisional", False)))
 
         job.future = asyncio.get_running_loop().run_in_executor(self.executor, work)
         return job.future

@@ -601,7 +601,7 @@ class RepoctxServer(LanguageServer):
             timings["prompt_tokens"] = completion.prompt_tokens
             timings["completion_tokens"] = completion.completion_tokens
             timings["reused_prompt_tokens"] = completion.reused_prompt_tokens
-            timings["shortened"] = completion.shortened
+            timings["provisional"] = completion.provisional
         state = self.state
         if outcome.source == "error":
             error = outcome.error
@@ -615,7 +615,7 @@ class RepoctxServer(LanguageServer):
             self._status_soon()
             self.background.offered(uri, cursor, prefix, suffix, outcome.text, outcome.ends_line)
             speculating = bool(outcome.text) and self.config.completion.speculate
-            if isinstance(outcome.payload, Completion) and outcome.payload.shortened and not speculating:
+            if isinstance(outcome.payload, Completion) and outcome.payload.provisional and not speculating:
                 # Answered from a shorter prompt and no speculation reads the full one: read it
                 # here behind the answer, for the next request.
                 self.background.warm_at(uri, position)

@@ -378,9 +378,10 @@ class Completion:
     finish_reason: str
     timings_ms: dict[str, float] = field(default_factory=dict)
     multiline: bool = False
-    # Answered from a shorter prompt than the full one, to be read within the request's read
-    # limit (`Completer.complete`'s `read_limit_s`): the full prompt is still to be warmed.
-    shortened: bool = False
+    # Answered from another prompt than the full one (shorter, or with the context read before),
+    # one the engine read within the request's limit (`Completer.complete`'s `read_limit_s`):
+    # the full prompt is still to be warmed.
+    provisional: bool = False
     # The model ended the line after `text` (it stopped, or wrote past a line end that was cut):
     # at the end of `text` it has nothing more for that line.
     ends_line: bool = False
@@ -506,22 +507,26 @@ class Completer:
         """The completion at `cursor`. `background`: nobody waits for it yet (a speculation), so
         every retrieval source is waited for and the engine gets a warm-up's time limit.
         `read_limit_s`: a prompt the engine would take longer to read (what is not in its cache,
-        at its measured rate) is shortened to one it reads in that time (`readable`)."""
+        at its measured rate) is replaced by a provisional one it reads in that time (`readable`);
+        a speculation is asked for by then too."""
         started = time.perf_counter()
         candidates = self.candidates(cursor, sources=sources, ranked=ranked, wait_for_sources=background)
+        earlier = self.layouts.get(candidates.cursor.path)  # what the engine may hold, before it is replaced
         plan = self.plan(candidates, budget=budget)
         if background:
             plan.request = replace(plan.request, timeout_s=max(plan.request.timeout_s, WARM_TIMEOUT_S))
-        elif read_limit_s and getattr(self.engine, "read_rate", None):
-            plan = self.readable(plan, candidates, int(self.engine.read_rate * read_limit_s))
+        if read_limit_s and getattr(self.engine, "read_rate", None):
+            plan = self.readable(plan, candidates, int(self.engine.read_rate * read_limit_s),
+                                 earlier=earlier.snippets if earlier is not None else None)
         return self.run(plan, cancel, on_text, started=started)
 
     def readable(self, plan: Plan, candidates: Candidates, tokens: int,
-                 cached: Callable[[GenerationRequest], tuple[int, int] | None] | None = None) -> Plan:
-        """`plan`, or a shorter one of which the engine reads at most `tokens` new prompt tokens
-        (see `repoctx.plan.readable_plan`); the same plan from engines that cannot tell what they
-        hold. `cached`: what the engine holds of a request, (prompt tokens, of them cached), by
-        default the engine's own count."""
+                 cached: Callable[[GenerationRequest], tuple[int, int] | None] | None = None,
+                 earlier: list[Snippet] | None = None) -> Plan:
+        """`plan`, or a provisional one of which the engine reads at most `tokens` new prompt
+        tokens (see `repoctx.plan.readable_plan`; `earlier`: the context it replaced); the same
+        plan from engines that cannot tell what they hold. `cached`: what the engine holds of a
+        request, (prompt tokens, of them cached), by default the engine's own count."""
         cached = cached or getattr(self.engine, "cached_tokens", None)
         if cached is None:
             return plan
@@ -533,7 +538,7 @@ class Completer:
 
         return readable_plan(plan, candidates, cached=cached, readable=max(1, tokens), assemble=assemble,
                              template=self.template, tokenizer=self.tokenizer, config=self.config, room=self.room(),
-                             repo_name=self.repo_name, heal=self.line_start_middle)
+                             repo_name=self.repo_name, heal=self.line_start_middle, earlier=earlier)
 
     def run(self, plan: Plan, cancel=None, on_text: Callable[[str], None] | None = None,
             started: float | None = None) -> Completion:
@@ -549,7 +554,7 @@ class Completer:
             completion_tokens=result.completion_tokens, reused_prompt_tokens=result.reused_prompt_tokens,
             finish_reason=result.finish_reason, timings_ms=timings, multiline=plan.multiline,
             ends_line=result.finish_reason == "stop" or result.text.count("\n") > text.count("\n"),
-            shortened=plan.shortened,
+            provisional=plan.provisional,
         )
 
     # -- the benchmarks' view: the prompt first, then its completion -----------------------------

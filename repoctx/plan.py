@@ -251,7 +251,7 @@ class Plan:
     multiline: bool
     request: GenerationRequest
     max_lines: int
-    shortened: bool = False  # a shorter prompt than the full one, for a request's time limit (`readable_plan`)
+    provisional: bool = False  # not the full prompt: one the engine reads within a request's limit (`readable_plan`)
 
 
 def plan_prompt(
@@ -308,8 +308,14 @@ def readable_plan(
     plan: Plan, candidates: Candidates, *, cached: Callable[[GenerationRequest], tuple[int, int] | None],
     readable: int, assemble: Callable[[int, Render], AssembledContext], template: PromptTemplate,
     tokenizer: Tokenizer, config: Config, room: int, repo_name: str = "", heal: bool = False,
+    earlier: list[Snippet] | None = None,
 ) -> Plan:
-    """`plan`, or a shorter plan whose prompt the engine reads within `readable` new tokens.
+    """`plan`, or a provisional plan whose prompt the engine reads within `readable` new tokens.
+
+    First choice, where the context changed since the engine read it (`earlier`, the context
+    of the layout this request replaced: a definition new to the line after `obj.` or an
+    accepted completion): that context with `plan`'s whole window, of which the engine holds
+    all but what the typing changed. The new context is read behind it.
 
     The shorter prompt shows the file around the cursor in a small window (two thirds of
     `readable`, at least the cursor line) and, before it, either the context snippets the
@@ -327,6 +333,19 @@ def readable_plan(
         return plan
     full_unread, full_kept = counted[0] - counted[1], counted[1]
     cursor, snippets = plan.cursor, plan.context.snippets
+    if earlier and [s.key for s in earlier] != [s.key for s in snippets]:
+        text = render_prompt(template, path=cursor.path, prefix=plan.window.prefix, suffix=plan.window.suffix,
+                             snippets=earlier, repo_name=repo_name, language=plan.language, line_start_middle=heal)
+        counted = cached(replace(plan.request, prompt=text))
+        if counted is not None and counted[0] - counted[1] <= readable:
+            context = replace(plan.context, snippets=list(earlier),
+                              used_tokens=tokenizer.count(render_context(template, earlier, repo_name=repo_name)),
+                              notes=[*plan.context.notes, "provisional: the context read before, the new one read behind"])
+            kept = make_plan(cursor, text, context, plan.window, template=template, config=config,
+                             max_tokens=plan.request.max_tokens, temperature=plan.request.temperature, heal=heal)
+            kept.request = replace(kept.request, timeout_s=plan.request.timeout_s)
+            kept.provisional = True
+            return kept
 
     def prompt(kept: list[Snippet], window: PromptWindow) -> str:
         return render_prompt(template, path=cursor.path, prefix=window.prefix, suffix=window.suffix, snippets=kept,
@@ -371,11 +390,11 @@ def readable_plan(
                       used_tokens=tokenizer.count(render_context(template, shown, repo_name=repo_name)))
     if full_unread - unread <= max(0, full_kept - kept):
         return plan
-    context.notes = [*plan.context.notes, f"shortened: {unread} prompt tokens to read instead of {full_unread}"]
+    context.notes = [*plan.context.notes, f"provisional: {unread} prompt tokens to read instead of {full_unread}"]
     short = make_plan(cursor, text, context, window, template=template, config=config,
                       max_tokens=plan.request.max_tokens, temperature=plan.request.temperature, heal=heal)
     short.request = replace(short.request, timeout_s=plan.request.timeout_s)
-    short.shortened = True
+    short.provisional = True
     return short
 
 

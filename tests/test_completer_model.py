@@ -63,7 +63,7 @@ def test_a_request_past_its_read_limit_keeps_the_cached_context_and_reads_a_shor
     assert engine.prefill(context_part, timeout_s=300).complete
     readable = 40
     short = completer.complete(cursor, read_limit_s=_read_limit(completer, readable))
-    assert short.shortened
+    assert short.provisional
     assert [s.key for s in short.context.snippets] == [s.key for s in full.context.snippets]
     assert short.prompt_tokens - short.reused_prompt_tokens <= readable + 2, (short.prompt_tokens, short.reused_prompt_tokens)
     assert short.prompt_tokens < engine.cached_tokens(full.request)[0]
@@ -74,14 +74,14 @@ def test_a_request_past_its_read_limit_keeps_the_cached_context_and_reads_a_shor
     # smaller window leaves, the definition behind `calc.` first (compressed to fit).
     engine.generate(GenerationRequest("import os\n", max_tokens=1, timeout_s=300))
     cold = completer.complete(cursor, read_limit_s=_read_limit(completer, 120))
-    assert cold.shortened and [s.symbol for s in cold.context.snippets] == ["PriceCalculator"], cold.context.snippets
+    assert cold.provisional and [s.symbol for s in cold.context.snippets] == ["PriceCalculator"], cold.context.snippets
     assert cold.prompt_tokens - cold.reused_prompt_tokens <= 120 + 2
     assert cold.text.startswith("total_with_tax("), cold.text
 
     # Read whole (a warm-up finished): the full prompt, and the answer a request without a limit gives.
     completer.warm(cursor)
     warm = completer.complete(cursor, read_limit_s=_read_limit(completer, readable))
-    assert not warm.shortened and warm.prompt == full.prompt
+    assert not warm.provisional and warm.prompt == full.prompt
     assert warm.text == completer.complete(cursor).text
 
     # Typing on: the few tokens after the edit are read, not a shorter prompt that would throw
@@ -89,4 +89,21 @@ def test_a_request_past_its_read_limit_keeps_the_cached_context_and_reads_a_shor
     typed = Cursor("shop/checkout.py", text.replace("return calc.", "return calc.t"), line, len("    return calc.t"))
     completer.warm(cursor)
     on = completer.complete(typed, read_limit_s=_read_limit(completer, 2))
-    assert not on.shortened and on.reused_prompt_tokens >= on.prompt_tokens - 12, (on.prompt_tokens, on.reused_prompt_tokens)
+    assert not on.provisional and on.reused_prompt_tokens >= on.prompt_tokens - 12, (on.prompt_tokens, on.reused_prompt_tokens)
+
+
+def test_a_changed_context_the_engine_has_not_read_answers_from_the_one_it_read(completer):
+    text = (EXAMPLE / "shop" / "checkout.py").read_text()
+    line = text.split("\n").index("    return calc.")
+    cursor = Cursor("shop/checkout.py", text, line, len("    return calc."))
+    completer.warm(cursor)
+    read = [s.key for s in completer.plan(completer.candidates(cursor)).context.snippets]
+    # Another budget assembles another context (as a definition new to the line does): the engine
+    # read none of it, but all of the one before and the file's window after it.
+    changed = completer.plan(completer.candidates(cursor), budget=40)
+    assert [s.key for s in changed.context.snippets] != read
+    completer.warm(cursor)
+    answer = completer.complete(cursor, budget=40, read_limit_s=_read_limit(completer, 20))
+    assert answer.provisional and [s.key for s in answer.context.snippets] == read
+    assert answer.reused_prompt_tokens >= answer.prompt_tokens - 2, (answer.prompt_tokens, answer.reused_prompt_tokens)
+    assert answer.text.startswith("total_with_tax("), answer.text

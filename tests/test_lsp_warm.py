@@ -115,13 +115,13 @@ def test_a_cold_request_reads_a_shorter_prompt_in_time_and_the_full_one_is_warme
         uri = lsp.open(checkout, text)
         lsp.inline(uri, line, column, timeout=WAIT_S)
         first = _last_trace(lsp)
-        assert first["source"] == "engine" and first["shortened"] is True, first
+        assert first["source"] == "engine" and first["provisional"] is True, first
         # the full prompt is read behind the answer...
         assert lsp.wait_for(lambda: _background(lsp).get("warmups", 0) >= 1, WAIT_S), (lsp.statuses[-3:], lsp.stderr_text())
         # ...so the next request there has it whole, and the definition from the other file in it
         texts = lsp.inline(uri, line, column, timeout=WAIT_S)
         second = _last_trace(lsp)
-        assert second["shortened"] is False and second["prompt_tokens"] > first["prompt_tokens"], (first, second)
+        assert second["provisional"] is False and second["prompt_tokens"] > first["prompt_tokens"], (first, second)
         assert second["reused_prompt_tokens"] >= second["prompt_tokens"] - 2, second
         assert texts and texts[0].startswith("total_with_tax("), (texts, lsp.stderr_text())
     finally:
