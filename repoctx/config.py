@@ -211,17 +211,19 @@ class CompletionConfig:
     warm_pause_ms: int = 400
     """After an edit with no request for this long, warm the prompt at the edit (0: never)."""
     read_limit_ms: int = 20000
-    """A request whose prompt the engine would take longer than this to read (the tokens not in
-    its KV cache, at the rate it measured) is answered from a shorter prompt: the context it
-    already read (or, where it read none, the best candidates in a third of what it may read)
-    and fewer lines of the file around the cursor; the full prompt is then warmed for the
-    requests after it. 0: always the full prompt. Engines that cannot tell what they hold
-    (HTTP) always get the full prompt. The default keeps a request inside `engine.timeout_s`
-    (a cold ~2,600-token prompt on one core of a 2-core CPU took 30-35 s: the request failed)
-    and leaves every prompt on the example whole. Shorter limits answer sooner and worse: with
-    nothing read, first-answer exact match on the development split was 16.7 at 75 tokens
-    (about 1 s on one core) against 50.0 for the full prompt (benchmarks/RESULTS.md, "What a
-    request may read")."""
+    """A request (or speculation) whose prompt the engine would take longer than this to read
+    (the tokens not in its KV cache, at the rate it measured) is answered from a provisional
+    prompt it reads in time: where the context changed since the engine read it, that context
+    with the whole window; else the context it read (or, where it read none, the best candidates
+    in a third of what it may read) and fewer lines of the file around the cursor. The full
+    prompt is then read behind it for the requests that follow. 0: always the full prompt.
+    Engines that cannot tell what they hold (HTTP) always get the full prompt. The default keeps
+    a request inside `engine.timeout_s` (a cold ~2,600-token prompt took 30-35 s on one core of
+    a 2-core CPU: the request failed) and leaves every prompt on the example whole. Shorter
+    limits answer sooner and worse: with nothing read, first-answer exact match on 50 tasks of
+    the development split was 6.0 at 75 tokens (1 s on one core: a 1.1 s first ghost text on
+    click), 28.0 at 225, 40.0 at 900 and 38.0 at 1,500 against 50.0 for the full prompt
+    (benchmarks/RESULTS.md, "What a request may read")."""
     speculate: bool = True
     """After a completion is offered, compute the one that follows if it is accepted, so the
     ghost text after accepting comes from memory; any other edit cancels it."""
