@@ -58,7 +58,7 @@ from repoctx.types import Cursor
 from .background import Background
 from .convert import RepoctxProtocol, cause, empty_context, fs_rel, locate, plain, refusal, short
 from .scheduler import Job, Scheduler, ServedEngine
-from .status import STATUS_NOTIFICATION, ServerState, status_payload
+from .status import STATUS_NOTIFICATION, ServerState, status_payload, trace_of
 
 logger = logging.getLogger("repoctx.lsp")
 
@@ -589,19 +589,9 @@ class RepoctxServer(LanguageServer):
 
         outcome = await self.scheduler.complete(uri, prefix, suffix, run)
         elapsed = (time.perf_counter() - started) * 1000
-        timings: dict[str, Any] = {"id": self.protocol.msg_id, "source": outcome.source, "total": round(elapsed, 2),
-                                   **outcome.timings_ms}
+        timings = trace_of(outcome, self.protocol.msg_id, elapsed)
         if isinstance(outcome.payload, str):
             self._note_once(uri, outcome.payload, types.MessageType.Warning)
-        elif isinstance(outcome.payload, Completion):
-            completion = outcome.payload
-            timings.update({key: round(value, 2) for key, value in completion.timings_ms.items()})
-            if "engine.cache" in timings:
-                timings["source"] = "cache"  # the same prompt was answered before: no generation
-            timings["prompt_tokens"] = completion.prompt_tokens
-            timings["completion_tokens"] = completion.completion_tokens
-            timings["reused_prompt_tokens"] = completion.reused_prompt_tokens
-            timings["provisional"] = completion.provisional
         state = self.state
         if outcome.source == "error":
             error = outcome.error

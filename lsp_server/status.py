@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from repoctx.config import Config
+from repoctx.pipeline import Completion
 
 STATUS_NOTIFICATION = "repoctx/status"
 
@@ -80,3 +81,17 @@ def status_payload(state: ServerState, config: Config) -> dict[str, Any]:
     if state.last_latency_ms is not None:
         payload["last_latency_ms"] = round(state.last_latency_ms, 1)
     return payload
+
+
+def trace_of(outcome: Any, msg_id: Any, elapsed_ms: float) -> dict[str, Any]:
+    """What `$/logTrace` says of one completion request: where its answer came from, its times
+    and, for a generation, its prompt tokens (how many reused) and whether it was provisional."""
+    trace: dict[str, Any] = {"id": msg_id, "source": outcome.source, "total": round(elapsed_ms, 2), **outcome.timings_ms}
+    completion = outcome.payload
+    if isinstance(completion, Completion):
+        trace.update({key: round(value, 2) for key, value in completion.timings_ms.items()})
+        if "engine.cache" in trace:
+            trace["source"] = "cache"  # the same prompt was answered before: no generation
+        trace.update(prompt_tokens=completion.prompt_tokens, completion_tokens=completion.completion_tokens,
+                     reused_prompt_tokens=completion.reused_prompt_tokens, provisional=completion.provisional)
+    return trace
