@@ -519,13 +519,14 @@ def run_with_model(groups: list[RepoTasks], args: argparse.Namespace, store: Run
                     t0 = time.perf_counter()
                     ranked = None if kind == "pipeline" else baseline_ranked(kind, baselines, task, cursor)
                     budget = whole_budget(strategy) or args.budget
-                    prompt, context, window = completer.prompt_for(cursor, budget, wanted, ranked)
                     if (cold := cold_read_tokens(strategy)) is not None:
                         # What a request reads from an engine that holds none of it, within N tokens.
                         candidates = completer.candidates(cursor, sources=wanted)
                         full = completer.plan(candidates, budget=budget)
                         short = completer.readable(full, candidates, cold, cached=lambda r: (engine.tokenizer.count(r.prompt), 0))
                         prompt, context, window = short.prompt, short.context, short.window
+                    else:
+                        prompt, context, window = completer.prompt_for(cursor, budget, wanted, ranked)
                     context_ms = (time.perf_counter() - t0) * 1000
                     record.update(signal_figures(engine, prompt, task, args.engine_timeout,
                                                  heal=completer.line_start_middle))

@@ -333,40 +333,41 @@ def readable_plan(
         return plan
     full_unread, full_kept = counted[0] - counted[1], counted[1]
     cursor, snippets = plan.cursor, plan.context.snippets
-    if earlier and [s.key for s in earlier] != [s.key for s in snippets]:
-        text = render_prompt(template, path=cursor.path, prefix=plan.window.prefix, suffix=plan.window.suffix,
-                             snippets=earlier, repo_name=repo_name, language=plan.language, line_start_middle=heal)
-        counted = cached(replace(plan.request, prompt=text))
-        if counted is not None and counted[0] - counted[1] <= readable:
-            context = replace(plan.context, snippets=list(earlier),
-                              used_tokens=tokenizer.count(render_context(template, earlier, repo_name=repo_name)),
-                              notes=[*plan.context.notes, "provisional: the context read before, the new one read behind"])
-            kept = make_plan(cursor, text, context, plan.window, template=template, config=config,
-                             max_tokens=plan.request.max_tokens, temperature=plan.request.temperature, heal=heal)
-            kept.request = replace(kept.request, timeout_s=plan.request.timeout_s)
-            kept.provisional = True
-            return kept
 
-    def prompt(kept: list[Snippet], window: PromptWindow) -> str:
-        return render_prompt(template, path=cursor.path, prefix=window.prefix, suffix=window.suffix, snippets=kept,
+    def read_cost(shown: list[Snippet], window: PromptWindow) -> tuple[str, int, int] | None:
+        """The prompt with `shown` before `window`: (its text, tokens to read, tokens cached)."""
+        text = render_prompt(template, path=cursor.path, prefix=window.prefix, suffix=window.suffix, snippets=shown,
                              repo_name=repo_name, language=plan.language, line_start_middle=heal)
+        counted = cached(replace(plan.request, prompt=text))
+        return None if counted is None else (text, counted[0] - counted[1], counted[1])
+
+    def provisional(text: str, shown: list[Snippet], window: PromptWindow, note: str) -> Plan:
+        context = replace(plan.context, snippets=list(shown), notes=[*plan.context.notes, f"provisional: {note}"],
+                          used_tokens=tokenizer.count(render_context(template, shown, repo_name=repo_name)))
+        short = make_plan(cursor, text, context, window, template=template, config=config,
+                          max_tokens=plan.request.max_tokens, temperature=plan.request.temperature, heal=heal)
+        short.request = replace(short.request, timeout_s=plan.request.timeout_s)
+        short.provisional = True
+        return short
+
+    if earlier and [s.key for s in earlier] != [s.key for s in snippets]:
+        found = read_cost(earlier, plan.window)
+        if found is not None and found[1] <= readable:
+            return provisional(found[0], earlier, plan.window, "the context read before, the new one read behind")
 
     # The file's part of the prompt is what is read: its markup, then the lines that fit. Its
     # first line is not anchored (a short window is read again whole within the limit anyway).
-    markup = tokenizer.count(prompt([], PromptWindow("", "", cursor.line, cursor.line))) - tokenizer.count(
-        render_context(template, [], repo_name=repo_name))
+    markup = tokenizer.count(render_prompt(template, path=cursor.path, prefix="", suffix="", snippets=[],
+                                           repo_name=repo_name, language=plan.language, line_start_middle=heal)
+                             ) - tokenizer.count(render_context(template, [], repo_name=repo_name))
     lines_room = max(0, readable - markup) * 2 // 3  # a third of it for context where nothing is cached
     suffix_room = min(config.assembly.suffix_tokens, lines_room // 4)
     window = _cut_window(cursor, tokenizer, max(1, lines_room - suffix_room), suffix_room, anchor_lines=1)
-    def counted_prompt(kept_snippets: list[Snippet]) -> tuple[str, int, int] | None:
-        text = prompt(kept_snippets, window)
-        counted = cached(replace(plan.request, prompt=text))
-        return None if counted is None else (text, counted[0] - counted[1], counted[1])
 
     choice = None
     for count in range(len(snippets), 0, -1):  # the context already read, as much of it as fits
         shown = snippets[:count]
-        found = counted_prompt(shown)
+        found = read_cost(shown, window)
         if found is None:
             return plan
         read = found[2] + 1 >= tokenizer.count(render_context(template, shown, repo_name=repo_name))
@@ -374,7 +375,7 @@ def readable_plan(
             choice = (found, shown)
             break
     if choice is None:  # none of it read: what is most worth reading, in what the window leaves
-        bare = counted_prompt([])
+        bare = read_cost([], window)
         if bare is None:
             return plan
         choice = (bare, [])
@@ -386,16 +387,9 @@ def readable_plan(
         if fresh.context.snippets and counted is not None and counted[0] - counted[1] <= readable:
             choice = ((fresh.prompt, counted[0] - counted[1], counted[1]), fresh.context.snippets)
     (text, unread, kept), shown = choice
-    context = replace(plan.context, snippets=list(shown),
-                      used_tokens=tokenizer.count(render_context(template, shown, repo_name=repo_name)))
     if full_unread - unread <= max(0, full_kept - kept):
         return plan
-    context.notes = [*plan.context.notes, f"provisional: {unread} prompt tokens to read instead of {full_unread}"]
-    short = make_plan(cursor, text, context, window, template=template, config=config,
-                      max_tokens=plan.request.max_tokens, temperature=plan.request.temperature, heal=heal)
-    short.request = replace(short.request, timeout_s=plan.request.timeout_s)
-    short.provisional = True
-    return short
+    return provisional(text, shown, window, f"{unread} prompt tokens to read instead of {full_unread}")
 
 
 def make_plan(

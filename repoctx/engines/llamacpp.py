@@ -305,12 +305,7 @@ class LlamaCppEngine:
         """(`request`'s prompt tokens, how many of them the KV cache holds): generating it
         evaluates the rest before the first token, at `read_rate` tokens a second."""
         tokens = self._llama.tokenize(request.prompt.encode("utf-8"), add_bos=True, special=True)
-        common = 0
-        for a, b in zip(self._llama._input_ids.tolist(), tokens):
-            if a != b:
-                break
-            common += 1
-        return len(tokens), min(common, max(0, len(tokens) - 1))
+        return len(tokens), min(_common_prefix(self._llama._input_ids.tolist(), tokens), max(0, len(tokens) - 1))
 
     def close(self) -> None:
         self._vocab_ready.join()  # the reader uses the model: free it afterwards
@@ -521,13 +516,7 @@ class LlamaCppEngine:
         Returns (prompt tokens served from the cache, whether the prefill completed).
         """
         llama = self._llama
-        cached = llama._input_ids.tolist()
-        common = 0
-        for a, b in zip(cached, tokens):
-            if a != b:
-                break
-            common += 1
-        keep = min(common, len(tokens) - 1)
+        keep = min(_common_prefix(llama._input_ids.tolist(), tokens), len(tokens) - 1)
         if keep > 0 and llama._ctx.kv_cache_seq_rm(-1, keep, -1):
             llama.n_tokens = keep
         else:
@@ -549,6 +538,16 @@ class LlamaCppEngine:
             return
         rate = count / seconds
         self.read_rate = rate if self.read_rate is None else (1 - _RATE_WEIGHT) * self.read_rate + _RATE_WEIGHT * rate
+
+
+def _common_prefix(cached: list[int], tokens: list[int]) -> int:
+    """How many leading tokens two sequences share: what the KV cache serves of a prompt."""
+    common = 0
+    for a, b in zip(cached, tokens):
+        if a != b:
+            break
+        common += 1
+    return common
 
 
 def _measured_read_rate(spec: ModelSpec, threads: int) -> float | None:
