@@ -194,6 +194,16 @@ def shop_repo(parent: Path, extra: dict[str, str] | None = None) -> Path:
     return make_repo(parent, {**files, **(extra or {})})
 
 
+def calc_line(shop: Path) -> tuple[Path, str, int, int]:
+    """The example's cross-file cursor: (checkout.py, its text, the line of ``return calc.``, the
+    column after it), where the model must name a method defined in shop/pricing.py."""
+    checkout = shop / "shop" / "checkout.py"
+    text = checkout.read_text()
+    lines = text.split("\n")
+    line = next(i for i, item in enumerate(lines) if item.strip() == "return calc.")
+    return checkout, text, line, len(lines[line])
+
+
 def repoctx_command(folder: Path, log: Path | None = None) -> Path:
     """An executable that runs `repoctx` of this environment with this checkout's code, and
     appends one line per start (working directory and arguments) to `log`."""

@@ -31,10 +31,15 @@ def completer(tmp_path_factory):
     completer.close()
 
 
-def test_context_turns_an_invented_method_into_the_real_one(completer):
+def _calc_cursor() -> tuple[str, int, Cursor]:
+    """checkout.py's text, the line of ``return calc.`` and the cursor after it."""
     text = (EXAMPLE / "shop" / "checkout.py").read_text()
     line = text.split("\n").index("    return calc.")
-    cursor = Cursor("shop/checkout.py", text, line, len("    return calc."))
+    return text, line, Cursor("shop/checkout.py", text, line, len("    return calc."))
+
+
+def test_context_turns_an_invented_method_into_the_real_one(completer):
+    cursor = _calc_cursor()[2]
     without = completer.complete(cursor, ranked={})
     with_context = completer.complete(cursor)
     assert any(s.symbol == "PriceCalculator" for s in with_context.context.snippets)
@@ -50,9 +55,7 @@ def _read_limit(completer, tokens: int) -> float:
 def test_a_request_past_its_read_limit_keeps_the_cached_context_and_reads_a_shorter_window(completer):
     from repoctx.engines.base import GenerationRequest
 
-    text = (EXAMPLE / "shop" / "checkout.py").read_text()
-    line = text.split("\n").index("    return calc.")
-    cursor = Cursor("shop/checkout.py", text, line, len("    return calc."))
+    text, line, cursor = _calc_cursor()
     full = completer.plan(completer.candidates(cursor))
     assert full.context.snippets
     engine = completer.engine
@@ -93,9 +96,7 @@ def test_a_request_past_its_read_limit_keeps_the_cached_context_and_reads_a_shor
 
 
 def test_a_changed_context_the_engine_has_not_read_answers_from_the_one_it_read(completer):
-    text = (EXAMPLE / "shop" / "checkout.py").read_text()
-    line = text.split("\n").index("    return calc.")
-    cursor = Cursor("shop/checkout.py", text, line, len("    return calc."))
+    cursor = _calc_cursor()[2]
     completer.warm(cursor)
     read = [s.key for s in completer.plan(completer.candidates(cursor)).context.snippets]
     # Another budget assembles another context (as a definition new to the line does): the engine

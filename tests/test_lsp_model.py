@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.editor_support import model_missing, shop_repo
+from tests.editor_support import calc_line, model_missing, shop_repo
 from tests.lsp_support import model_session
 
 pytestmark = [pytest.mark.model, pytest.mark.slow]
@@ -26,17 +26,14 @@ def test_real_model_completes_with_the_cross_file_method(shop):
     missing = model_missing(MODEL)
     if missing:
         pytest.skip(missing)
-    checkout = shop / "shop" / "checkout.py"
-    text = checkout.read_text()
-    lines = text.split("\n")
-    line = next(i for i, item in enumerate(lines) if item.strip() == "return calc.")
+    checkout, text, line, column = calc_line(shop)
     lsp = model_session(shop, MODEL)
     try:
         assert lsp.statuses[-1]["state"] == "ready", lsp.statuses[-1]
         uri = lsp.open(checkout, text)
-        texts = lsp.inline(uri, line, len(lines[line]), timeout=300)
+        texts = lsp.inline(uri, line, column, timeout=300)
         assert texts and "total_with_tax" in texts[0], (texts, lsp.stderr_text())
-        context = lsp.context(uri, line, len(lines[line]), timeout=120)
+        context = lsp.context(uri, line, column, timeout=120)
         assert any(s["path"] == "shop/pricing.py" and "total_with_tax" in s["text"] for s in context["snippets"])
     finally:
         code = lsp.stop(timeout=60)

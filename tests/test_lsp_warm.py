@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.editor_support import model_missing, shop_repo
+from tests.editor_support import calc_line, model_missing, shop_repo
 from tests.lsp_support import LspSession, model_session
 
 pytestmark = [pytest.mark.model, pytest.mark.slow]
@@ -47,11 +47,7 @@ def test_warm_start_and_speculation_with_the_real_model(shop):
     missing = model_missing(MODEL)
     if missing:
         pytest.skip(missing)
-    checkout = shop / "shop" / "checkout.py"
-    text = checkout.read_text()
-    lines = text.split("\n")
-    line = next(i for i, item in enumerate(lines) if item.strip() == "return calc.")
-    column = len(lines[line])
+    checkout, text, line, column = calc_line(shop)
     lsp = _session(shop, {"warm": True, "speculate": True, "warmPauseMs": 0})
     try:
         uri = lsp.open(checkout, text)
@@ -88,7 +84,8 @@ def test_warm_start_and_speculation_with_the_real_model(shop):
     # The same request without speculation generates, and gives the same text.
     fresh = _session(shop, {"warm": False, "speculate": False, "readLimitMs": 0})
     try:
-        accepted = text.replace(lines[line], lines[line] + offered + "\n    ", 1)
+        cursor_line = text.split("\n")[line]
+        accepted = text.replace(cursor_line, cursor_line + offered + "\n    ", 1)
         uri = fresh.open(checkout, accepted)
         again = fresh.inline(uri, line + 1, 4, timeout=WAIT_S)
         assert _last_trace(fresh)["source"] in ("engine", "cache"), _last_trace(fresh)
@@ -103,11 +100,7 @@ def test_a_cold_request_reads_a_shorter_prompt_in_time_and_the_full_one_is_warme
     missing = model_missing(MODEL)
     if missing:
         pytest.skip(missing)
-    checkout = shop / "shop" / "checkout.py"
-    text = checkout.read_text()
-    lines = text.split("\n")
-    line = next(i for i, item in enumerate(lines) if item.strip() == "return calc.")
-    column = len(lines[line])
+    checkout, text, line, column = calc_line(shop)
     # No warm-up before the request (no repoctx/warm, no typing pause): the engine holds nothing
     # of the ~240-token prompt, more than it reads in 0.5 s on any CPU this runs on.
     lsp = _session(shop, {"warm": True, "speculate": False, "warmPauseMs": 0, "readLimitMs": 500})
