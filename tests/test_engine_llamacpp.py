@@ -400,3 +400,11 @@ def test_qwen_a_prefill_out_of_time_keeps_what_it_read(qwen):
     assert kept > 0
     result = qwen.generate(_req(prompt, max_tokens=1, timeout_s=300))
     assert result.reused_prompt_tokens >= kept
+
+
+@needs_smollm
+def test_a_closed_engine_says_so_when_asked_what_it_holds():
+    engine = LlamaCppEngine(resolve_model("smollm2-135m"), EngineConfig(model="smollm2-135m", threads=1), n_ctx=512)
+    engine.close()
+    with pytest.raises(EngineError, match="closed"):
+        engine.cached_tokens(_req("def f():\n"))

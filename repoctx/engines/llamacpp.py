@@ -304,6 +304,8 @@ class LlamaCppEngine:
     def cached_tokens(self, request: GenerationRequest) -> tuple[int, int]:
         """(`request`'s prompt tokens, how many of them the KV cache holds): generating it
         evaluates the rest before the first token, at `read_rate` tokens a second."""
+        if self._closed:
+            raise EngineError("the llamacpp engine is closed")
         tokens = self._llama.tokenize(request.prompt.encode("utf-8"), add_bos=True, special=True)
         return len(tokens), min(_common_prefix(self._llama._input_ids.tolist(), tokens), max(0, len(tokens) - 1))
 
