@@ -264,8 +264,18 @@ def test_a_server_killed_under_load_loses_nothing_and_is_back_within_one_check(s
     _wait_for(lambda: len(outcomes) >= 2 and _upstream(pool, "s0")["inflight"] == 1, what="s0 busy under load")
     both[0].pause()
     # A request is stuck on it (the next one if the last ended just before the pause), others queue.
-    _wait_for(lambda: _upstream(pool, "s0")["inflight"] == 1 and slot.gate.waiting > 0,
-              what="a request on the paused s0 and others queued")
+    # A response s0 wrote in full before the pause can still be read after it, ending that request
+    # and letting the next one onto s0: the snapshot waits until s0's count has held for a second.
+    steady = {"served": -1, "since": time.monotonic()}
+
+    def stuck_on_s0() -> bool:
+        served = _served(pool)["s0"]
+        if served != steady["served"]:
+            steady.update(served=served, since=time.monotonic())
+        return (_upstream(pool, "s0")["inflight"] == 1 and slot.gate.waiting > 0
+                and time.monotonic() - steady["since"] >= 1.0)
+
+    _wait_for(stuck_on_s0, what="a request on the paused s0 and others queued")
     queued = slot.gate.waiting
     at_kill = _served(pool)
     both[0].kill()
