@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from .runs import read_jsonl
+from .task_tags import apply_model_filter
 
 __all__ = ["BOOTSTRAP_RESAMPLES", "cceval_table", "exec_table", "main", "paired_difference", "percentile", "recall_table",
            "signal_table", "write_report"]
@@ -271,7 +272,9 @@ def _safe(text: str) -> str:
 # ------------------------------------------------------------------------------ report
 
 
-def write_report(directory: str | Path, plots: bool = True) -> Path:
+def write_report(directory: str | Path, plots: bool = True, filter_dir: str | Path | None = None) -> Path:
+    """`filter_dir`: an in-file run of another model on the same tasks, whose exact matches
+    CrossCodeEval's model-based filter removes (`benchmarks.task_tags.apply_model_filter`)."""
     directory = Path(directory)
     sections = [f"# Results in `{directory}`"]
     try:
@@ -284,6 +287,11 @@ def write_report(directory: str | Path, plots: bool = True) -> Path:
         sections.append("Runs:\n\n" + "\n".join(lines))
     images: list[Path] = []
     cceval = list(read_jsonl(directory / "cceval.jsonl"))
+    if cceval and filter_dir is not None:
+        counts = apply_model_filter(cceval, read_jsonl(Path(filter_dir) / "cceval.jsonl"))
+        sections.append(f"CrossCodeEval's model-based filter from `{filter_dir}`: {counts['checked']} tasks checked, "
+                        f"{counts['removed']} completed exactly in-file by the filter model and removed, "
+                        f"{counts['not_covered']} not in that run (rule-based filters only).")
     if cceval:
         sections.append("## Completion (CrossCodeEval metrics)\n\n" + cceval_table(cceval))
         if plots:
@@ -316,9 +324,12 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks.report", description=__doc__.split("\n\n")[0])
     p.add_argument("dirs", nargs="+", help="results folders")
     p.add_argument("--no-plots", action="store_true")
+    p.add_argument("--filter-model", metavar="DIR",
+                   help="an in-file run of another model on the same tasks: the tasks it completes exactly "
+                        "fail CrossCodeEval's model-based filter in this report")
     args = p.parse_args(argv)
     for directory in args.dirs:
-        path = write_report(directory, plots=not args.no_plots)
+        path = write_report(directory, plots=not args.no_plots, filter_dir=args.filter_model)
         sys.stdout.write(path.read_text())
         print(f"(written to {path})")
     return 0

@@ -16,11 +16,12 @@
     * ``comment``: a reference that is only a comment;
     * ``in_file``: the reference's whole line already occurs in the current file's text
       before or after it (the current file answers it, no cross-file context needed);
-    * ``infile_exact`` (model-based, with ``--filter-model``): the filter model, given the
-      current file only, completes the reference exactly. The paper used StarCoderBase-1B;
-      here it is SmolLM2-135M by default, a model other than the one evaluated, so the
-      evaluated model's in-file exact match on the filtered tasks is not zero by
-      construction.
+    * ``infile_exact`` (model-based, applied by the report: ``python -m benchmarks.report
+      DIR --filter-model FILTER_DIR``, FILTER_DIR an in-file run of the filter model on the
+      same tasks): the filter model, given the current file only, completes the reference
+      exactly. The paper used StarCoderBase-1B; here SmolLM2-135M, a model other than the
+      one evaluated, so the evaluated model's in-file exact match on the filtered tasks is
+      not zero by construction.
 ``package_age``
     ``new`` (first released 2025 or later), ``old``, or ``unknown`` (`benchmarks.splits`).
 """
@@ -35,7 +36,7 @@ from .metrics import remove_comments
 from .splits import package_age, split_of
 from .tasks import Task
 
-__all__ = ["MIN_REFERENCE_TOKENS", "rule_failures", "tag_task", "task_tags"]
+__all__ = ["MIN_REFERENCE_TOKENS", "apply_model_filter", "rule_failures", "tag_task", "task_tags"]
 
 MIN_REFERENCE_TOKENS = 3
 _LEXICAL = re.compile(r"\w+|[^\w\s]")
@@ -58,11 +59,7 @@ def rule_failures(task: Task) -> list[str]:
 
 def tag_task(task: Task, census: LineCensus | None) -> None:
     """Compute a task's tags into its metadata (kept by every record made from it)."""
-    failed = rule_failures(task)
-    model_filter = task.metadata.get("infile_exact")
-    if model_filter:
-        failed.append("infile_exact")
-    task.metadata["cceval_fail"] = failed
+    task.metadata["cceval_fail"] = rule_failures(task)
     if census is not None:
         task.metadata["copyable"] = census.copyable(task)
         task.metadata["unique_line"] = census.unique(task)
@@ -81,8 +78,6 @@ def task_tags(task: Task) -> dict[str, Any]:
     }
     if "copyable" in meta:
         tags["copyable"] = int(bool(meta["copyable"]))
-    if "infile_exact" in meta:
-        tags["filter_model"] = meta.get("filter_model", "")
     if "independent_gold" in meta:
         tags["resolver_agree"] = int(bool(meta.get("resolver_agree")))
     return tags
@@ -91,3 +86,42 @@ def task_tags(task: Task) -> dict[str, Any]:
 def tag_all(tasks: Iterable[Task], census: LineCensus | None) -> None:
     for task in tasks:
         tag_task(task, census)
+
+
+def apply_model_filter(records: list[dict], filter_records: Iterable[dict]) -> dict[str, int]:
+    """CrossCodeEval's model-based filter, from a separate in-file run of the filter model.
+
+    `filter_records` are the ``infile`` records of another model on the same tasks
+    (``python -m benchmarks.cceval --model smollm2-135m --strategies infile``); a task that model
+    completes exactly from the current file alone fails the filter (``infile_exact``) in every
+    record of `records`, which are changed in place. Tasks the filter run lacks are marked
+    ``filter_model: "none"`` and keep their rule-based tag, so a report can say how many were
+    checked. Returns the counts: tasks checked, removed, and not covered.
+    """
+    exact: dict[str, bool] = {}
+    model = ""
+    for record in filter_records:
+        if record.get("strategy") != "infile" or "em" not in record:
+            continue
+        exact[record["task_id"]] = bool(record["em"])
+        model = record.get("model", model)
+    counts = {"checked": 0, "removed": 0, "not_covered": 0}
+    seen: set[str] = set()
+    for record in records:
+        task = record["task_id"]
+        first = task not in seen
+        seen.add(task)
+        if task not in exact:
+            record["filter_model"] = "none"
+            counts["not_covered"] += first
+            continue
+        record["filter_model"] = model
+        counts["checked"] += first
+        if exact[task]:
+            failed = list(record.get("cceval_fail", []))
+            if "infile_exact" not in failed:
+                failed.append("infile_exact")
+            record["cceval_fail"] = failed
+            record["cceval"] = 0
+            counts["removed"] += first
+    return counts

@@ -103,3 +103,28 @@ def test_write_report_with_plots(tmp_path: Path):
     for name in ("em_es_m_1024.png", "latency_cdf_cceval.png", "pass_at_1.png"):
         assert (tmp_path / name).stat().st_size > 1000
     assert json.loads((tmp_path / "run.json").read_text())[0]["harness"] == "cceval"
+
+
+def test_model_filter_from_another_models_infile_run(tmp_path: Path, capsys):
+    """CrossCodeEval's model-based filter: tasks the filter model completes exactly in-file leave the filtered slice."""
+    main, filter_dir = tmp_path / "main", tmp_path / "filter"
+    with RunStore(main, "cceval.jsonl") as store:
+        for row in _signal_rows():
+            store.add(row)
+    with RunStore(filter_dir, "cceval.jsonl") as store:
+        # t1 is solved in-file by the filter model, t2 is not; t0 is not in the filter run
+        for task, em in (("t1", 1), ("t2", 0)):
+            store.add({"strategy": "infile", "task_id": task, "model": "smollm2-135m", "budget": 1024, "em": em})
+        store.add({"strategy": "bm25", "task_id": "t2", "model": "smollm2-135m", "budget": 1024, "em": 1})
+    assert report.main([str(main), "--no-plots", "--filter-model", str(filter_dir)]) == 0
+    text = capsys.readouterr().out
+    assert "2 tasks checked, 1 completed exactly in-file by the filter model and removed, 1 not in that run" in text
+    slices = text.split("By CrossCodeEval filters")[1].split("By package")[0]
+    rows = {line.split("|")[1].strip(): line for line in slices.splitlines() if line.startswith("| ")}
+    # t0 fails a rule already, t1 now fails the model filter: only t2 is kept
+    assert "| filtered (kept) | 1 |" in rows["filtered (kept)"]
+    assert "| removed by the filters | 2 |" in rows["removed by the filters"]
+    # without the filter run, the rule-based tags alone: t1 and t2 kept
+    report.main([str(main), "--no-plots"])
+    plain = capsys.readouterr().out.split("By CrossCodeEval filters")[1].split("By package")[0]
+    assert "| filtered (kept) | 2 |" in plain
