@@ -61,7 +61,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from .exec_env import (  # noqa: F401  (the environment's parts, re-exported)
     CoverageMap,
@@ -136,10 +136,28 @@ def prepare(spec: str, args: argparse.Namespace, cache: Path, out: Path, environ
           f"untouched repository (left out) [{cover.seconds:.0f}s]", file=sys.stderr, flush=True)
     (out / f"failing-{source.name}.txt").write_text("\n".join(failing) + ("\n" if failing else ""))
     levels = [lv.strip() for lv in args.levels.split(",") if lv.strip()]
-    units = select_units(work.root, cover, levels, args.n, args.seed, args.max_body_lines, args.max_tests)
+    units = select_units(work.root, cover, levels, args.n, args.seed, args.max_body_lines, args.max_tests,
+                         admitted=_admitted_by_policy(work.root, spec))
     for level in levels:
         print(f"  {level}: {len(units[level])} units", file=sys.stderr, flush=True)
     return Prepared(spec, source.name, work, env, units)
+
+
+def _admitted_by_policy(root: Path, where: str) -> Callable[[str, str], bool]:
+    """Whether the secret and path policy lets a file's text reach a model (as in every shell, and
+    as the cross-file harness's tasks); each file it refuses is named on stderr."""
+    from repoctx.policy import Policy
+
+    policy = Policy(root=root)
+
+    def admitted(path: str, text: str) -> bool:
+        verdict = policy.check_cursor(path, text)[1]
+        if not verdict.allowed:
+            print(f"{where}: {path} left out by the secret and path policy ({verdict.reason}: {verdict.detail})",
+                  file=sys.stderr, flush=True)
+        return verdict.allowed
+
+    return admitted
 
 
 def schedule(prepared: list[Prepared], levels: list[str]) -> list[tuple[int, str, Unit]]:

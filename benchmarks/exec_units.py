@@ -12,7 +12,7 @@ import random
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable
+from typing import Callable, Iterable
 
 from .exec_env import CoverageMap
 
@@ -203,16 +203,20 @@ def _expressions(statement: ast.stmt) -> list[ast.expr]:
 
 
 def select_units(repo_dir: Path, cover: CoverageMap, levels: list[str], n: int, seed: int,
-                 max_body_lines: int = 15, max_tests: int = 40) -> dict[str, list[Unit]]:
-    """Up to `n` units per level, each executed by at least one passing test; deterministic."""
+                 max_body_lines: int = 15, max_tests: int = 40,
+                 admitted: Callable[[str, str], bool] | None = None) -> dict[str, list[Unit]]:
+    """Up to `n` units per level, each executed by at least one passing test; deterministic.
+    `admitted(path, text)`: whether a file may be completed in at all (the secret and path policy
+    refuses every completion in a file that holds a secret, so no unit is placed there)."""
     chosen: dict[str, list[Unit]] = {}
-    files = source_files(repo_dir)
+    files = [path for path in source_files(repo_dir) if path in cover.lines]
+    texts = {path: (repo_dir / path).read_text(encoding="utf-8", errors="replace") for path in files}
+    if admitted is not None:
+        files = [path for path in files if admitted(path, texts[path])]
     for level in levels:
         candidates: list[Unit] = []
         for path in files:
-            if path not in cover.lines:
-                continue
-            text = (repo_dir / path).read_text(encoding="utf-8", errors="replace")
+            text = texts[path]
             rng = random.Random(f"{seed}:{path}")
             for unit in find_units(path, text, [level], max_body_lines, rng):
                 tests = cover.tests_for(path, unit.anchor)

@@ -261,3 +261,19 @@ def test_test_ids_that_change_between_collections_are_found(tmp_path):
     second = collected_tests(root, CurrentPython())
     assert "tests/test_t.py::test_fixed" in first & second
     assert len(first) == len(second) == 2 and first != second  # the timestamped id moved
+
+
+def test_no_unit_is_placed_in_a_file_the_secret_policy_refuses(prepared, capsys):
+    """A file holding a secret can never be completed in (every shell refuses it): the harness places no unit there
+    instead of stopping at it (marshmallow's validate.py holds a password in a URL)."""
+    work, env, cover = prepared
+    admitted = bench_exec._admitted_by_policy(work.root, "calc")
+    text = (work.root / "calc/ops.py").read_text()
+    assert admitted("calc/ops.py", text)
+    assert not admitted("calc/ops.py", text + 'DSN = "postgres://admin:hunter2secret@db.internal:5432/app"\n')
+    assert "calc/ops.py left out by the secret and path policy" in capsys.readouterr().err
+    levels = ["expression", "statement", "function"]
+    everywhere = select_units(work.root, cover, levels, n=50, seed=0)
+    assert any(u.path == "calc/ops.py" for units in everywhere.values() for u in units)
+    refused = select_units(work.root, cover, levels, n=50, seed=0, admitted=lambda path, _: path != "calc/ops.py")
+    assert not any(u.path == "calc/ops.py" for units in refused.values() for u in units)
