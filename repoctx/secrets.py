@@ -185,7 +185,10 @@ _TOKEN_FORMATS: list[tuple[re.Pattern[str], str, str]] = [
 ]
 
 # A password in a URL: scheme://user:<password>@host, any password that is not a template.
-_URL_PASSWORD = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://[^\s:/@\"'`]*:([^\s/@\"'`]+)@[A-Za-z0-9\[]")
+_URL_PASSWORD = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://[^\s:/@\"'`]*:([^\s/@\"'`]+)@([A-Za-z0-9\[][A-Za-z0-9.\-]*)")
+# Hosts reserved for documentation (RFC 2606): a credential for one opens nothing, and docstrings and
+# comments show URL syntax with them (marshmallow's URL validator: 'ftp://foo:bar@ftp.example.org/').
+_DOCUMENTATION_HOST = re.compile(r"(?:^|\.)(?:example\.(?:com|net|org)|example|invalid)\.?$", re.IGNORECASE)
 # Templates and placeholders in that place are not passwords: {password}, ${PASS}, %(pw)s, <pass>, $PASS.
 _URL_TEMPLATE = re.compile(r"[{}<>$%*]")
 
@@ -254,7 +257,8 @@ def find_secret(text: str) -> str | None:
 
     Recognises PEM private key blocks (also a header written in pieces across string
     literals), AWS access key ids, GitHub/GitLab/Slack/Google/Stripe/OpenAI-style tokens,
-    JWTs, passwords in URLs (``postgres://user:<password>@host``) and high-entropy literals of
+    JWTs, passwords in URLs (``postgres://user:<password>@host``, not for the documentation hosts
+    ``example.com``/``.org``/``.net``) and high-entropy literals of
     any length assigned to names that mention a key, secret, token or password.
     Placeholders (``your-api-key-here``, ``${API_KEY}``, ``xxxx``), templates
     (``{password}``) and lookups (``os.environ["API_KEY"]``) are not secrets. Costs a few
@@ -277,7 +281,9 @@ def find_secret(text: str) -> str | None:
                 return kind
     if "://" in text:
         for match in _URL_PASSWORD.finditer(text):
-            password = match.group(1)
+            password, host = match.group(1), match.group(2)
+            if _DOCUMENTATION_HOST.search(host):
+                continue
             if not _URL_TEMPLATE.search(password) and not _PLACEHOLDER.search(password):
                 return "a password in a URL"
     for match in _QUOTED_VALUE.finditer(text):
