@@ -66,7 +66,9 @@ from .figures import LineCensus, context_figures, leaked  # noqa: F401  (leaked:
 from .fingerprint import FingerprintMismatch, fingerprint, fingerprint_id, source_state
 from .metrics import edit_similarity, score
 from .runs import Progress, RunStore, record_run
-from .strategies import BASELINES, BM25_VARIANTS, Baselines, TaskBuffer, baseline_ranked, cold_read_tokens, plan  # noqa: F401
+from .strategies import (  # noqa: F401
+    BASELINES, BM25_VARIANTS, Baselines, TaskBuffer, baseline_ranked, cold_read_tokens, plan, strategy_prompt,
+)
 from .task_tags import tag_all, task_tags
 from .tasks import Task, build_line_tasks, load_cceval_jsonl
 from .whole_repo import needed_window as whole_window, whole_budget
@@ -519,14 +521,7 @@ def run_with_model(groups: list[RepoTasks], args: argparse.Namespace, store: Run
                     t0 = time.perf_counter()
                     ranked = None if kind == "pipeline" else baseline_ranked(kind, baselines, task, cursor)
                     budget = whole_budget(strategy) or args.budget
-                    if (cold := cold_read_tokens(strategy)) is not None:
-                        # What a request reads from an engine that holds none of it, within N tokens.
-                        candidates = completer.candidates(cursor, sources=wanted)
-                        full = completer.plan(candidates, budget=budget)
-                        short = completer.readable(full, candidates, cold, cached=lambda r: (engine.tokenizer.count(r.prompt), 0))
-                        prompt, context, window = short.prompt, short.context, short.window
-                    else:
-                        prompt, context, window = completer.prompt_for(cursor, budget, wanted, ranked)
+                    prompt, context, window = strategy_prompt(strategy, completer, cursor, budget, wanted, ranked, record)
                     context_ms = (time.perf_counter() - t0) * 1000
                     record.update(signal_figures(engine, prompt, task, args.engine_timeout,
                                                  heal=completer.line_start_middle))

@@ -91,7 +91,7 @@ LEVEL_SETTINGS = {
     "statement": ("always", 128, STATEMENT_MAX_LINES),
     "function": ("always", 320, 40),
 }
-MODEL_STRATEGIES = ("repoctx", "infile", "bm25", "bm25-cceval", "bm25-cceval-fill", "bm25-fill", "jaccard")
+MODEL_STRATEGIES = ("repoctx", "repoctx-draft", "infile", "bm25", "bm25-cceval", "bm25-cceval-fill", "bm25-fill", "jaccard")
 SANITY = ("gold", "blank")
 
 
@@ -317,7 +317,7 @@ def _complete(completer, repo, baselines, unit: Unit, masked: str, level: str, s
     from repoctx.types import Cursor
 
     from .cceval import signal_figures
-    from .strategies import TaskBuffer, baseline_ranked, plan
+    from .strategies import TaskBuffer, baseline_ranked, plan, strategy_prompt
     from .tasks import Task
 
     multiline, max_tokens, max_lines = LEVEL_SETTINGS[level]
@@ -336,7 +336,7 @@ def _complete(completer, repo, baselines, unit: Unit, masked: str, level: str, s
         started = time.perf_counter()
         ranked = None if kind == "pipeline" else baseline_ranked(kind, baselines, task, cursor)
         try:
-            prompt, context, window = completer.prompt_for(cursor, budget, None, ranked)
+            prompt, context, window = strategy_prompt(strategy, completer, cursor, budget, None, ranked, extra)
             extra.update(signal_figures(completer.engine, prompt, task, timeout_s, heal=completer.line_start_middle))
             streamed: list[str] = []
             completion = completer.complete_prompt(cursor, prompt, context, window, on_text=streamed.append,

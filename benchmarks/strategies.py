@@ -200,6 +200,7 @@ def given(task: Task, policy: Policy | None = None) -> list[Snippet]:
 
 
 COLD_PREFIX = "repoctx-cold-"
+DRAFT_STRATEGY = "repoctx-draft"  # retrieval.draft_query: a first completion joins the query (RepoCoder)
 
 
 def cold_read_tokens(strategy: str) -> int | None:
@@ -213,7 +214,7 @@ def cold_read_tokens(strategy: str) -> int | None:
 
 def plan(strategy: str, sources: list[str]) -> tuple[str, list[str] | None]:
     """('pipeline', sources) for repoctx strategies, (strategy, None) for the baselines."""
-    if strategy == "repoctx" or cold_read_tokens(strategy):
+    if strategy in ("repoctx", DRAFT_STRATEGY) or cold_read_tokens(strategy):
         return "pipeline", list(sources)
     if strategy.startswith("repoctx-no-"):
         dropped = strategy[len("repoctx-no-"):]
@@ -223,7 +224,7 @@ def plan(strategy: str, sources: list[str]) -> tuple[str, list[str] | None]:
     if strategy in BASELINES or whole_budget(strategy):
         return strategy, None
     raise SystemExit(f"unknown strategy {strategy!r}; known: {', '.join(BASELINES)}, repoctx, repoctx-no-<source>, "
-                     f"whole-<N>k, {COLD_PREFIX}<N>")
+                     f"whole-<N>k, {COLD_PREFIX}<N>, {DRAFT_STRATEGY}")
 
 
 def baseline_ranked(kind: str, baselines: Baselines, task: Task, cursor: Cursor) -> dict[str, list[Snippet]]:
@@ -246,3 +247,30 @@ def baseline_ranked(kind: str, baselines: Baselines, task: Task, cursor: Cursor)
     if whole_budget(kind):
         return {"whole": baselines.whole(cursor)}
     raise ValueError(kind)
+
+
+def strategy_prompt(strategy: str, completer, cursor: Cursor, budget: int, sources: list[str] | None,
+                    ranked: dict[str, list[Snippet]] | None, record: dict) -> tuple:
+    """The prompt, context and window `strategy` gives `completer` at `cursor` (what it adds to
+    know goes into `record`): `repoctx-cold-<N>` the provisional prompt of an engine that holds
+    nothing and may read N tokens; `repoctx-draft` the prompt from a second retrieval whose query
+    ends with repoctx's own first completion (RepoCoder); any other the pipeline's prompt over
+    `sources`, or over `ranked` for the baselines."""
+    from repoctx.engines import EngineError
+
+    if (cold := cold_read_tokens(strategy)) is not None:
+        candidates = completer.candidates(cursor, sources=sources)
+        full = completer.plan(candidates, budget=budget)
+        tokenizer = completer.tokenizer
+        short = completer.readable(full, candidates, cold, cached=lambda r: (tokenizer.count(r.prompt), 0))
+        return short.prompt, short.context, short.window
+    if strategy == DRAFT_STRATEGY:
+        prompt, context, window = completer.prompt_for(cursor, budget, sources)
+        try:
+            record["draft"] = completer.complete_prompt(cursor, prompt, context, window).text
+        except EngineError as exc:
+            record["draft_error"] = str(exc)
+        second = completer.redraft(cursor, record.get("draft", ""), budget=budget, sources=sources)
+        record["redrafted"] = int(second is not None and second.prompt != prompt)
+        return (second.prompt, second.context, second.window) if second is not None else (prompt, context, window)
+    return completer.prompt_for(cursor, budget, sources, ranked)

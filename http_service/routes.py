@@ -21,6 +21,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import ValidationError
 
+from repoctx.cache import LRUCache
 from repoctx.engines.base import EngineError, GenerationRequest, GenerationResult
 from repoctx.foreground import busy
 from repoctx.pipeline import context_to_json
@@ -148,9 +149,11 @@ async def stream_completion(service: Service, request: Request, slot: EngineSlot
 # ----------------------------------------------------------------------------------- planning a code completion
 
 def plan_code_completion(service: Service, body: CodeCompletionBody, snippets: list[Snippet], repos: list[SharedRepo],
-                         tenant: str, chosen: EngineSlot | None) -> tuple[EngineSlot, Plan, dict[str, float]]:
+                         tenant: str, chosen: EngineSlot | None, draft: str = "") -> tuple[EngineSlot, Plan, dict[str, float]]:
     """The slot and the library's plan for a code completion (in a worker thread): the client's
-    snippets and the shared repositories' candidates, assembled in the slot's tokens."""
+    snippets and the shared repositories' candidates, assembled in the slot's tokens. `draft`:
+    a first completion, joined to the repositories' retrieval query (`retrieval.draft_query`)
+    and assembled afresh (the tenant's keystroke-stable layout would keep the first context)."""
     slot = chosen or service.slots["default"]
     max_tokens = service.max_tokens(body.max_tokens, slot)
     if chosen is None and "long" in service.slots:
@@ -172,7 +175,7 @@ def plan_code_completion(service: Service, body: CodeCompletionBody, snippets: l
     # One origin keeps its own paths, as an editor in that repository would see them; merged
     # origins are told apart by the repository's name in front of each of its paths.
     merged = len(repos) + bool(snippets) > 1
-    parts.extend(repo.candidates(cursor, window, prefix_paths=merged) for repo in repos)
+    parts.extend(repo.candidates(cursor, window, prefix_paths=merged, draft=draft) for repo in repos)
     candidates = merge_candidates(cursor, window, parts or [Candidates(cursor, window, {})], started=started)
     timings = {k: v for k, v in candidates.timings_ms.items() if k.startswith("retrieve.")}
     timings["retrieve"] = (time.perf_counter() - started) * 1000
@@ -183,8 +186,8 @@ def plan_code_completion(service: Service, body: CodeCompletionBody, snippets: l
     assembling = time.perf_counter()
     try:
         plan = completer.plan(candidates, budget=body.budget, max_tokens=max_tokens,
-                              temperature=body.temperature, repo_name=repo_name, layouts=service.layouts,
-                              layout_key=key)
+                              temperature=body.temperature, repo_name=repo_name,
+                              layouts=LRUCache(1) if draft else service.layouts, layout_key=key)
     except PromptDoesNotFit as exc:
         raise ServiceError(422, f"{exc} beside max_tokens {max_tokens} in the {slot.window}-token window",
                            param="max_tokens") from None
@@ -266,6 +269,16 @@ def add_routes(app: FastAPI, service: Service) -> None:
         key = ("code", slot.name, plan.prompt, plan.request.max_tokens, plan.multiline)
         result, cached = await run_cached(service, request, slot, tenant, plan.request, key)
         text = slot.completer.finish(plan, result.text)
+        if repos and text.strip() and slot.completer.config.retrieval.draft_query:
+            # RepoCoder's second iteration: that completion joins the repositories' query.
+            timings["draft"] = (time.perf_counter() - started) * 1000
+            slot, second, _ = await asyncio.to_thread(plan_code_completion, service, body, snippets, repos, tenant,
+                                                      slot, text)
+            if second.prompt != plan.prompt:
+                plan = second
+                key = ("code", slot.name, plan.prompt, plan.request.max_tokens, plan.multiline)
+                result, cached = await run_cached(service, request, slot, tenant, plan.request, key)
+                text = slot.completer.finish(plan, result.text)
         tokenizer = slot.engine.tokenizer
         timings.update({f"engine.{k}": v for k, v in (result.timings_ms or {}).items()})
         timings["total"] = (time.perf_counter() - started) * 1000

@@ -125,11 +125,12 @@ class SharedRepo:
             except Exception as exc:
                 log.warning("re-indexing %s failed: %s", self.name, exc)
 
-    def candidates(self, cursor: Cursor, window: PromptWindow, prefix_paths: bool) -> Candidates:
+    def candidates(self, cursor: Cursor, window: PromptWindow, prefix_paths: bool, draft: str = "") -> Candidates:
         """The repository's candidates for a client's cursor; with `prefix_paths` (when they are
-        merged with other origins' candidates) each path starts with the repository's name."""
+        merged with other origins' candidates) each path starts with the repository's name;
+        `draft`: a first completion there, joined to the query (`retrieval.draft_query`)."""
         assert self.context is not None
-        found = self.context.candidates(cursor, window)
+        found = self.context.candidates(cursor, window, draft=draft)
         if prefix_paths:
             found = replace(found, version_of=None, ranked={
                 source: [replace(s, path=f"{self.name}/{s.path}") for s in snippets]

@@ -89,6 +89,13 @@ class RetrievalConfig:
     """Candidates each source offers to the assembler."""
     unused_imports: bool = True
     """Also offer, as brief outlines, the names the file imports but the lines above the cursor do not use."""
+    draft_query: bool = False
+    """Retrieve twice (RepoCoder's iterative retrieval): a first completion's text joins the
+    lexical/dense query, and the completion shown is generated from the context that finds.
+    Two generations per request, and a context that changes with the draft (the engine's KV
+    cache of the first prompt is not reused): for engines with spare throughput, such as a
+    team service on GPUs. Off: not yet measured on the harness (benchmark strategy
+    ``repoctx-draft``)."""
 
 
 @dataclass

@@ -225,7 +225,7 @@ class RepoContext:
             self._git_pending.discard(path)
             self._git_signals.put(path, (time.monotonic(), boosts))
 
-    def request_for(self, cursor: Cursor, window: PromptWindow) -> RetrievalRequest:
+    def request_for(self, cursor: Cursor, window: PromptWindow, draft: str = "") -> RetrievalRequest:
         language = cursor.language or language_for_path(cursor.path)
         # The index parsed this buffer when it last changed; parse again only if it differs.
         if self.index.text_of(cursor.path) == cursor.text:
@@ -238,7 +238,7 @@ class RepoContext:
             language=language,
             imports=imports,
             near_identifiers=near,
-            query=query_text(cursor, self.config.retrieval.query_lines),
+            query=query_text(cursor, self.config.retrieval.query_lines, draft),
             top_k=self.config.retrieval.top_k,
             visible_lines=(window.start_line, window.end_line),
             boosted_paths=self.git_boosts(cursor.path),
@@ -280,11 +280,13 @@ class RepoContext:
         sources: list[str] | None = None,
         ranked: dict[str, list[Snippet]] | None = None,
         wait_for_sources: bool = False,
+        draft: str = "",
     ) -> Candidates:
         """What the retrievers offer for `cursor` (retrieved once; assemble them as often as
         needed). `sources` narrows the retrievers (ablations); `ranked` replaces them with
         candidates chosen elsewhere (baselines, oracles), which pass the policy like any
-        client's snippets; `wait_for_sources` lifts the sources' time limits (background work).
+        client's snippets; `wait_for_sources` lifts the sources' time limits (background work);
+        `draft`: a first completion at the cursor, joined to the query (`retrieval.draft_query`).
         Raises `repoctx.policy.Refused` for a cursor the policy refuses."""
         started = time.perf_counter()
         policy = self.workspace.policy
@@ -292,7 +294,7 @@ class RepoContext:
         if window is None:
             assembly = self.config.assembly
             window = prompt_window(cursor, self.tokenizer, assembly.prefix_tokens, assembly.suffix_tokens)
-        request = self.request_for(cursor, window)
+        request = self.request_for(cursor, window, draft)
         parsed_ms = (time.perf_counter() - started) * 1000
         if ranked is None:
             ranked, timings, notes = self.retrieve(request, sources, wait=wait_for_sources)
@@ -432,14 +434,15 @@ class Completer:
 
     def candidates(
         self, cursor: Cursor, *, sources: list[str] | None = None, ranked: dict[str, list[Snippet]] | None = None,
-        max_tokens: int | None = None, wait_for_sources: bool = False,
+        max_tokens: int | None = None, wait_for_sources: bool = False, draft: str = "",
     ) -> Candidates:
         """Step 1: what may go into the prompt for `cursor`, retrieved once. Without a repository
-        only `ranked` (already screened by the caller) is offered. Raises `repoctx.policy.Refused`."""
+        only `ranked` (already screened by the caller) is offered. `draft`: a first completion
+        here, which joins the retrieval query. Raises `repoctx.policy.Refused`."""
         if self.repo is None:
             return Candidates(cursor, self.window(cursor, max_tokens), dict(ranked or {}))
         cursor = self.repo.workspace.policy.cursor(cursor)
-        return self.repo.candidates(cursor, self.window(cursor, max_tokens), sources, ranked, wait_for_sources)
+        return self.repo.candidates(cursor, self.window(cursor, max_tokens), sources, ranked, wait_for_sources, draft)
 
     def plan(
         self, candidates: Candidates, *, budget: int | None = None, max_tokens: int | None = None,
@@ -518,7 +521,39 @@ class Completer:
         if read_limit_s and getattr(self.engine, "read_rate", None):
             plan = self.readable(plan, candidates, int(self.engine.read_rate * read_limit_s),
                                  earlier=earlier.snippets if earlier is not None else None)
+        if self.config.retrieval.draft_query and self.repo is not None and ranked is None and not plan.provisional:
+            return self.redrafted(plan, budget=budget, sources=sources, cancel=cancel, on_text=on_text,
+                                  background=background, started=started)
         return self.run(plan, cancel, on_text, started=started)
+
+    def redraft(self, cursor: Cursor, draft: str, *, budget: int | None = None,
+                sources: list[str] | None = None, wait_for_sources: bool = False) -> Plan | None:
+        """The plan for the same cursor from a retrieval whose query ends with `draft`, a first
+        completion there (RepoCoder's second iteration); None when the draft is empty. Assembled
+        afresh: the keystroke-stable layout would keep the first retrieval's context."""
+        if not draft.strip():
+            return None
+        again = self.candidates(cursor, sources=sources, wait_for_sources=wait_for_sources, draft=draft)
+        return self.plan(again, budget=budget, layouts=LRUCache(1))
+
+    def redrafted(self, plan: Plan, *, budget: int | None, sources: list[str] | None, cancel, on_text,
+                  background: bool, started: float) -> Completion:
+        """`retrieval.draft_query`: generate `plan` as a draft, retrieve again with it, and answer
+        from that context (the draft itself when it is empty or the second plan equals the first)."""
+        draft = self.run(plan, cancel, started=started)
+        if cancel is not None and getattr(cancel, "cancelled", False):
+            return draft
+        second = self.redraft(plan.cursor, draft.text, budget=budget, sources=sources,
+                              wait_for_sources=background)
+        if second is None or second.prompt == plan.prompt:
+            if on_text is not None and draft.text:
+                on_text(draft.text)
+            return draft
+        if background:
+            second.request = replace(second.request, timeout_s=plan.request.timeout_s)
+        completion = self.run(second, cancel, on_text, started=started)
+        completion.timings_ms["draft"] = draft.timings_ms.get("total", 0.0)
+        return completion
 
     def readable(self, plan: Plan, candidates: Candidates, tokens: int,
                  cached: Callable[[GenerationRequest], tuple[int, int] | None] | None = None,

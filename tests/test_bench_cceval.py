@@ -264,11 +264,17 @@ def test_store_skips_a_line_cut_short(tmp_path: Path):
 def test_end_to_end_with_smollm2(repo_root: Path, tmp_path: Path):
     out = tmp_path / "smol"
     cceval.run(["--repo", str(repo_root), "--n", "2", "--vectors", "off", "--model", "smollm2-135m",
-                "--strategies", "infile,repoctx", "--budget", "128", "--max-tokens", "8", "--out", str(out)])
+                "--strategies", "infile,repoctx,repoctx-draft", "--budget", "128", "--max-tokens", "8", "--out", str(out)])
     rows = list(read_jsonl(out / "cceval.jsonl"))
-    assert len(rows) == 4
+    assert len(rows) == 6
     for row in rows:
         assert 0 <= row["es"] <= 100 and row["engine_ms"] > 0 and row["prompt_tokens"] > 0
+    # RepoCoder's second iteration: repoctx's own first completion is kept with the record
+    drafted = {row["task_id"]: row for row in rows if row["strategy"] == "repoctx-draft"}
+    plain = {row["task_id"]: row for row in rows if row["strategy"] == "repoctx"}
+    assert drafted.keys() == plain.keys()
+    for task, row in drafted.items():
+        assert row["draft"] == plain[task]["prediction"] and row["redrafted"] in (0, 1)
 
 
 def test_gold_in_a_file_the_workspace_skips(tmp_path: Path):

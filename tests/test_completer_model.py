@@ -108,3 +108,25 @@ def test_a_changed_context_the_engine_has_not_read_answers_from_the_one_it_read(
     assert answer.provisional and [s.key for s in answer.context.snippets] == read
     assert answer.reused_prompt_tokens >= answer.prompt_tokens - 2, (answer.prompt_tokens, answer.reused_prompt_tokens)
     assert answer.text.startswith("total_with_tax("), answer.text
+
+
+def test_a_draft_without_context_retrieves_again_and_the_second_answer_uses_what_it_found(completer):
+    """`retrieval.draft_query` (RepoCoder): the first completion's text joins the retrieval query;
+    a second plan is assembled from what that finds and generated. Started from an in-file draft,
+    the second answer is the repository's method."""
+    cursor = _calc_cursor()[2]
+    first = completer.plan(completer.candidates(cursor, ranked={}))
+    assert not first.context.snippets
+    answer = completer.redrafted(first, budget=None, sources=None, cancel=None, on_text=None, background=False,
+                                 started=0.0)
+    assert answer.timings_ms.get("draft", 0) > 0  # the draft was generated, then the second plan
+    assert any(s.symbol == "PriceCalculator" for s in answer.context.snippets)
+    assert answer.text.startswith("total_with_tax("), answer.text
+
+    # The flag routes `complete` through it; a plan whose second retrieval changes nothing is answered once.
+    completer.config.retrieval.draft_query = True
+    try:
+        once = completer.complete(cursor)
+    finally:
+        completer.config.retrieval.draft_query = False
+    assert once.text.startswith("total_with_tax("), once.text

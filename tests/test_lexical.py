@@ -231,3 +231,33 @@ def test_terms_computed_in_worker_processes_rank_alike(tmp_path, monkeypatch):
             assert len(got & {(r.path, r.start_line) for r, _ in memory.search(query, k=5)}) >= 4, query
     finally:
         repo.close()
+
+
+def test_a_draft_joins_the_query_and_finds_code_like_what_is_about_to_be_written(tmp_path):
+    """RepoCoder's second iteration (`retrieval.draft_query`): the lines before the cursor say
+    nothing of ledgers; a first completion that writes `reconcile_ledger(` finds the code that
+    reconciles ledgers."""
+    from repoctx.retrievers.lexical import query_text
+    from tests.retrieval_support import open_repo, retrieve
+
+    files = {
+        "books/ledger.py": ("def reconcile_ledger(entries, opening_balance):\n"
+                            "    balance = opening_balance\n    for entry in entries:\n"
+                            "        balance += entry.amount\n    return balance\n"),
+        "books/report.py": "def monthly_report(month):\n    rows = fetch_rows(month)\n    return format_rows(rows)\n",
+        "app/close.py": "from books import report\n\n\ndef close_month(month, entries):\n    total = <|>\n",
+    }
+    repo, cursors = open_repo(tmp_path, files)
+    try:
+        cursor = cursors["app/close.py"]
+        assert query_text(cursor, 3, "reconcile_ledger(entries, 0)").endswith("    total = reconcile_ledger(entries, 0)")
+        window = repo.candidates(cursor).window
+        plain = repo.retrieve(repo.request_for(cursor, window), ["lexical"])[0]["lexical"]
+        drafted = repo.retrieve(repo.request_for(cursor, window, draft="reconcile_ledger(entries, 0)"), ["lexical"])[0]["lexical"]
+        assert not plain or plain[0].path != "books/ledger.py"
+        assert drafted and drafted[0].path == "books/ledger.py"
+        again = repo.candidates(cursor, draft="reconcile_ledger(entries, 0)")
+        assert again.ranked["lexical"][0].path == "books/ledger.py"
+        assert retrieve(repo, cursor, "lexical") == plain  # without a draft, nothing changes
+    finally:
+        repo.close()

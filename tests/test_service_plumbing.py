@@ -457,6 +457,43 @@ def test_shared_repository_context_and_completions(served, tmp_path):
     assert "teamlib/teamlib/money.py" in used and "app/prices.py" in used
 
 
+def test_draft_query_retrieves_again_with_the_first_completion(served, tmp_path):
+    """`retrieval.draft_query` in the service: the first completion joins the shared repository's
+    query, and the answer comes from a second prompt holding what that found."""
+    root = make_repo(tmp_path, {
+        "teamlib/__init__.py": "",
+        "teamlib/report.py": "def monthly_report(month):\n    rows = fetch_rows(month)\n    return format_rows(rows)\n",
+        "teamlib/ledger.py": "def reconcile_ledger(entries, opening_balance):\n    balance = opening_balance\n"
+                             "    for entry in entries:\n        balance += entry.amount\n    return balance\n",
+    })
+    cfg = settings()
+    cfg.update({"service": {"repos": {"teamlib": {"root": str(root), "tenants": ["alice"], "index_location": "cache"}}}})
+    cfg.repoctx.retrieval.time_limit_ms = {k: 5000.0 for k in cfg.repoctx.retrieval.time_limit_ms}
+    cfg.repoctx.retrieval.draft_query = True
+    client, _, engine = served(cfg, ScriptedEngine(text="reconcile_ledger(entries, 0)\n"))
+    deadline = time.monotonic() + 60
+    while client.get("/health").json()["repos"] != {"ready": 1}:
+        assert time.monotonic() < deadline, client.get("/health").json()
+        time.sleep(0.05)
+    response = client.post("/v1/code/completions", headers=auth(), json={
+        "prefix": "def close_month(month, entries):\n    total = ", "suffix": "\n", "path": "app/close.py",
+        "repos": ["teamlib"]})
+    assert response.status_code == 200, response.text
+    data = response.json()
+    assert len(engine.prompts) == 2 and "def reconcile_ledger" in engine.prompts[1]
+    assert "teamlib/ledger.py" in [s["path"] for s in data["context_used"]]
+    assert data["completion"] == "reconcile_ledger(entries, 0)" and "draft" in data["timings_ms"]
+    # without the setting: one generation
+    cfg.repoctx.retrieval.draft_query = False
+    client2, _, engine2 = served(cfg, ScriptedEngine(text="reconcile_ledger(entries, 0)\n"))
+    while client2.get("/health").json()["repos"] != {"ready": 1}:
+        time.sleep(0.05)
+    assert client2.post("/v1/code/completions", headers=auth(), json={
+        "prefix": "def close_month(month, entries):\n    total = ", "suffix": "\n", "path": "app/close.py",
+        "repos": ["teamlib"]}).status_code == 200
+    assert len(engine2.prompts) == 1
+
+
 def test_refuses_non_loopback_without_keys(tmp_path, monkeypatch):
     from repoctx.service.security import check_startup
     from repoctx.config import ConfigError

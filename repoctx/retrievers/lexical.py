@@ -83,8 +83,11 @@ def chunk_terms(text: str, chunk_lines: int, stride: int) -> list[tuple[int, int
     return out
 
 
-def query_text(cursor: Cursor, query_lines: int) -> str:
-    lines = cursor.prefix.split("\n")
+def query_text(cursor: Cursor, query_lines: int, draft: str = "") -> str:
+    """The last `query_lines` lines before the cursor; with a `draft` (a first completion here),
+    the last lines of the text before the cursor followed by it (RepoCoder's iterative query:
+    the code about to be written finds code like it better than the code before it does)."""
+    lines = (cursor.prefix + draft).split("\n")
     return "\n".join(lines[-query_lines:])
 
 
