@@ -183,11 +183,15 @@ def _paired(records: list[dict], generation: bool, title: str = "") -> str:
         if generation:
             row.append(_interval(paired_difference([100.0 * r["em"] for r in mine], [100.0 * r["em"] for r in theirs])))
             row.append(_interval(paired_difference([float(r["es"]) for r in mine], [float(r["es"]) for r in theirs])))
-        if all(r.get("logprob_mean") is not None for r in mine + theirs):
-            row.append(_interval(paired_difference([r["logprob_mean"] for r in mine], [r["logprob_mean"] for r in theirs]), 3))
-            row.append(_interval(paired_difference([r["logprob_sum"] for r in mine], [r["logprob_sum"] for r in theirs]), 2))
-            row.append(_interval(paired_difference([100.0 * r["greedy_all"] for r in mine],
-                                                   [100.0 * r["greedy_all"] for r in theirs])))
+        # The signal is paired over the tasks both scored (a scoring that timed out has none).
+        scored = [(a, b) for a, b in zip(mine, theirs)
+                  if a.get("logprob_mean") is not None and b.get("logprob_mean") is not None]
+        if len(scored) >= 2:
+            fewer = f" ({len(scored)} tasks)" if len(scored) < len(shared) else ""
+            a_rows, b_rows = [a for a, _ in scored], [b for _, b in scored]
+            for key, scale, digits in (("logprob_mean", 1.0, 3), ("logprob_sum", 1.0, 2), ("greedy_all", 100.0, 1)):
+                row.append(_interval(paired_difference([scale * r[key] for r in a_rows],
+                                                       [scale * r[key] for r in b_rows]), digits) + fewer)
         else:
             row += ["–", "–", "–"]
         rows.append(row)

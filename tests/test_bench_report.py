@@ -128,3 +128,16 @@ def test_model_filter_from_another_models_infile_run(tmp_path: Path, capsys):
     report.main([str(main), "--no-plots"])
     plain = capsys.readouterr().out.split("By CrossCodeEval filters")[1].split("By package")[0]
     assert "| filtered (kept) | 2 |" in plain
+
+
+def test_the_signal_is_paired_over_the_tasks_both_scored():
+    """A task whose scoring timed out (no log-prob) leaves the others' signal comparison standing."""
+    rows = _signal_rows()
+    for row in rows:
+        if row["strategy"] == "bm25" and row["task_id"] == "t2":
+            row["logprob_mean"] = row["logprob_sum"] = None
+    text = report.cceval_table(rows)
+    versus_bm25 = next(line for line in text.splitlines() if line.startswith("| repoctx − bm25 |"))
+    # EM over all 3 tasks, the signal over the 2 both scored (repoctx -0.25 against bm25 -1.0 per token)
+    assert "| 3 | +100.0 [" in versus_bm25
+    assert "+0.750 [+0.750, +0.750] (2 tasks)" in versus_bm25
