@@ -86,6 +86,9 @@ class TaskBuffer:
 
     def __enter__(self) -> "TaskBuffer":
         self.repo.set_buffer(self.path, self.buffer)
+        # Git's signals for the file arrive in the background after a first request: looked up
+        # now, every strategy ranks with them, whichever runs first.
+        self.repo.git_boosts(self.path, wait=True)
         if self.repo.dense is not None:
             self.repo.dense.build(self.repo.index.all_chunks())  # embeds only the buffer's changed chunks
         return self

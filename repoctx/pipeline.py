@@ -192,13 +192,18 @@ class RepoContext:
             retrievers["dense"] = DenseRetriever(self.dense)
         return retrievers
 
-    def git_boosts(self, path: str) -> dict[str, float]:
+    def git_boosts(self, path: str, wait: bool = False) -> dict[str, float]:
         """Score multipliers for files that change together with `path` or changed lately.
 
         Git runs in a subprocess, which costs tens of milliseconds: never on the completion
         path. The first request for a file starts the lookup in the background and gets no
         boost; later ones get the last known answer, refreshed after GIT_SIGNAL_TTL_S.
+        `wait`: look it up now where nothing is known yet (the benchmarks, so that every
+        strategy sees the file as an editor does once it has been open a moment, whatever
+        order they run in).
         """
+        if wait and self._git_signals.get(path) is None:
+            self._compute_git_boosts(path)
         now = time.monotonic()
         with self._lock:
             cached = self._git_signals.get(path)
