@@ -24,7 +24,9 @@ def test_edits_inside_the_visible_window_are_not_repeated(tmp_path):
     assert retrieve(repo, cursors["c.py"], "recent") == []
 
 
-def test_co_changed_files_rank_first_among_equal_lexical_hits(tmp_path):
+def _co_changed_repo(tmp_path):
+    """Two files with the same body, one of which (z_near.py) changes together with cart.py; a
+    cursor in cart.py whose lexical hits are those two, equally. Returns (repo, cursor)."""
     from tests.helpers import make_repo
     from repoctx.config import Config
     from repoctx.pipeline import RepoContext
@@ -41,7 +43,11 @@ def test_co_changed_files_rank_first_among_equal_lexical_hits(tmp_path):
     repo = RepoContext(root, Config.from_dict({"index": {"location": str(tmp_path / "ix")}}))
     repo.build_index()
     text = "x = None\ntotal = apply_rate(amount, rate)\n"
-    cursor = Cursor("cart.py", text, 1, 32)
+    return repo, Cursor("cart.py", text, 1, 32)
+
+
+def test_co_changed_files_rank_first_among_equal_lexical_hits(tmp_path):
+    repo, cursor = _co_changed_repo(tmp_path)
     assert repo.git_boosts("cart.py") == {}  # computed in the background, off the completion path
     import time
 
@@ -57,26 +63,12 @@ def test_the_benchmarks_task_buffer_ranks_with_git_signals_from_the_first_reques
     """An editor's first request for a file ranks without git's signals (they arrive in the
     background); the harness looks them up when a task's buffer opens, so the first strategy
     it runs ranks as the later ones do and the order of strategies cannot change a result."""
-    from tests.helpers import make_repo
     from benchmarks.strategies import TaskBuffer
-    from repoctx.config import Config
-    from repoctx.pipeline import RepoContext, prompt_window
-    from repoctx.types import Cursor
+    from repoctx.pipeline import prompt_window
 
-    body = "def apply_rate(amount, rate):\n    return amount * rate\n"
-    root = make_repo(
-        tmp_path,
-        {"a_far.py": body, "z_near.py": body, "cart.py": "x = 1\n"},
-        commits=[{"files": {"cart.py": "x = 2\n", "z_near.py": body + "# v2\n"}, "message": "change together"},
-                 {"files": {"cart.py": "x = 3\n", "z_near.py": body + "# v3\n"}, "message": "and again"}]
-        + [{"files": {f"pad{i}.py": "pad_value = True\n"}, "message": f"pad {i}"} for i in range(25)],
-    )
-    repo = RepoContext(root, Config.from_dict({"index": {"location": str(tmp_path / "ix")}}))
-    repo.build_index()
+    repo, cursor = _co_changed_repo(tmp_path)
     try:
-        text = "x = None\ntotal = apply_rate(amount, rate)\n"
-        cursor = Cursor("cart.py", text, 1, 32)
-        with TaskBuffer(repo, "cart.py", text):
+        with TaskBuffer(repo, "cart.py", cursor.text):
             first = repo.lexical(repo.request_for(cursor, prompt_window(cursor, repo.tokenizer, 100, 100)))
             assert [s.path for s in first[:2]] == ["z_near.py", "a_far.py"]
     finally:
