@@ -21,7 +21,6 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import ValidationError
 
-from repoctx.cache import LRUCache
 from repoctx.engines.base import EngineError, GenerationRequest, GenerationResult
 from repoctx.foreground import busy
 from repoctx.pipeline import context_to_json
@@ -187,7 +186,7 @@ def plan_code_completion(service: Service, body: CodeCompletionBody, snippets: l
     try:
         plan = completer.plan(candidates, budget=body.budget, max_tokens=max_tokens,
                               temperature=body.temperature, repo_name=repo_name,
-                              layouts=LRUCache(1) if draft else service.layouts, layout_key=key)
+                              layouts=service.layouts, layout_key=key, fresh=bool(draft))
     except PromptDoesNotFit as exc:
         raise ServiceError(422, f"{exc} beside max_tokens {max_tokens} in the {slot.window}-token window",
                            param="max_tokens") from None

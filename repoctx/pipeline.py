@@ -452,12 +452,14 @@ class Completer:
     def plan(
         self, candidates: Candidates, *, budget: int | None = None, max_tokens: int | None = None,
         temperature: float | None = None, repo_name: str | None = None, layouts: LRUCache | None = None,
-        layout_key: object = None,
+        layout_key: object = None, fresh: bool = False,
     ) -> Plan:
         """Step 2: the prompt, its context and the generation request. The candidates are
         assembled again (never retrieved again) when the first prompt overflows the room.
-        `layouts`/`layout_key` keep keystroke-stable order apart per caller (the service's tenants)."""
-        store = self.layouts if layouts is None else layouts
+        `layouts`/`layout_key` keep keystroke-stable order apart per caller (the service's tenants);
+        `fresh`: assembled afresh, in a layout store of this plan's own (a second retrieval at the
+        same cursor, which the keystroke-stable layout would answer with the first one's context)."""
+        store = LRUCache(1) if fresh else self.layouts if layouts is None else layouts
 
         def assemble(room_budget: int, render: Callable[[list[Snippet]], str]) -> AssembledContext:
             return assemble_candidates(candidates, tokenizer=self.tokenizer, config=self.config, budget=room_budget,
@@ -534,12 +536,11 @@ class Completer:
     def redraft(self, cursor: Cursor, draft: str, *, budget: int | None = None,
                 sources: list[str] | None = None, wait_for_sources: bool = False) -> Plan | None:
         """The plan for the same cursor from a retrieval whose query ends with `draft`, a first
-        completion there (RepoCoder's second iteration); None when the draft is empty. Assembled
-        afresh: the keystroke-stable layout would keep the first retrieval's context."""
+        completion there (RepoCoder's second iteration); None when the draft is empty."""
         if not draft.strip():
             return None
         again = self.candidates(cursor, sources=sources, wait_for_sources=wait_for_sources, draft=draft)
-        return self.plan(again, budget=budget, layouts=LRUCache(1))
+        return self.plan(again, budget=budget, fresh=True)
 
     def redrafted(self, plan: Plan, *, budget: int | None, sources: list[str] | None, cancel, on_text,
                   background: bool, started: float) -> Completion:
