@@ -160,6 +160,11 @@ def load_tasks(args: argparse.Namespace, temp: Path) -> list[RepoTasks]:
             tag_all(items, census)
             groups.append(RepoTasks(root, repo_name, admissible(items, Policy(), f"{path} ({repo_name})"), str(path),
                                     census))
+    if args.task_ids:
+        wanted = {line.strip() for line in Path(args.task_ids).read_text().splitlines() if line.strip()}
+        for group in groups:
+            group.tasks = [t for t in group.tasks if t.task_id in wanted]
+        print(f"--task-ids: {sum(len(g.tasks) for g in groups)} of {len(wanted)} listed tasks dealt", file=sys.stderr)
     return groups
 
 
@@ -604,6 +609,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--languages", default="python,typescript")
     p.add_argument("--cceval-filter", action="store_true",
                    help="keep only tasks that pass the CrossCodeEval-style filters (reports split by them either way)")
+    p.add_argument("--task-ids", help="a file of task ids, one per line: run only those of the dealt tasks (the same "
+                                       "tasks as an earlier run's subset, e.g. with another model)")
     p.add_argument("--strategies", default=DEFAULT_STRATEGIES,
                    help=f"comma-separated: {', '.join(BASELINES)}, repoctx, repoctx-no-<source>")
     p.add_argument("--model", default="none",
