@@ -118,6 +118,16 @@ def test_model_free_figures_and_resume(repo_root: Path, tmp_path: Path, capsys):
     assert (out / "recall.jsonl").read_bytes() == before
 
 
+def test_task_ids_run_only_the_listed_tasks(repo_root: Path, tmp_path: Path):
+    cceval.run(_args(repo_root, tmp_path / "all", "--strategies", "infile"))
+    dealt = sorted({r["task_id"] for r in read_jsonl(tmp_path / "all" / "recall.jsonl")})
+    assert len(dealt) >= 2
+    listed = tmp_path / "ids.txt"
+    listed.write_text(f"{dealt[-1]}\nnot-a-task/x.py:1:0/line\n")
+    cceval.run(_args(repo_root, tmp_path / "some", "--strategies", "infile", "--task-ids", str(listed)))
+    assert {r["task_id"] for r in read_jsonl(tmp_path / "some" / "recall.jsonl")} == {dealt[-1]}
+
+
 def test_no_snippet_shows_the_ground_truth_line(repo_root: Path):
     """The gold line is on disk; the pipeline must only ever see the buffer without it —
     every source (dense retrieval too, when the embedder is installed) and every baseline."""
