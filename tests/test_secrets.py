@@ -135,6 +135,8 @@ LONG_KEY = "MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC7" * 8  # 400 bas
         # a real host that merely contains "example" is not a documentation host
         ('URL = "https://deploy:Zk39Qm02LxVb@example.co.uk/hook"\n', "a password in a URL"),
         ('URL = "https://deploy:Zk39Qm02LxVb@myexample.com/hook"\n', "a password in a URL"),
+        ('URL = "https://deploy:Zk39Qm02LxVb@ci.testing.io/hook"\n', "a password in a URL"),
+        ('URL = "https://deploy:Zk39Qm02LxVb@[2001:db8::1]/hook"\n', "a password in a URL"),
         ('KEY = ("-----BEGIN RSA "\n       "PRIVATE KEY-----\\nMIIEowIBAAKCAQEAz3R1")\n', "a private key"),
         ('key = "-----BEGIN " + "PRIVATE KEY-----" + body\n', "a private key"),
         (f'private_key = "{LONG_KEY}"\n', "a credential assigned to a secret-sounding name"),
@@ -154,6 +156,8 @@ def test_secrets_the_detector_used_to_miss(text: str, kind: str) -> None:
         "DATABASE_URL=postgres://${DB_USER}:${DB_PASSWORD}@db/app\n",
         "see http://localhost:8080/docs and git+ssh://git@github.com/org/repo\n",
         "# e.g. 'ftp://foo:bar@ftp.example.org/'\n",  # marshmallow's URL validator documents its syntax
+        '["http://:p@d.test", "http://u:@d.test"],\n',  # werkzeug's URL tests: RFC 2606's .test
+        'httpx.URL("https://u:p@[invalid!]//evilHost/path?t=w#tw")\n',  # httpx's: a malformed host, reserved name
         '"""Connect with ``https://user:s3cr3tPa55@api.example.com/v1``."""\n',
         "# -----------------------------------------------------------\nBEGIN = 1\n",
         f'thumbnail = "{LONG_KEY}"\n',
