@@ -20,7 +20,7 @@ import random
 from collections import defaultdict
 from typing import Any, Callable, Iterable
 
-__all__ = ["BOOTSTRAP_RESAMPLES", "best_bm25", "cceval_table", "paired_difference", "signal_table", "slices_table"]
+__all__ = ["BOOTSTRAP_RESAMPLES", "best_bm25", "cceval_table", "models_table", "paired_difference", "signal_table", "slices_table"]
 
 BOOTSTRAP_RESAMPLES = 5000
 STRATEGY_ORDER = ("infile", "bm25", "bm25-cceval", "bm25-cceval-fill", "bm25-fill", "jaccard", "given", "repoctx", "oracle")
@@ -236,9 +236,70 @@ def _section(records: list[dict], generation: bool) -> str:
     return "\n\n".join(parts)
 
 
+def models_table(records: list[dict]) -> str:
+    """Several models on the same tasks and budget, side by side: each strategy's EM and log-prob
+    per model over the tasks every model finished with every strategy; per model the gain of
+    repoctx over the strongest BM25 and over in-file, among the strategies every model ran; and whether that gain differs between
+    models (the per-task difference of the two models' gains, paired, bootstrapped)."""
+    cells: dict[tuple, dict[str, dict[str, dict]]] = defaultdict(lambda: defaultdict(dict))
+    for r in records:
+        if "em" in r:
+            cells[r.get("budget")][(r.get("model"), r["strategy"])][r["task_id"]] = r
+    parts = []
+    for budget, by_cell in sorted(cells.items(), key=str):
+        models = sorted({m for m, _ in by_cell}, key=str)
+        strategies = sorted({s for _, s in by_cell}, key=strategy_key)
+        if len(models) < 2 or "repoctx" not in strategies:
+            continue
+        present = [(m, s) for m in models for s in strategies if (m, s) in by_cell]
+        shared = sorted(set.intersection(*(set(by_cell[c]) for c in present)))
+        if len(shared) < 2:
+            continue
+        rows = []
+        for strategy in strategies:
+            row: list[Any] = [strategy]
+            for model in models:
+                items = [by_cell[(model, strategy)][t] for t in shared] if (model, strategy) in by_cell else []
+                row += [100 * (mean(r["em"] for r in items) or 0.0) if items else None,
+                        fmt(mean(r.get("logprob_mean") for r in items), 3) if items else None]
+            rows.append(row)
+        head = ["strategy"] + [f"{what} ({m})" for m in models for what in ("EM %", "log-prob / token")]
+        text = [f"**{len(models)} models, context budget {budget} tokens, the {len(shared)} tasks all finished**",
+                table(head, rows)]
+        gains: dict[str, dict[str, list[float]]] = {}
+        gain_rows = []
+        for model in models:
+            # Like with like: the strategies every model ran (the strongest BM25 among those).
+            by_strategy = {s: by_cell[(model, s)] for s in strategies if all((m, s) in by_cell for m in models)}
+            gains[model] = {}
+            for label, other in (("strongest BM25", best_bm25(by_strategy, shared)), ("in-file", "infile")):
+                if other not in by_strategy or "repoctx" not in by_strategy:
+                    continue
+                diff = [100.0 * (by_strategy["repoctx"][t]["em"] - by_strategy[other][t]["em"]) for t in shared]
+                gains[model][label] = diff
+                name = f"{label} ({other})" if label == "strongest BM25" else label
+                gain_rows.append([model, f"repoctx − {name}", _interval(paired_difference(diff, [0.0] * len(diff)))])
+        text.append("Gain of repoctx per model (EM points, paired, 95% bootstrap):\n\n"
+                    + table(["model", "comparison", "EM points"], gain_rows))
+        first, *rest = models
+        diff_rows = []
+        for model in rest:
+            for label in gains[first]:
+                if label in gains[model]:
+                    diff_rows.append([f"{model} − {first}", f"gain over {label}",
+                                      _interval(paired_difference(gains[model][label], gains[first][label]))])
+        if diff_rows:
+            text.append("Is repository context worth more to one model? The difference of the gains, per task:\n\n"
+                        + table(["models", "gain", "EM points"], diff_rows))
+        parts.append("\n\n".join(text))
+    return "\n\n".join(parts)
+
+
 def cceval_table(records: list[dict]) -> str:
-    """Completions: CrossCodeEval metrics, the log-prob signal, latency; paired differences; slices."""
-    return _section(records, generation=True)
+    """Completions: CrossCodeEval metrics, the log-prob signal, latency; paired differences; slices;
+    several models side by side where the records hold more than one."""
+    side_by_side = models_table(records)
+    return _section(records, generation=True) + (f"\n\n### Models side by side\n\n{side_by_side}" if side_by_side else "")
 
 
 def signal_table(records: list[dict]) -> str:

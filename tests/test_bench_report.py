@@ -141,3 +141,25 @@ def test_the_signal_is_paired_over_the_tasks_both_scored():
     # EM over all 3 tasks, the signal over the 2 both scored (repoctx -0.25 against bm25 -1.0 per token)
     assert "| 3 | +100.0 [" in versus_bm25
     assert "+0.750 [+0.750, +0.750] (2 tasks)" in versus_bm25
+
+
+def test_two_models_side_by_side():
+    """The small model gains 2 of 4 tasks from repoctx over BM25; the large one gains none: the
+    difference of the gains is -50 points, computed over the tasks both models finished."""
+    rows = []
+    for model, repoctx_em in (("small", (1, 1, 0, 0)), ("large", (1, 1, 1, 1))):
+        for i in range(4):
+            for strategy, em in (("infile", 0), ("bm25-fill", int(model == "large" or i >= 2)), ("repoctx", repoctx_em[i])):
+                rows.append({"strategy": strategy, "task_id": f"t{i}", "model": model, "budget": 1024, "em": em, "es": 50,
+                             "logprob_mean": -1.0 + 0.1 * em, "logprob_sum": -5.0 + em, "greedy_all": em})
+    rows.append({"strategy": "repoctx", "task_id": "t9", "model": "small", "budget": 1024, "em": 1, "es": 100})
+    text = report.cceval_table(rows)
+    side = text.split("### Models side by side", 1)[1]
+    assert "2 models, context budget 1024 tokens, the 4 tasks all finished" in side
+    assert "| repoctx | 100.0 | -0.900 | 50.0 | -0.950 |" in side  # large, then small
+    assert "| small | repoctx − strongest BM25 (bm25-fill) | +0.0" in side  # wins t0, t1; loses t2, t3
+    assert "| large | repoctx − strongest BM25 (bm25-fill) | +0.0 [+0.0, +0.0] |" in side
+    assert "| large | repoctx − in-file | +100.0 [+100.0, +100.0] |" in side
+    assert "| small − large | gain over in-file | -50.0" in side
+    # one model alone has no side-by-side section
+    assert "Models side by side" not in report.cceval_table([r for r in rows if r["model"] == "small"])
