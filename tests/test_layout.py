@@ -68,8 +68,8 @@ MAX_LINES = 700  # past this, a module is doing several jobs: split it
 
 
 def test_no_source_module_is_over_700_lines():
-    modules = python_files("repoctx", *SHELLS)
-    assert len(modules) > 40
+    modules = python_files("repoctx", *SHELLS, "benchmarks")
+    assert len(modules) > 60
     long = {str(path.relative_to(ROOT)): count for path in modules
             if (count := len(path.read_text(encoding="utf-8").splitlines())) > MAX_LINES}
     assert long == {}
