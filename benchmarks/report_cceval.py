@@ -239,8 +239,8 @@ def _section(records: list[dict], generation: bool) -> str:
 def models_table(records: list[dict]) -> str:
     """Several models on the same tasks and budget, side by side: each strategy's EM and log-prob
     per model over the tasks every model finished with every strategy; per model the gain of
-    repoctx over the strongest BM25 and over in-file, among the strategies every model ran; and whether that gain differs between
-    models (the per-task difference of the two models' gains, paired, bootstrapped)."""
+    repoctx over the strongest BM25 and over in-file, among the strategies every model ran; and
+    whether that gain differs between models (the per-task difference of the gains, bootstrapped)."""
     cells: dict[tuple, dict[str, dict[str, dict]]] = defaultdict(lambda: defaultdict(dict))
     for r in records:
         if "em" in r:
@@ -266,11 +266,12 @@ def models_table(records: list[dict]) -> str:
         head = ["strategy"] + [f"{what} ({m})" for m in models for what in ("EM %", "log-prob / token")]
         text = [f"**{len(models)} models, context budget {budget} tokens, the {len(shared)} tasks all finished**",
                 table(head, rows)]
+        # Like with like: the gains over the strategies every model ran (the strongest BM25 among those).
+        common = [s for s in strategies if all((m, s) in by_cell for m in models)]
         gains: dict[str, dict[str, list[float]]] = {}
         gain_rows = []
         for model in models:
-            # Like with like: the strategies every model ran (the strongest BM25 among those).
-            by_strategy = {s: by_cell[(model, s)] for s in strategies if all((m, s) in by_cell for m in models)}
+            by_strategy = {s: by_cell[(model, s)] for s in common}
             gains[model] = {}
             for label, other in (("strongest BM25", best_bm25(by_strategy, shared)), ("in-file", "infile")):
                 if other not in by_strategy or "repoctx" not in by_strategy:

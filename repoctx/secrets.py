@@ -185,7 +185,8 @@ _TOKEN_FORMATS: list[tuple[re.Pattern[str], str, str]] = [
 ]
 
 # A password in a URL: scheme://user:<password>@host, any password that is not a template.
-_URL_PASSWORD = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://[^\s:/@\"'`]*:([^\s/@\"'`]+)@([A-Za-z0-9\[][A-Za-z0-9.\-]*)")
+# The host is read without an IPv6 bracket, for the check of reserved names below.
+_URL_PASSWORD = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://[^\s:/@\"'`]*:([^\s/@\"'`]+)@\[?([A-Za-z0-9][A-Za-z0-9.\-]*)")
 # Names reserved for documentation and tests (RFC 2606): a credential for one opens nothing, and docstrings
 # and tests show URL syntax with them (marshmallow's URL validator: 'ftp://foo:bar@ftp.example.org/',
 # werkzeug's 'http://:p@d.test', httpx's malformed 'https://u:p@[invalid!]').
@@ -283,7 +284,7 @@ def find_secret(text: str) -> str | None:
     if "://" in text:
         for match in _URL_PASSWORD.finditer(text):
             password, host = match.group(1), match.group(2)
-            if _DOCUMENTATION_HOST.search(host.lstrip("[")):
+            if _DOCUMENTATION_HOST.search(host):
                 continue
             if not _URL_TEMPLATE.search(password) and not _PLACEHOLDER.search(password):
                 return "a password in a URL"
