@@ -65,7 +65,7 @@ from repoctx.types import Cursor
 from .figures import LineCensus, context_figures, leaked  # noqa: F401  (leaked: the harness's leak test)
 from .fingerprint import FingerprintMismatch, fingerprint, fingerprint_id, source_state
 from .metrics import edit_similarity, score
-from .runs import Progress, RunStore, record_run
+from .runs import Progress, RunStore, read_task_ids, record_run
 from .strategies import (  # noqa: F401
     BASELINES, BM25_VARIANTS, Baselines, TaskBuffer, baseline_ranked, cold_read_tokens, plan, strategy_prompt,
 )
@@ -161,7 +161,7 @@ def load_tasks(args: argparse.Namespace, temp: Path) -> list[RepoTasks]:
             groups.append(RepoTasks(root, repo_name, admissible(items, Policy(), f"{path} ({repo_name})"), str(path),
                                     census))
     if args.task_ids:
-        wanted = {line.strip() for line in Path(args.task_ids).read_text().splitlines() if line.strip()}
+        wanted = read_task_ids(args.task_ids)
         for group in groups:
             group.tasks = [t for t in group.tasks if t.task_id in wanted]
         print(f"--task-ids: {sum(len(g.tasks) for g in groups)} of {len(wanted)} listed tasks dealt", file=sys.stderr)

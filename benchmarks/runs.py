@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
-__all__ = ["Progress", "RunStore", "key_of", "machine_description", "record_run", "read_jsonl"]
+__all__ = ["Progress", "RunStore", "key_of", "machine_description", "read_task_ids", "record_run", "read_jsonl"]
 
 KEY_FIELDS = ("strategy", "task_id", "model", "budget")
 
@@ -32,6 +32,14 @@ KEY_FIELDS = ("strategy", "task_id", "model", "budget")
 def key_of(record: dict[str, Any]) -> tuple[str, str, str, str]:
     """The identity of a record: strategy, task id, model and budget (as strings)."""
     return tuple(str(record.get(name, "")) for name in KEY_FIELDS)  # type: ignore[return-value]
+
+
+def read_task_ids(path: str | os.PathLike[str]) -> set[str]:
+    """The task ids listed in a text file, one per line (``--task-ids``); a clear exit if it cannot be read."""
+    try:
+        return {line.strip() for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()}
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SystemExit(f"--task-ids: cannot read {path}: {exc}") from None
 
 
 def read_jsonl(path: str | os.PathLike[str]) -> Iterator[dict[str, Any]]:

@@ -126,6 +126,8 @@ def test_task_ids_run_only_the_listed_tasks(repo_root: Path, tmp_path: Path):
     listed.write_text(f"{dealt[-1]}\nnot-a-task/x.py:1:0/line\n")
     cceval.run(_args(repo_root, tmp_path / "some", "--strategies", "infile", "--task-ids", str(listed)))
     assert {r["task_id"] for r in read_jsonl(tmp_path / "some" / "recall.jsonl")} == {dealt[-1]}
+    with pytest.raises(SystemExit, match="--task-ids: cannot read"):
+        cceval.run(_args(repo_root, tmp_path / "none", "--strategies", "infile", "--task-ids", str(tmp_path / "missing.txt")))
 
 
 def test_no_snippet_shows_the_ground_truth_line(repo_root: Path):
